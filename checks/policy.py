@@ -1,0 +1,52 @@
+"""What the checks need to know from configuration, as one frozen value."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from checks.models import Check, Severity
+
+DEFAULT_SEVERITIES: Mapping[Check, Severity] = {
+    Check.STALE_PAGE: Severity.ERROR,
+    Check.MISSING_REVIEW_DATE: Severity.WARNING,
+    Check.BROKEN_LINK: Severity.ERROR,
+    Check.REDIRECT: Severity.WARNING,
+    Check.MISSING_PDF: Severity.ERROR,
+    Check.UNVERIFIED_LINK: Severity.WARNING,
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_age_days: int = 365
+    #: URL prefix -> max age in days; the longest matching prefix wins.
+    max_age_by_prefix: Mapping[str, int] = field(default_factory=dict)
+    severities: Mapping[Check, Severity] = field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
+    #: URL prefixes or bare host names that editors care most about.
+    watched: tuple[str, ...] = ()
+    unverified_statuses: frozenset[int] = frozenset({401, 403, 429, 999})
+    soft_404_phrases: tuple[str, ...] = ()
+
+    def max_age_for(self, url: str) -> int:
+        best, best_len = self.max_age_days, -1
+        for prefix, days in self.max_age_by_prefix.items():
+            if url.startswith(prefix) and len(prefix) > best_len:
+                best, best_len = days, len(prefix)
+        return best
+
+    def severity(self, check: Check) -> Severity:
+        return self.severities.get(check, DEFAULT_SEVERITIES[check])
+
+    def is_watched(self, url: str) -> bool:
+        if not self.watched:
+            return False
+        host = (urlsplit(url).hostname or "").lower()
+        for w in self.watched:
+            if "/" in w:
+                if url.startswith(w):
+                    return True
+            elif host == w.lower() or host.endswith("." + w.lower()):
+                return True
+        return False
