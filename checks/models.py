@@ -118,6 +118,8 @@ class LinkResult:
     watched: bool = False
     #: True when the target lies inside the crawl scope.
     internal: bool = False
+    #: For PDF links: the ``missing_pdf`` detail, empty when the PDF is real.
+    pdf_problem: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,609 @@
+"""Find a page's review date, and say where it came from.
+
+The crawler calls :func:`find_review_date` once per HTML page with the already-parsed
+``lxml.html`` document and the raw HTTP ``Last-Modified`` header. The module is pure: no Scrapy,
+no Jinja2, no network; it never re-parses the page and never raises on hostile input.
+
+Sources, in order of trust (the first source that yields a date wins). The ``source`` string
+of the returned :class:`ReviewDate` is the quoted value:
+
+1. ``"text"`` -- a review/update/publish phrase in the visible page text, followed closely by a
+   date. Visible text excludes ``<head>``, ``<script>``, ``<style>``, ``<noscript>``,
+   ``<template>`` and comments. Block elements (``p``, ``div``, ``li``, ``td``, ``br`` ...) are
+   separated by a line break.
+2. ``"time"`` -- ``<time datetime="...">`` inside a ``<footer>`` or an element whose id/class
+   contains ``footer``, ``review``, ``updated`` or ``modified``, or right after a review phrase
+   in its parent/ancestor element ("Senast uppdaterad: <time ...>igår</time>").
+3. ``"json-ld"`` -- ``dateModified`` in ``<script type="application/ld+json">`` (top-level
+   object, lists, and ``@graph`` lists; invalid JSON is ignored).
+4. ``<meta>`` tags, names matched case-insensitively against ``name`` and ``property``, in
+   this order: ``"meta:article:modified_time"``, ``"meta:og:updated_time"``,
+   ``"meta:dcterms.modified"`` (for ``dcterms.modified``, ``dcterms:modified``,
+   ``DC.date.modified``), ``"meta:govuk:updated-at"``.
+5. ``"http:last-modified"`` -- the RFC 7231 ``Last-Modified`` header; weakest, since CMSs often
+   send the render time.
+
+A date that merely appears in body text ("I februari 1997 antog kommunfullmäktige ...",
+"avtal tecknat 2019-05-01") is never used.
+
+Phrases (case-insensitive; the words before the keyword do not matter, so "Sidan har
+granskats", "Senast granskad:", "Page last reviewed:" all hit on their keyword):
+
+- reviewed (strongest): ``granskad``, ``granskade``, ``granskades``, ``granskat``,
+  ``granskats``, ``reviewed``
+- updated: ``uppdaterad(e/es)``, ``uppdaterat``, ``ändrad(e/es)``, ``ändrat``,
+  ``reviderad(e/es)``, ``updated``, ``modified``, ``revised``
+- published (weakest): ``publicerad(e/es)``, ``publicerat``, ``published``
+
+Between the keyword and the date only whitespace, punctuation (``: . , ; | - – — ( [``) and the
+filler words ``den``, ``senast``, ``on``, ``the``, ``at``, ``last`` and weekday names (sv/en,
+full or abbreviated) may stand, at most 40 characters. A keyword preceded by ``next``,
+``nästa``, ``be``, ``ska``, ``skall`` or ``bör`` ("will be reviewed on ...") does not count, and
+"Next review due: ..." has no keyword at all. With several hits on a page, reviewed beats
+updated beats published; among equals the last one in document order wins (footers come last).
+
+Date forms (:func:`parse_date_text`), Swedish and English month names, full or abbreviated
+(``jan feb mar/mars apr maj/may jun jul aug sep/sept okt/oct nov dec``, optional trailing dot),
+any case:
+
+- ISO ``2013-12-13`` (also ``2013/12/13``, ``2013.12.13``; a trailing time is ignored)
+- ``13 december 2013``, ``13. december 2013``, ``15 March 2021``, ``1st March 2021``
+- ``March 15, 2021``, ``Nov 26, 2026``
+- ``13.12.2013`` (day.month.year)
+- ``24/10 2023`` and ``24/10/2023`` (day/month)
+
+Machine values (``time``, JSON-LD, meta) are ISO 8601 dates or datetimes; the date part is
+taken as written, i.e. in the stated zone. Dates are rejected when they are not real calendar
+dates (2023-02-30) or their year is outside 1990..2100.
+
+Not supported: two-digit years, month/day order for numeric dates, relative dates ("igår",
+"3 days ago"), sitemap ``<lastmod>`` (not visible to this function), microdata ``itemprop``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import json
+import re
+from dataclasses import dataclass
+
+import lxml.html
+
+__all__ = [
+    "SOURCES",
+    "ReviewDate",
+    "find_phrase_date",
+    "find_review_date",
+    "parse_date_text",
+]
+
+#: Every value :attr:`ReviewDate.source` can take, strongest first.
+SOURCES: tuple[str, ...] = (
+    "text",
+    "time",
+    "json-ld",
+    "meta:article:modified_time",
+    "meta:og:updated_time",
+    "meta:dcterms.modified",
+    "meta:govuk:updated-at",
+    "http:last-modified",
+)
+
+MIN_YEAR = 1990
+MAX_YEAR = 2100
+
+#: How far (in characters) the date may start after the end of the phrase keyword.
+MAX_GAP = 40
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewDate:
+    """A page's review date and the source it was read from (one of :data:`SOURCES`)."""
+
+    date: datetime.date
+    source: str
+
+
+# --------------------------------------------------------------------------- date parsing
+
+_MONTHS: dict[str, int] = {
+    # Swedish
+    "januari": 1,
+    "februari": 2,
+    "mars": 3,
+    "april": 4,
+    "maj": 5,
+    "juni": 6,
+    "juli": 7,
+    "augusti": 8,
+    "september": 9,
+    "oktober": 10,
+    "november": 11,
+    "december": 12,
+    # English
+    "january": 1,
+    "february": 2,
+    "march": 3,
+    "may": 5,
+    "june": 6,
+    "july": 7,
+    "august": 8,
+    "october": 10,
+    # Abbreviations
+    "jan": 1,
+    "feb": 2,
+    "mar": 3,
+    "apr": 4,
+    "jun": 6,
+    "jul": 7,
+    "aug": 8,
+    "sep": 9,
+    "sept": 9,
+    "okt": 10,
+    "oct": 10,
+    "nov": 11,
+    "dec": 12,
+}
+# Longest first so that "mars" is tried before "mar", "september" before "sept".
+_MONTH_ALT = "|".join(sorted(_MONTHS, key=len, reverse=True))
+_MONTH = rf"(?:{_MONTH_ALT})(?!\w)\.?"
+
+_DATE_RE = re.compile(
+    rf"""
+    (?P<iso_y>\d{{4}})(?P<iso_sep>[-/.])(?P<iso_m>\d{{1,2}})(?P=iso_sep)(?P<iso_d>\d{{1,2}})(?!\d)
+  | (?P<dot_d>\d{{1,2}})\.(?P<dot_m>\d{{1,2}})\.(?P<dot_y>\d{{4}})(?!\d)
+  | (?P<sl_d>\d{{1,2}})/(?P<sl_m>\d{{1,2}})(?:/|\s+)(?P<sl_y>\d{{4}})(?!\d)
+  | (?P<dmy_d>\d{{1,2}})(?:st|nd|rd|th|:e|:a|\.)?\s+(?:of\s+)?(?P<dmy_m>{_MONTH})
+        ,?\s+(?P<dmy_y>\d{{4}})(?!\d)
+  | (?P<mdy_m>{_MONTH})\s+(?P<mdy_d>\d{{1,2}})(?:st|nd|rd|th)?(?!\d),?\s+(?P<mdy_y>\d{{4}})(?!\d)
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+_WEEKDAYS = (
+    "måndag|tisdag|onsdag|torsdag|fredag|lördag|söndag|"
+    "monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    "mån|tis|ons|tors|tor|fre|lör|sön|mon|tues|tue|wed|thurs|thur|thu|fri|sat|sun"
+)
+# What may stand between a phrase keyword and its date. One character or one word per
+# repetition, so the match is linear; it is also bounded by ``endpos`` when used.
+_GAP_RE = re.compile(
+    rf"(?:[\s:.,;|\-–—(\[]|\b(?:den|senast|on|the|at|last|{_WEEKDAYS})\b)*",
+    re.IGNORECASE,
+)
+
+_ISO_MACHINE_RE = re.compile(r"\s*(\d{4})-(\d{2})-(\d{2})(?![\d])")
+
+
+def _make_date(y: int, m: int, d: int) -> datetime.date | None:
+    if not MIN_YEAR <= y <= MAX_YEAR:
+        return None
+    try:
+        return datetime.date(y, m, d)
+    except ValueError:
+        return None
+
+
+def _date_from_match(m: re.Match[str]) -> datetime.date | None:
+    g = m.groupdict()
+    if g["iso_y"] is not None:
+        return _make_date(int(g["iso_y"]), int(g["iso_m"]), int(g["iso_d"]))
+    if g["dot_y"] is not None:
+        return _make_date(int(g["dot_y"]), int(g["dot_m"]), int(g["dot_d"]))
+    if g["sl_y"] is not None:
+        return _make_date(int(g["sl_y"]), int(g["sl_m"]), int(g["sl_d"]))
+    if g["dmy_y"] is not None:
+        month = _MONTHS[g["dmy_m"].rstrip(".").lower()]
+        return _make_date(int(g["dmy_y"]), month, int(g["dmy_d"]))
+    month = _MONTHS[g["mdy_m"].rstrip(".").lower()]
+    return _make_date(int(g["mdy_y"]), month, int(g["mdy_d"]))
+
+
+def parse_date_text(s: str) -> datetime.date | None:
+    """Parse one date expression at the start of ``s`` (Swedish or English forms).
+
+    Leading whitespace, "den", "on" and a weekday name are skipped; anything after the date
+    (a time of day, a zone) is ignored. Returns None for anything else, for impossible
+    calendar dates and for years outside 1990..2100.
+    """
+    if not isinstance(s, str):
+        return None
+    try:
+        s = s[:200]
+        start = _GAP_RE.match(s).end()
+        m = _DATE_RE.match(s, start)
+        return _date_from_match(m) if m else None
+    except Exception:  # pragma: no cover - defensive: must never raise
+        return None
+
+
+def _parse_machine(value: object) -> datetime.date | None:
+    """An ISO 8601 date/datetime (date part as written); falls back to the text forms."""
+    if not isinstance(value, str):
+        return None
+    value = value[:100]
+    m = _ISO_MACHINE_RE.match(value)
+    if m:
+        return _make_date(int(m[1]), int(m[2]), int(m[3]))
+    return parse_date_text(value)
+
+
+# --------------------------------------------------------------------------- phrases
+
+_PHRASE_RE = re.compile(
+    r"""\b(?:
+      (?P<reviewed>granskad(?:es|e)?|granskat?s|granskat|reviewed)
+    | (?P<updated>uppdaterad(?:es|e)?|uppdaterat|ändrad(?:es|e)?|ändrat|reviderad(?:es|e)?
+                  |updated|modified|revised)
+    | (?P<published>publicerad(?:es|e)?|publicerat|published)
+    )\b""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_RANKS = {"reviewed": 3, "updated": 2, "published": 1}
+
+# A keyword right after one of these is about the future ("will be reviewed on ...").
+_NEGATED_BEFORE_RE = re.compile(r"\b(?:next|nästa|be|ska|skall|bör)\s+$", re.IGNORECASE)
+
+
+def _phrase_candidates(text: str):
+    """Yield (rank, position, date) for each phrase keyword closely followed by a date."""
+    n = len(text)
+    for pm in _PHRASE_RE.finditer(text):
+        start, end = pm.span()
+        if _NEGATED_BEFORE_RE.search(text, max(0, start - 12), start):
+            continue
+        gap_end = _GAP_RE.match(text, end, min(n, end + MAX_GAP)).end()
+        dm = _DATE_RE.match(text, gap_end)
+        if dm is None:
+            continue
+        d = _date_from_match(dm)
+        if d is None:
+            continue
+        yield _RANKS[pm.lastgroup or "published"], start, d
+
+
+def find_phrase_date(text: str) -> tuple[datetime.date, str] | None:
+    """Search visible page text for a review phrase followed closely by a date.
+
+    Returns ``(date, "text")`` for the best hit -- reviewed over updated over published, and
+    among equals the last in the text -- or None.
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        best: tuple[int, int, datetime.date] | None = None
+        for cand in _phrase_candidates(text):
+            if best is None or cand[:2] > best[:2]:
+                best = cand
+        return (best[2], "text") if best else None
+    except Exception:  # pragma: no cover - defensive
+        return None
+
+
+# --------------------------------------------------------------------------- visible text
+
+_XHTML_NS = "{http://www.w3.org/1999/xhtml}"
+_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "head", "title"})
+_BLOCK_TAGS = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "br",
+        "caption",
+        "dd",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "html",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "option",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    }
+)
+
+
+def _local(tag: object) -> str | None:
+    """Lower-case local tag name, or None for comments, processing instructions, entities."""
+    if not isinstance(tag, str):
+        return None
+    if tag.startswith("{"):
+        tag = tag.rpartition("}")[2]
+    return tag.lower()
+
+
+def _visible_text(el, cap: int | None = None, stop=None) -> str:
+    """Visible text of ``el`` (not its tail), block elements separated by newlines.
+
+    Iterative, so deep nesting cannot overflow the stack. Stops after ``cap`` characters, or
+    on reaching the element ``stop`` (whose own text is not included).
+    """
+    parts: list[str] = []
+    size = 0
+    stack: list[tuple[object, bool]] = [(el, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            if _local(node.tag) in _BLOCK_TAGS:
+                parts.append("\n")
+            if node is not el and node.tail:
+                parts.append(node.tail)
+                size += len(node.tail)
+        else:
+            if node is stop:
+                break
+            tag = _local(node.tag)
+            if tag is None or tag in _SKIP_TAGS:
+                if node is not el and node.tail:
+                    parts.append(node.tail)
+                    size += len(node.tail)
+                continue
+            if tag in _BLOCK_TAGS:
+                parts.append("\n")
+            if node.text:
+                parts.append(node.text)
+                size += len(node.text)
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node))
+        if cap is not None and size > cap:
+            break
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- <time>
+
+_TIME_TAGS = ("time", _XHTML_NS + "time")
+_MAX_TIME_ELEMENTS = 200
+_CLASS_KEYWORDS = (("review", 3), ("updated", 2), ("modified", 2), ("footer", 0))
+_NEXT_REVIEW_RE = re.compile(
+    r"(?:next|nästa|kommande)\s+(?:review|granskning)|review\s+due|granskas", re.IGNORECASE
+)
+_PHRASE_TAIL_RE = re.compile(
+    rf"(?:{_PHRASE_RE.pattern})(?P<gap>(?:{_GAP_RE.pattern}))$",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _phrase_rank_before(time_el) -> int | None:
+    """Rank of a review phrase standing right before ``time_el`` in its nearest ancestors.
+
+    Returns -1 when the preceding text announces a *next* review; None when there is no
+    phrase there.
+    """
+    anc = time_el.getparent()
+    for _ in range(3):
+        if anc is None:
+            return None
+        before = _visible_text(anc, cap=2000, stop=time_el)
+        if len(before) > 2000:
+            return None
+        tail = before[-80:]
+        if _NEXT_REVIEW_RE.search(tail[-40:]):
+            return -1
+        m = _PHRASE_TAIL_RE.search(tail)
+        if m and len(m["gap"]) <= MAX_GAP:
+            if _NEGATED_BEFORE_RE.search(tail, max(0, m.start() - 12), m.start()):
+                return -1
+            return _RANKS[next(k for k in _RANKS if m[k])]
+        if tail.strip():
+            return None
+        anc = anc.getparent()
+    return None
+
+
+def _class_rank(time_el) -> int | None:
+    """Rank from the footer/review/updated/modified context of ``time_el``, if any."""
+    best: int | None = None
+    node = time_el
+    depth = 0
+    while node is not None and depth < 64:
+        tag = _local(node.tag)
+        if tag == "footer":
+            best = max(best or 0, 0)
+        if tag is not None and tag not in ("body", "html"):
+            words = f"{node.get('class') or ''} {node.get('id') or ''}".lower()
+            if "next" in words and "review" in words:
+                return -1
+            for word, rank in _CLASS_KEYWORDS:
+                if word in words:
+                    best = rank if best is None else max(best, rank)
+        node = node.getparent()
+        depth += 1
+    return best
+
+
+def _from_time(root) -> datetime.date | None:
+    elements = [t for t in root.iter(*_TIME_TAGS) if t.get("datetime")]
+    best: tuple[int, datetime.date] | None = None
+    for t in elements[-_MAX_TIME_ELEMENTS:]:
+        d = _parse_machine(t.get("datetime"))
+        if d is None:
+            continue
+        rank = _phrase_rank_before(t)
+        if rank is None:
+            rank = _class_rank(t)
+        if rank is None or rank < 0:
+            continue
+        if best is None or rank >= best[0]:
+            best = (rank, d)
+    return best[1] if best else None
+
+
+# --------------------------------------------------------------------------- JSON-LD
+
+_SCRIPT_TAGS = ("script", _XHTML_NS + "script")
+_MAX_JSON_CHARS = 2_000_000
+_MAX_JSON_NODES = 2_000
+
+
+def _json_value_date(value: object) -> datetime.date | None:
+    if isinstance(value, dict):
+        value = value.get("@value")
+    if isinstance(value, list):
+        for item in value[:10]:
+            d = _json_value_date(item) if not isinstance(item, list) else None
+            if d is not None:
+                return d
+        return None
+    return _parse_machine(value)
+
+
+def _json_ld_date(data: object) -> datetime.date | None:
+    """First ``dateModified`` among the top-level nodes and their ``@graph`` members."""
+    queue = [data]
+    seen = 0
+    while queue and seen < _MAX_JSON_NODES:
+        node = queue.pop(0)
+        seen += 1
+        if isinstance(node, list):
+            queue.extend(node[:_MAX_JSON_NODES])
+        elif isinstance(node, dict):
+            if "dateModified" in node:
+                d = _json_value_date(node["dateModified"])
+                if d is not None:
+                    return d
+            graph = node.get("@graph")
+            if isinstance(graph, list | dict):
+                queue.append(graph)
+    return None
+
+
+def _from_json_ld(root) -> datetime.date | None:
+    for script in root.iter(*_SCRIPT_TAGS):
+        kind = (script.get("type") or "").strip().lower()
+        if "ld+json" not in kind:
+            continue
+        raw = script.text
+        if not raw or len(raw) > _MAX_JSON_CHARS:
+            continue
+        try:
+            data = json.loads(raw)
+        except Exception:  # ValueError, RecursionError on absurd nesting
+            continue
+        d = _json_ld_date(data)
+        if d is not None:
+            return d
+    return None
+
+
+# --------------------------------------------------------------------------- <meta>
+
+_META_TAGS = ("meta", _XHTML_NS + "meta")
+_META_SOURCES: dict[str, str] = {
+    "article:modified_time": "meta:article:modified_time",
+    "og:updated_time": "meta:og:updated_time",
+    "dcterms.modified": "meta:dcterms.modified",
+    "dcterms:modified": "meta:dcterms.modified",
+    "dc.date.modified": "meta:dcterms.modified",
+    "govuk:updated-at": "meta:govuk:updated-at",
+}
+_META_ORDER = {source: i for i, source in enumerate(SOURCES)}
+
+
+def _from_meta(root) -> ReviewDate | None:
+    best: ReviewDate | None = None
+    for meta in root.iter(*_META_TAGS):
+        for attr in ("property", "name"):
+            key = meta.get(attr)
+            if not key:
+                continue
+            source = _META_SOURCES.get(key.strip().lower())
+            if source is None:
+                continue
+            if best is not None and _META_ORDER[source] >= _META_ORDER[best.source]:
+                continue
+            d = _parse_machine(meta.get("content"))
+            if d is not None:
+                best = ReviewDate(d, source)
+    return best
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+def _from_last_modified(value: str | None) -> datetime.date | None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except Exception:
+        return None
+    if when is None:  # pragma: no cover - older Pythons returned None
+        return None
+    return _make_date(when.year, when.month, when.day)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def find_review_date(
+    root: lxml.html.HtmlElement | None, last_modified: str | None = None
+) -> ReviewDate | None:
+    """The page's review date from the most trusted source that has one, else None.
+
+    ``root`` is the parsed document (``lxml.html.fromstring``/``document_fromstring``);
+    ``last_modified`` the raw HTTP header value. Never raises.
+    """
+    if root is not None:
+        try:
+            if hasattr(root, "getroot"):  # an ElementTree rather than an element
+                root = root.getroot()
+        except Exception:
+            root = None
+    if root is not None:
+        try:
+            hit = find_phrase_date(_visible_text(root))
+            if hit is not None:
+                return ReviewDate(hit[0], "text")
+        except Exception:
+            pass
+        for finder, source in ((_from_time, "time"), (_from_json_ld, "json-ld")):
+            try:
+                d = finder(root)
+            except Exception:
+                d = None
+            if d is not None:
+                return ReviewDate(d, source)
+        try:
+            found = _from_meta(root)
+        except Exception:
+            found = None
+        if found is not None:
+            return found
+    try:
+        d = _from_last_modified(last_modified)
+    except Exception:
+        d = None
+    return ReviewDate(d, "http:last-modified") if d is not None else None
