@@ -68,9 +68,14 @@ def judge(probe: Probe, fragment: str | None, policy: Policy) -> tuple[Verdict, 
         return Verdict.BROKEN, f"http_{status}"
     if probe.soft_404:
         return Verdict.BROKEN, "soft_404"
-    if fragment and fragment not in IMPLICIT_FRAGMENTS and probe.ids is not None:
-        if is_html_type(probe.content_type) and fragment not in probe.ids:
-            return Verdict.BROKEN, "missing_fragment"
+    if (
+        fragment
+        and fragment not in IMPLICIT_FRAGMENTS
+        and probe.ids is not None
+        and is_html_type(probe.content_type)
+        and fragment not in probe.ids
+    ):
+        return Verdict.BROKEN, "missing_fragment"
     new_url = permanent_target(probe.chain, probe.final_url)
     if new_url:
         return Verdict.REDIRECT, f"http_{probe.chain[0].status}"

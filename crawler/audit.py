@@ -1,0 +1,156 @@
+"""Run one audit: crawl with Scrapy, judge with ``checks``, return a ``Report``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from checks.evaluate import evaluate
+from checks.models import Report, RunInfo
+from crawler.config import Config
+from crawler.crawl_state import CrawlParams, CrawlState
+from crawler.urls import resolve
+
+
+class AuditError(Exception):
+    """The audit could not run (exit code 2): e.g. every start URL is unreachable."""
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    as_of: dt.date
+    progress: bool = False
+    verbose: bool = False
+
+
+def crawl_params(cfg: Config) -> CrawlParams:
+    c = cfg.crawl
+    return CrawlParams(
+        start_urls=tuple(resolve(u, "").base for u in cfg.site.start_urls),
+        scopes=cfg.effective_scopes(),
+        exclude=cfg.site.exclude,
+        max_pages=c.max_pages,
+        max_depth=c.max_depth,
+        timeout=c.timeout,
+        retries=c.retries,
+        max_retry_after=c.max_retry_after,
+        max_redirects=c.max_redirects,
+        check_external=c.check_external,
+        check_fragments=cfg.links.check_fragments,
+        max_page_bytes=c.max_page_bytes,
+        max_pages_per_pattern=c.max_pages_per_pattern,
+        max_path_segments=c.max_path_segments,
+    )
+
+
+def crawl(cfg: Config, opts: AuditOptions) -> CrawlState:
+    """Crawl the configured section in this process (one audit per process)."""
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.scrapy_settings import audit_settings
+    from crawler.spider import AuditSpider
+
+    state = CrawlState(crawl_params(cfg), cfg.policy(), progress=opts.progress)
+    c = cfg.crawl
+    settings = audit_settings(
+        user_agent=c.user_agent,
+        obey_robots=c.obey_robots,
+        concurrency=c.concurrency,
+        per_host_concurrency=c.per_host_concurrency,
+        delay=c.delay,
+        timeout=c.timeout,
+        max_page_bytes=c.max_page_bytes,
+        verbose=opts.verbose,
+    )
+    settings["LOG_INSTALL_ROOT_HANDLER"] = opts.verbose
+    process = CrawlerProcess(settings)
+    process.crawl(AuditSpider, state=state)
+    process.start()
+    if opts.progress:
+        import sys
+
+        sys.stderr.write("\r" + " " * 78 + "\r")
+    return state
+
+
+def unreachable_start(state: CrawlState) -> list[str]:
+    """Messages for start URLs that could not be fetched at all."""
+    out = []
+    for url in state.settings.start_urls:
+        t = state.targets.get(url)
+        probe = t.probe if t else None
+        if probe is None:
+            out.append(f"{url}: no answer")
+        elif probe.error:
+            out.append(f"{url}: {probe.error}")
+        elif probe.status is not None and probe.status >= 400:
+            out.append(f"{url}: HTTP {probe.status}")
+    return out
+
+
+def build_report(
+    cfg: Config, state: CrawlState, started: dt.datetime, finished: dt.datetime, as_of: dt.date
+) -> Report:
+    links = state.link_results()
+    policy = state.policy
+    findings = evaluate(state.pages, links, policy, as_of)
+    seconds = max((finished - started).total_seconds(), 1e-6)
+    reasons = state.incomplete_reasons
+    stats: dict[str, object] = {
+        "seconds": round(seconds, 3),
+        "pages_per_second": round(len(state.pages) / seconds, 1),
+        "requests": state.issued,
+        "responses": state.responses,
+        "unique_targets": len(state.targets),
+        **dict(sorted(state.stats.items())),
+        "not_crawled": dict(state.not_crawled),
+        "traps": dict(list(state.traps.items())[:20]),
+        "spider_errors": state.spider_errors[:20],
+        "verdicts": _count(link.verdict.value for link in links),
+    }
+    return Report(
+        run=RunInfo(
+            started_at=started,
+            finished_at=finished,
+            as_of=as_of,
+            start_urls=state.settings.start_urls,
+            scopes=state.settings.scopes,
+            complete=not reasons,
+            pages_crawled=len(state.pages),
+            links_checked=sum(1 for t in state.targets.values() if t.probe is not None),
+            stats=stats,
+            site=cfg.site.name or _site_name(state.settings.start_urls),
+            incomplete_reasons=reasons,
+        ),
+        pages=tuple(state.pages),
+        links=tuple(links),
+        findings=findings,
+    )
+
+
+def run_audit(cfg: Config, opts: AuditOptions) -> Report:
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.monotonic()
+    state = crawl(cfg, opts)
+    finished = started + dt.timedelta(seconds=time.monotonic() - t0)
+    bad = unreachable_start(state)
+    if bad and len(bad) == len(state.settings.start_urls):
+        raise AuditError("start URL unreachable: " + "; ".join(bad))
+    return build_report(cfg, state, started, finished, opts.as_of)
+
+
+def _count(values: object) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:  # type: ignore[attr-defined]
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def _site_name(start_urls: tuple[str, ...]) -> str:
+    if not start_urls:
+        return ""
+    from urllib.parse import urlsplit
+
+    p = urlsplit(start_urls[0])
+    return f"{p.hostname}{p.path.rstrip('/')}"

@@ -1,0 +1,112 @@
+"""The ``sitewatch`` command line: a thin click layer over library code.
+
+Exit codes (docs/exit-codes.md): 0 nothing at or above ``--fail-on``; 1 findings at or
+above it; 2 usage or configuration error, or the audit could not run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from typing import Any
+
+import click
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+FORMATS = ("html", "json", "csv", "junit", "md")
+
+
+class UsageFailure(click.ClickException):
+    """A message for the user and exit code 2."""
+
+    exit_code = EXIT_ERROR
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"sitewatch: {self.format_message()}", err=True)
+
+
+def _as_of(value: str | None) -> dt.date:
+    if not value:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageFailure(f"--as-of: expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _overrides(**opts: Any) -> dict[str, Any]:
+    """Command-line flags as a config overlay (only the flags that were given)."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value is not None and value != ():
+            out.setdefault(section, {})[key] = value
+
+    put("site", "start_urls", list(opts["start_urls"]) or None)
+    put("site", "scopes", list(opts["scope"]) or None)
+    put("site", "exclude", list(opts["exclude"]) or None)
+    put("report", "out_dir", opts["out"])
+    if opts["formats"]:
+        put("report", "formats", [f.strip() for f in opts["formats"].split(",") if f.strip()])
+    put("report", "fail_on", opts["fail_on"])
+    put("freshness", "max_age_days", opts["max_age"])
+    put("crawl", "max_pages", opts["max_pages"])
+    put("crawl", "concurrency", opts["concurrency"])
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sitewatch")
+def main() -> None:
+    """sitewatch: content-freshness and link audits for public-sector websites."""
+
+
+@main.command()
+@click.argument("start_urls", nargs=-1)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--scope", multiple=True, help="URL prefix the crawl may follow (repeatable).")
+@click.option("--out", help="Directory for the reports (default: out).")
+@click.option("--format", "formats", help="Comma-separated: html,json,csv,junit,md.")
+@click.option("--max-age", type=int, help="Days after which a page is stale (default 365).")
+@click.option("--as-of", help="Pin 'today' (YYYY-MM-DD) for reproducible runs.")
+@click.option("--max-pages", type=int, help="Stop after this many pages.")
+@click.option("--exclude", multiple=True, help="Regex of URLs not to check (repeatable).")
+@click.option("--fail-on", help="A level (error, warning, info) or check names, comma-separated.")
+@click.option("--concurrency", type=int, help="Requests in flight overall.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary.")
+@click.option("--verbose", "-v", is_flag=True, help="Show Scrapy's log.")
+def audit(
+    config_path: str | None, as_of: str | None, quiet: bool, verbose: bool, **opts: Any
+) -> None:
+    """Crawl START_URLS (or the config's start URLs) and write reports."""
+    from crawler.run import audit_command
+
+    code = audit_command(
+        config_path=config_path,
+        overrides=_overrides(**opts),
+        as_of=_as_of(as_of),
+        quiet=quiet,
+        verbose=verbose,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    sys.exit(code)
+
+
+def _register_extra_commands() -> None:
+    """Commands that live in their own modules (history, send, schedule)."""
+    try:
+        from crawler import commands
+    except ImportError:  # pragma: no cover - optional while being built
+        return
+    for cmd in commands.COMMANDS:
+        main.add_command(cmd)
+
+
+_register_extra_commands()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

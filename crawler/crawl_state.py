@@ -1,0 +1,197 @@
+"""What one crawl knows: link targets, their probes, pages, and the run's bookkeeping."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+from checks.models import LinkRef, LinkResult, Page, Verdict
+from checks.policy import Policy
+from checks.verdicts import Probe, is_pdf_type, judge, pdf_problem, permanent_target
+from crawler.urls import resolve
+
+
+@dataclass(frozen=True)
+class CrawlParams:
+    """The crawl's own knobs (taken from ``Config.crawl`` and ``Config.site``)."""
+
+    start_urls: tuple[str, ...]
+    scopes: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    max_pages: int = 5000
+    max_depth: int = 20
+    timeout: float = 20.0
+    retries: int = 2
+    max_retry_after: float = 30.0
+    max_redirects: int = 10
+    check_external: bool = True
+    check_fragments: bool = True
+    max_page_bytes: int = 10_000_000
+    max_pages_per_pattern: int = 50
+    max_path_segments: int = 15
+
+
+class Target:
+    """One link target (URL without fragment) and everyone who refers to it."""
+
+    __slots__ = (
+        "fragments",
+        "host",
+        "internal",
+        "mode",
+        "path_is_pdf",
+        "pdf_hint",
+        "probe",
+        "refs",
+        "skip",
+        "start",
+        "url",
+    )
+
+    def __init__(self, url: str, internal: bool) -> None:
+        self.url = url
+        self.internal = internal
+        #: (page, text, tag, fragment-or-None) for every reference.
+        self.refs: list[tuple[str, str, str, str | None]] = []
+        self.fragments = False
+        path = urlsplit(url).path.lower() if "://" in url else ""
+        self.path_is_pdf = path.endswith(".pdf")
+        self.pdf_hint = self.path_is_pdf
+        self.mode = 0
+        self.probe: Probe | None = None
+        self.skip: str | None = None
+        self.start = False
+        try:
+            self.host = (urlsplit(url).hostname or "") if "://" in url else ""
+        except ValueError:
+            self.host = ""
+
+
+class CrawlState:
+    def __init__(self, settings: CrawlParams, policy: Policy, progress: bool = False) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.progress = progress
+        self.targets: dict[str, Target] = {}
+        self.pages: list[Page] = []
+        self.parsed: set[str] = set()
+        self.page_ids: dict[str, frozenset[str]] = {}
+        self.pages_scheduled = 0
+        self.issued = 0
+        self.resolved = 0
+        self.responses = 0
+        self.stats: Counter[str] = Counter()
+        self.not_crawled: Counter[str] = Counter()
+        self.traps: dict[str, str] = {}
+        self.spider_errors: list[str] = []
+        self._incomplete: list[str] = []
+        self._exclude = [re.compile(p) for p in settings.exclude]
+        self._scopes = settings.scopes
+
+    def target(self, url: str, internal: bool) -> Target:
+        t = self.targets.get(url)
+        if t is None:
+            t = self.targets[url] = Target(url, internal)
+        return t
+
+    def in_scope(self, url: str) -> bool:
+        return any(url.startswith(s) for s in self._scopes)
+
+    def excluded(self, url: str) -> bool:
+        return any(p.search(url) for p in self._exclude)
+
+    def incomplete_reason(self, reason: str) -> None:
+        if reason not in self._incomplete:
+            self._incomplete.append(reason)
+
+    def trap(self, url: str, why: str) -> None:
+        self.stats["trap_urls"] += 1
+        if len(self.traps) < 100:
+            self.traps.setdefault(url, why)
+        self.incomplete_reason("crawl trap: " + why)
+
+    def checked(self) -> int:
+        return sum(1 for t in self.targets.values() if t.probe is not None)
+
+    @property
+    def incomplete_reasons(self) -> tuple[str, ...]:
+        reasons = list(self._incomplete)
+        unresolved = self.issued - self.resolved
+        if unresolved:
+            reasons.append(f"{unresolved} requests never answered")
+        missing = sum(1 for t in self.targets.values() if t.probe is None and not t.skip)
+        if missing:
+            reasons.append(f"{missing} link targets not checked")
+        return tuple(reasons)
+
+    def link_results(self) -> list[LinkResult]:
+        """One result per unique URL (with fragment), fanned out to every reference."""
+        out: list[LinkResult] = []
+        policy = self.policy
+        for t in self.targets.values():
+            groups: dict[str | None, list[LinkRef]] = {}
+            for page, text, tag, frag in t.refs:
+                groups.setdefault(frag, []).append(LinkRef(page, text, tag))
+            if not groups and t.start:
+                groups[None] = []
+            watched = policy.is_watched(t.url)
+            if t.skip or t.probe is None:
+                verdict, detail = Verdict.SKIPPED, t.skip or "limit"
+                if t.skip == "malformed_url":
+                    verdict = Verdict.BROKEN
+                for frag, refs in groups.items():
+                    url = t.url if frag is None else f"{t.url}#{frag}"
+                    out.append(
+                        LinkResult(
+                            url,
+                            verdict,
+                            detail,
+                            found_on=tuple(refs),
+                            watched=watched,
+                            internal=t.internal,
+                        )
+                    )
+                continue
+            probe = t.probe
+            if probe.ids is None and probe.final_url:
+                ids = self.page_ids.get(resolve(probe.final_url, "").base)
+                if ids is None:
+                    ids = self.page_ids.get(t.url)
+                if ids is not None:
+                    probe = _with_ids(probe, ids)
+            pdf_link = t.pdf_hint or is_pdf_type(probe.content_type)
+            problem = (pdf_problem(probe) or "") if pdf_link else ""
+            for frag, refs in groups.items():
+                verdict, detail = judge(probe, frag, policy)
+                final = probe.final_url
+                if verdict is Verdict.REDIRECT:
+                    final = permanent_target(probe.chain, probe.final_url)
+                url = t.url if frag is None else f"{t.url}#{frag}"
+                out.append(
+                    LinkResult(
+                        url,
+                        verdict,
+                        detail,
+                        status=probe.status,
+                        final_url=final,
+                        redirect_chain=probe.chain,
+                        content_type=probe.content_type,
+                        found_on=tuple(refs),
+                        pdf_link=pdf_link,
+                        pdf_magic=(
+                            probe.head_bytes.startswith(b"%PDF-")
+                            if pdf_link and probe.head_bytes is not None
+                            else None
+                        ),
+                        watched=watched,
+                        internal=t.internal,
+                        pdf_problem=problem,
+                    )
+                )
+        return out
+
+
+def _with_ids(probe: Probe, ids: frozenset[str]) -> Probe:
+    return replace(probe, ids=ids)

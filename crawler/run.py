@@ -1,0 +1,79 @@
+"""Orchestration of one ``sitewatch audit``: config → crawl → checks → reports → exit code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from checks.evaluate import at_or_above
+from checks.models import Report
+from crawler.audit import AuditError, AuditOptions, run_audit
+from crawler.config import Config, ConfigError, load_config
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def err(message: str) -> None:
+    sys.stderr.write(f"sitewatch: {message}\n")
+
+
+def load(config_path: str | None, overrides: dict[str, Any]) -> Config:
+    cfg = load_config(config_path, overrides)
+    if not cfg.site.start_urls:
+        raise ConfigError(
+            cfg.source, "site.start_urls", "no start URL: give START_URLS or site.start_urls"
+        )
+    return cfg
+
+
+def summary_line(report: Report) -> str:
+    c = report.counts()
+    run = report.run
+    secs = run.stats.get("seconds", 0)
+    state = "complete" if run.complete else "INCOMPLETE: " + "; ".join(run.incomplete_reasons)
+    return (
+        f"sitewatch: {run.pages_crawled} pages, {run.links_checked} link targets checked "
+        f"in {secs} s ({state}) — {c['error']} errors, {c['warning']} warnings, "
+        f"{c['info']} info"
+    )
+
+
+def exit_code(cfg: Config, report: Report) -> int:
+    level, checks = cfg.fail_threshold()
+    return EXIT_FINDINGS if at_or_above(report.findings, level, checks) else EXIT_OK
+
+
+def audit_command(
+    *,
+    config_path: str | None,
+    overrides: dict[str, Any],
+    as_of: dt.date,
+    quiet: bool = False,
+    verbose: bool = False,
+    progress: bool = False,
+) -> int:
+    from reports.render import write_reports
+
+    try:
+        cfg = load(config_path, overrides)
+    except ConfigError as e:
+        err(str(e))
+        return EXIT_ERROR
+    try:
+        report = run_audit(cfg, AuditOptions(as_of=as_of, progress=progress, verbose=verbose))
+    except AuditError as e:
+        err(f"the audit could not run: {e}")
+        return EXIT_ERROR
+    out_dir = Path(cfg.report.out_dir)
+    try:
+        written = write_reports(report, out_dir, cfg.report.formats)
+    except OSError as e:
+        err(f"cannot write reports to {out_dir}: {e.strerror or e}")
+        return EXIT_ERROR
+    if not quiet:
+        print(summary_line(report))
+        for fmt, path in written.items():
+            print(f"  {fmt:<5} {path}")
+    return exit_code(cfg, report)

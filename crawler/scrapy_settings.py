@@ -1,0 +1,78 @@
+"""Scrapy settings for an audit: only the components the audit needs, switched on by name.
+
+Redirects, retries, offsite filtering, depth limits and duplicate filtering are done by
+the spider itself (Scrapy's versions drop checks silently); everything the audit does
+not use is switched off for speed (see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DOWNLOADER_MIDDLEWARES_BASE = {
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": 100,
+    "scrapy.downloadermiddlewares.defaultheaders.DefaultHeadersMiddleware": 400,
+    "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": 500,
+    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": 590,
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": 700,
+    "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": 750,
+}
+SPIDER_MIDDLEWARES_BASE = {
+    "scrapy.spidermiddlewares.start.StartSpiderMiddleware": 25,
+}
+EXTENSIONS_BASE = {
+    "scrapy.extensions.corestats.CoreStats": 0,
+}
+
+
+def audit_settings(
+    *,
+    user_agent: str,
+    obey_robots: bool,
+    concurrency: int,
+    per_host_concurrency: int,
+    delay: float,
+    timeout: float,
+    max_page_bytes: int,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    return {
+        "BOT_NAME": "sitewatch",
+        "USER_AGENT": user_agent,
+        "ROBOTSTXT_OBEY": obey_robots,
+        "ROBOTSTXT_USER_AGENT": "sitewatch",
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": per_host_concurrency,
+        "DOWNLOAD_DELAY": delay,
+        "RANDOMIZE_DOWNLOAD_DELAY": False,
+        "DOWNLOAD_TIMEOUT": timeout,
+        # Bodies are cut by the spider (StopDownload); this only stops decompression bombs.
+        "DOWNLOAD_MAXSIZE": max(max_page_bytes * 4, 1_000_000),
+        "DOWNLOAD_WARNSIZE": 0,
+        "DOWNLOAD_VERIFY_CERTIFICATES": True,
+        "DOWNLOAD_FAIL_ON_DATALOSS": True,
+        "DNS_TIMEOUT": min(timeout, 15.0),
+        "DEFAULT_REQUEST_HEADERS": {
+            "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+            "Accept-Language": "sv,en;q=0.8",
+        },
+        "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",
+        "RETRY_ENABLED": False,
+        "REDIRECT_ENABLED": False,
+        "METAREFRESH_ENABLED": False,
+        "DOWNLOADER_MIDDLEWARES_BASE": DOWNLOADER_MIDDLEWARES_BASE,
+        "SPIDER_MIDDLEWARES_BASE": SPIDER_MIDDLEWARES_BASE,
+        "EXTENSIONS_BASE": EXTENSIONS_BASE,
+        "DOWNLOADER_STATS": False,
+        "CONCURRENT_ITEMS": 1,
+        "WARN_ON_GENERATOR_RETURN_VALUE": False,
+        "REMOTE_CONTROL_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "MEMUSAGE_ENABLED": False,
+        "LOGSTATS_INTERVAL": 0,
+        "STATS_DUMP": False,
+        "LOG_ENABLED": verbose,
+        "LOG_LEVEL": "INFO" if verbose else "CRITICAL",
+        "REACTOR_THREADPOOL_MAXSIZE": 20,
+        "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.DownloaderAwarePriorityQueue",
+    }

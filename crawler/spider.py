@@ -1,0 +1,540 @@
+"""The audit spider: crawls pages in scope and probes every link target exactly once.
+
+Scrapy's own redirect, retry, offsite, depth and dupefilter machinery is switched off
+(see ``crawler.scrapy_settings``): each of them can drop a check silently. This spider
+follows redirects, retries and deduplicates itself, and accounts for every target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import lxml.html
+from lxml import etree
+from scrapy import Request, Spider, signals
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+    StopDownload,
+)
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from checks.freshness import find_review_date
+from checks.models import Page, RedirectHop
+from checks.verdicts import (
+    REDIRECT_STATUSES,
+    TRANSIENT_ERRORS,
+    TRANSIENT_STATUSES,
+    Probe,
+    is_html_type,
+)
+from crawler.crawl_state import CrawlState, Target
+from crawler.urls import path_trap, resolve, trap_shape
+
+# Probe modes, weakest first: a stronger mode answers every question a weaker one does.
+HEAD, SNIFF, FULL, PAGE = 1, 2, 3, 4
+SNIFF_BYTES = 1024
+FULL_BYTES = 2_000_000
+CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
+_LINK_ATTRS: dict[str, tuple[str, ...]] = {
+    "a": ("href",),
+    "area": ("href",),
+    "link": ("href",),
+    "img": ("src", "srcset"),
+    "source": ("src", "srcset"),
+    "iframe": ("src",),
+    "frame": ("src",),
+    "script": ("src",),
+    "embed": ("src",),
+    "video": ("src", "poster"),
+    "audio": ("src",),
+}
+_SKIP_LINK_RELS = frozenset({"preconnect", "dns-prefetch", "preload", "prefetch", "modulepreload"})
+_PARSERS: dict[str, lxml.html.HTMLParser] = {}
+_XPATH_IDS = etree.XPath("//@id | //a/@name", smart_strings=False)
+_XPATH_HEADINGS = etree.XPath("//title | //h1 | //h2", smart_strings=False)
+_XPATH_BASE = etree.XPath("//base/@href", smart_strings=False)
+
+
+def _parser(encoding: str) -> lxml.html.HTMLParser:
+    p = _PARSERS.get(encoding)
+    if p is None:
+        try:
+            p = lxml.html.HTMLParser(encoding=encoding, collect_ids=False)
+        except LookupError:
+            p = lxml.html.HTMLParser(encoding="utf-8", collect_ids=False)
+        _PARSERS[encoding] = p
+    return p
+
+
+def _clean_text(s: str, limit: int = 300) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _srcset_urls(value: str) -> list[str]:
+    out = []
+    for part in value.split(","):
+        bits = part.strip().split()
+        if bits:
+            out.append(bits[0])
+    return out
+
+
+def _error_detail(exc: BaseException) -> str:
+    if isinstance(exc, CannotResolveHostError):
+        return "dns"
+    if isinstance(exc, DownloadTimeoutError):
+        return "timeout"
+    if isinstance(exc, DownloadConnectionRefusedError):
+        return "refused"
+    chain = repr(exc) + repr(getattr(exc, "__cause__", None))
+    low = chain.lower()
+    if "ssl" in low or "certificate" in low or "tls" in low:
+        return "tls"
+    if isinstance(exc, DownloadCancelledError):
+        return "too_large"
+    if isinstance(exc, (ResponseDataLossError, DownloadFailedError)):
+        return "connection"
+    return "connection"
+
+
+def _retry_after(value: bytes | None) -> float | None:
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class AuditSpider(Spider):
+    name = "sitewatch"
+
+    def __init__(self, state: CrawlState, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state = state
+        s = state.settings
+        self.retries = s.retries
+        self.max_retry_after = s.max_retry_after
+        self.max_redirects = s.max_redirects
+        self.timeout = s.timeout
+        self.max_page_bytes = s.max_page_bytes
+        self.shapes: Counter[str] = Counter()
+        self.dns_failed: set[str] = set()
+        self._last_tick = 0.0
+        self.soft_404_phrases = tuple(p.lower() for p in state.policy.soft_404_phrases)
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AuditSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider._on_headers, signal=signals.headers_received)
+        crawler.signals.connect(spider._on_bytes, signal=signals.bytes_received)
+        crawler.signals.connect(spider._on_spider_error, signal=signals.spider_error)
+        return spider
+
+    # -- requests ----------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[Request]:
+        st = self.state
+        for url in st.settings.start_urls:
+            r = resolve(url, "")
+            t = st.target(r.base, internal=True)
+            t.start = True
+            req = self._ensure(t, PAGE, depth=0)
+            if req is not None:
+                yield req
+
+    def _request(
+        self,
+        t: Target,
+        mode: int,
+        url: str | None = None,
+        chain: tuple[RedirectHop, ...] = (),
+        tries: int = 0,
+        depth: int = 0,
+        method: str | None = None,
+    ) -> Request:
+        self.state.issued += 1
+        meta = {
+            "sw": t.url,
+            "sw_mode": mode,
+            "sw_chain": chain,
+            "sw_try": tries,
+            "sw_depth": depth,
+            "dont_redirect": True,
+            "handle_httpstatus_all": True,
+            "download_timeout": self.timeout,
+            "dont_obey_robotstxt": mode != PAGE or bool(chain) or t.start,
+        }
+        if mode == SNIFF:
+            meta["sw_cap"] = SNIFF_BYTES
+        elif mode == FULL:
+            meta["sw_cap"] = FULL_BYTES
+        elif mode == PAGE:
+            meta["sw_cap"] = self.max_page_bytes
+        return Request(
+            url or t.url,
+            method=method or ("HEAD" if mode == HEAD else "GET"),
+            callback=self.on_response,
+            errback=self.on_error,
+            meta=meta,
+            dont_filter=True,
+            priority=0 if mode == PAGE else 1,
+        )
+
+    def _ensure(self, t: Target, needed: int, depth: int = 0) -> Request | None:
+        """Issue the probe ``t`` still needs, unless one as strong is issued already."""
+        if t.mode >= needed or t.skip:
+            return None
+        host = t.host
+        if host in self.dns_failed and not t.probe:
+            t.mode = needed
+            t.probe = Probe(t.url, error="dns", method="-")
+            self.state.stats["dns_cached"] += 1
+            return None
+        t.mode = needed
+        if needed == PAGE:
+            self.state.pages_scheduled += 1
+        return self._request(t, needed, depth=depth)
+
+    def _link(self, page_url: str, depth: int, href: str, text: str, tag: str) -> Request | None:
+        st = self.state
+        r = resolve(page_url, href)
+        if r.skip:
+            t = st.target(r.base, internal=False)
+            t.skip = r.skip
+            t.refs.append((page_url, text, tag, None))
+            return None
+        t = st.targets.get(r.base)
+        if t is None:
+            t = st.target(r.base, internal=st.in_scope(r.base))
+            if st.excluded(r.base) or (not t.internal and not st.settings.check_external):
+                t.skip = "excluded"
+        t.refs.append((page_url, text, tag, r.fragment))
+        if t.skip:
+            return None
+        needed = HEAD
+        if r.fragment and st.settings.check_fragments:
+            t.fragments = True
+            needed = FULL
+        if not t.pdf_hint and (t.path_is_pdf or "pdf" in text.lower()):
+            t.pdf_hint = True
+        if t.pdf_hint:
+            needed = max(needed, SNIFF)
+        if t.internal and tag in CRAWL_TAGS and not t.path_is_pdf and t.mode < PAGE:
+            reason = self._crawl_refusal(t, depth + 1)
+            if reason is None:
+                return self._ensure(t, PAGE, depth + 1)
+            st.not_crawled[reason] += 1
+            needed = max(needed, FULL if t.fragments else HEAD)
+        return self._ensure(t, needed)
+
+    def _crawl_refusal(self, t: Target, depth: int) -> str | None:
+        st = self.state
+        if depth > st.settings.max_depth:
+            return "max_depth"
+        if st.pages_scheduled >= st.settings.max_pages:
+            st.incomplete_reason(f"max_pages ({st.settings.max_pages}) reached")
+            return "max_pages"
+        if path_trap(t.url, st.settings.max_path_segments):
+            st.trap(t.url, "path grows without end")
+            return "trap"
+        shape = trap_shape(t.url)
+        self.shapes[shape] += 1
+        if self.shapes[shape] > st.settings.max_pages_per_pattern:
+            st.trap(t.url, f"more than {st.settings.max_pages_per_pattern} pages shaped {shape}")
+            return "trap"
+        return None
+
+    # -- download signals --------------------------------------------------------
+
+    def _on_headers(self, headers: Any, body_length: int, request: Request, spider: Any) -> None:
+        meta = request.meta
+        if meta.get("sw_mode") == PAGE:
+            ctype = (headers.get(b"Content-Type") or b"").decode("latin-1")
+            if ctype and not is_html_type(ctype):
+                meta["sw_cap"] = SNIFF_BYTES
+
+    def _on_bytes(self, data: bytes, request: Request, spider: Any) -> None:
+        meta = request.meta
+        cap = meta.get("sw_cap")
+        if cap is None:
+            return
+        got = meta.get("sw_got", 0) + len(data)
+        meta["sw_got"] = got
+        if got >= cap:
+            meta["sw_truncated"] = True
+            raise StopDownload(fail=False)
+
+    def _on_spider_error(self, failure: Failure, response: Response, spider: Any) -> None:
+        self.state.spider_errors.append(f"{response.url}: {failure.getErrorMessage()[:200]}")
+        self.state.incomplete_reason("internal error while processing a page")
+
+    # -- responses ---------------------------------------------------------------
+
+    async def on_response(self, response: Response) -> AsyncIterator[Request]:
+        st = self.state
+        meta = response.meta
+        t = st.targets[meta["sw"]]
+        mode: int = meta["sw_mode"]
+        chain: tuple[RedirectHop, ...] = meta["sw_chain"]
+        status = response.status
+        st.responses += 1
+        self._tick()
+
+        if status in REDIRECT_STATUSES and b"Location" in response.headers:
+            for req in self._follow(t, mode, response, chain):
+                yield req
+            st.resolved += 1
+            return
+        if status in TRANSIENT_STATUSES and meta["sw_try"] < self.retries:
+            wait = self._retry_wait(meta["sw_try"], response.headers.get(b"Retry-After"))
+            if wait is not None:
+                st.stats["retries"] += 1
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                st.resolved += 1
+                yield self._again(response.request, meta)
+                return
+        if mode == HEAD and status >= 400:
+            # Many servers refuse or mishandle HEAD: ask again with GET before judging.
+            st.stats["get_fallbacks"] += 1
+            st.resolved += 1
+            yield self._request(t, FULL if t.fragments else SNIFF)
+            return
+
+        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
+        ids: frozenset[str] | None = None
+        soft_404 = False
+        final = response.url
+        if mode >= FULL and status < 300 and is_html_type(ctype) and response.body:
+            root = self._parse(response)
+            if root is not None:
+                ids = frozenset(str(x) for x in _XPATH_IDS(root))
+                soft_404 = self._is_soft_404(root)
+                final_base = resolve(final, "").base
+                if mode == PAGE and st.in_scope(final_base) and final_base not in st.parsed:
+                    st.parsed.add(final_base)
+                    for req in self._parse_page(t, response, root, ids, soft_404, ctype):
+                        yield req
+                st.page_ids[final_base] = ids
+        elif mode == PAGE:
+            st.pages.append(
+                Page(
+                    url=t.url,
+                    status=status,
+                    final_url=final,
+                    content_type=ctype,
+                    depth=meta["sw_depth"],
+                    is_html=is_html_type(ctype),
+                )
+            )
+        t.probe = Probe(
+            url=t.url,
+            status=status,
+            final_url=final,
+            chain=chain,
+            content_type=ctype,
+            soft_404=soft_404,
+            ids=ids,
+            head_bytes=None if response.request.method == "HEAD" else response.body[:16],
+            method=response.request.method,
+        )
+        st.resolved += 1
+
+    def _follow(
+        self, t: Target, mode: int, response: Response, chain: tuple[RedirectHop, ...]
+    ) -> Iterator[Request]:
+        location = response.headers[b"Location"].decode("latin-1")
+        nxt = resolve(response.url, location)
+        hop = RedirectHop(response.url, response.status)
+        chain = (*chain, hop)
+        seen = {h.url for h in chain} | {resolve(h.url, "").base for h in chain}
+        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
+        err = None
+        if nxt.skip:
+            err = "malformed_url"
+        elif nxt.base in seen:
+            err = "redirect_loop"
+        elif len(chain) >= self.max_redirects:
+            err = "too_many_redirects"
+        if err:
+            t.probe = Probe(t.url, response.status, err, response.url, chain, ctype)
+            return
+        if mode == PAGE and not self.state.in_scope(nxt.base):
+            mode = FULL
+        method = response.request.method
+        if response.status == 303 and method != "HEAD":
+            method = "GET"
+        yield self._request(
+            t, mode, url=nxt.base, chain=chain, depth=response.meta["sw_depth"], method=method
+        )
+
+    def _again(self, request: Request, meta: dict[str, Any]) -> Request:
+        new_meta = {k: v for k, v in meta.items() if k.startswith("sw") or k.startswith("d")}
+        new_meta["sw_try"] = meta["sw_try"] + 1
+        new_meta.pop("sw_got", None)
+        new_meta.pop("sw_truncated", None)
+        self.state.issued += 1
+        return request.replace(meta=new_meta, dont_filter=True)
+
+    def _retry_wait(self, tries: int, retry_after: bytes | None) -> float | None:
+        """Seconds to wait before retrying, or None when the server asks for too long."""
+        wanted = _retry_after(retry_after)
+        if wanted is not None:
+            return None if wanted > self.max_retry_after else wanted
+        return min(0.25 * (2**tries), self.max_retry_after)
+
+    def on_error(self, failure: Failure) -> Iterator[Request]:
+        st = self.state
+        request: Request = failure.request  # type: ignore[attr-defined]
+        meta = request.meta
+        t = st.targets.get(meta.get("sw", ""))
+        st.responses += 1
+        self._tick()
+        if t is None:
+            st.resolved += 1
+            return
+        exc = failure.value
+        if isinstance(exc, IgnoreRequest) and "robots" in str(exc).lower():
+            st.stats["robots_disallowed"] += 1
+            st.not_crawled["robots"] += 1
+            st.pages_scheduled -= 1
+            t.mode = 0
+            st.resolved += 1
+            req = self._ensure(t, FULL if t.fragments else HEAD)
+            if req is not None:
+                yield req
+            return
+        detail = _error_detail(exc)
+        if detail in TRANSIENT_ERRORS and meta.get("sw_try", 0) < self.retries:
+            st.stats["retries"] += 1
+            st.resolved += 1
+            yield self._again(request, meta)
+            return
+        if detail == "dns":
+            self.dns_failed.add(t.host)
+        t.probe = Probe(t.url, None, detail, request.url, meta.get("sw_chain", ()))
+        if meta.get("sw_mode") == PAGE:
+            st.pages.append(
+                Page(url=t.url, status=None, depth=meta.get("sw_depth", 0), error=detail)
+            )
+        st.resolved += 1
+
+    # -- pages -------------------------------------------------------------------
+
+    def _parse(self, response: Response) -> Any:
+        encoding = getattr(response, "encoding", None) or "utf-8"
+        try:
+            return lxml.html.document_fromstring(response.body, parser=_parser(encoding))
+        except (etree.ParserError, ValueError, etree.XMLSyntaxError):
+            return None
+
+    def _is_soft_404(self, root: Any) -> bool:
+        phrases = self.soft_404_phrases
+        if not phrases:
+            return False
+        for el in _XPATH_HEADINGS(root):
+            text = " ".join(el.text_content().split()).lower()
+            if any(p in text for p in phrases):
+                return True
+        return False
+
+    def _parse_page(
+        self,
+        t: Target,
+        response: Response,
+        root: Any,
+        ids: frozenset[str],
+        soft_404: bool,
+        ctype: str,
+    ) -> Iterator[Request]:
+        st = self.state
+        depth = response.meta["sw_depth"]
+        title_el = root.find(".//title")
+        title = _clean_text(title_el.text_content()) if title_el is not None else ""
+        last_mod = response.headers.get(b"Last-Modified")
+        review = find_review_date(root, last_mod.decode("latin-1") if last_mod else None)
+        st.pages.append(
+            Page(
+                url=t.url,
+                status=response.status,
+                title=title,
+                final_url=response.url,
+                content_type=ctype,
+                depth=depth,
+                review_date=review.date if review else None,
+                review_date_source=review.source if review else None,
+                is_html=True,
+                error="soft_404" if soft_404 else None,
+            )
+        )
+        base_url = response.url
+        for b in _XPATH_BASE(root):
+            base_url = resolve(response.url, str(b)).base or base_url
+            break
+        seen: set[tuple[str, str]] = set()
+        for el in root.iter(*_LINK_ATTRS):
+            tag = el.tag
+            attrs = _LINK_ATTRS[tag]
+            if tag == "link":
+                rel = (el.get("rel") or "").lower().split()
+                if any(r in _SKIP_LINK_RELS for r in rel):
+                    continue
+            for attr in attrs:
+                value = el.get(attr)
+                if not value:
+                    continue
+                hrefs = _srcset_urls(value) if attr == "srcset" else (value,)
+                for href in hrefs:
+                    if (href, tag) in seen:
+                        continue
+                    seen.add((href, tag))
+                    if tag in ("a", "area"):
+                        text = _clean_text(el.text_content() if tag == "a" else el.get("alt", ""))
+                        if not text:
+                            text = _clean_text(el.get("title") or el.get("aria-label") or "")
+                            if not text:
+                                img = el.find(".//img")
+                                if img is not None:
+                                    text = _clean_text(img.get("alt") or "")
+                    else:
+                        text = _clean_text(el.get("alt") or el.get("title") or "")
+                    req = self._link(base_url, depth, href, text, tag)
+                    if req is not None:
+                        yield req
+
+    def closed(self, reason: str) -> None:
+        if reason != "finished":
+            self.state.incomplete_reason(f"crawl stopped early ({reason})")
+
+    def _tick(self) -> None:
+        if not self.state.progress:
+            return
+        now = time.monotonic()
+        if now - self._last_tick < 0.2:
+            return
+        self._last_tick = now
+        st = self.state
+        sys.stderr.write(
+            f"\r  pages {len(st.pages):>6} · links checked {st.checked():>6} · "
+            f"queued {max(0, st.issued - st.resolved):>5} "
+        )
+        sys.stderr.flush()

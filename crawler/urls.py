@@ -1,0 +1,93 @@
+"""URL handling for the crawl: joining hrefs, scope, exclusion and crawl-trap shapes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+
+SKIP_SCHEMES = {"mailto": "mailto", "tel": "tel", "javascript": "javascript", "data": "data"}
+_DIGITS = re.compile(r"\d+")
+_SAFE = "/%:@!$&'()*+,;=-._~"
+_SAFE_QUERY = _SAFE + "?"
+
+
+class Resolved:
+    """An href resolved against its page: absolute URL without fragment, and the fragment."""
+
+    __slots__ = ("base", "fragment", "skip")
+
+    def __init__(self, base: str, fragment: str | None, skip: str | None = None) -> None:
+        self.base = base
+        self.fragment = fragment
+        self.skip = skip
+
+
+def resolve(page_url: str, href: str) -> Resolved:
+    """Join ``href`` to ``page_url``; ``skip`` names why it is not fetched, if so."""
+    raw = href.strip()
+    head = raw[:12].lower()
+    colon = head.find(":")
+    if colon > 0:
+        scheme = head[:colon]
+        if scheme in SKIP_SCHEMES:
+            return Resolved(raw, None, SKIP_SCHEMES[scheme])
+    try:
+        joined = urljoin(page_url, raw)
+        parts = urlsplit(joined)
+        host = parts.hostname  # raises ValueError on bad IPv6 literals
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        return Resolved(raw, None, "malformed_url")
+    if parts.scheme not in ("http", "https"):
+        if parts.scheme in SKIP_SCHEMES:
+            return Resolved(raw, None, SKIP_SCHEMES[parts.scheme])
+        return Resolved(joined, None, "scheme")
+    if not host:
+        return Resolved(raw, None, "malformed_url")
+    path = quote(parts.path, safe=_SAFE) or "/"
+    query = quote(parts.query, safe=_SAFE_QUERY)
+    netloc = parts.netloc.lower() if "@" not in parts.netloc else parts.netloc
+    if (parts.scheme == "http" and netloc.endswith(":80")) or (
+        parts.scheme == "https" and netloc.endswith(":443")
+    ):
+        netloc = netloc.rsplit(":", 1)[0]
+    base = urlunsplit((parts.scheme, netloc, path, query, ""))
+    frag = parts.fragment if "#" in raw else None
+    return Resolved(base, frag)
+
+
+def directory_of(url: str) -> str:
+    """The directory prefix of a URL: scheme://host:port/path/ up to the last slash."""
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    path = path[: path.rfind("/") + 1]
+    return urlunsplit((parts.scheme, parts.netloc.lower(), path, "", ""))
+
+
+def in_scope(url: str, scopes: Iterable[str]) -> bool:
+    return any(url.startswith(s) for s in scopes)
+
+
+def trap_shape(url: str) -> str:
+    """A URL's "shape": digits masked, query values dropped and keys sorted.
+
+    Many crawled pages of one shape (``/kalender/2031/05``, ``?page=417``) signal an
+    endless URL space.
+    """
+    parts = urlsplit(url)
+    keys = sorted({kv.split("=", 1)[0] for kv in parts.query.split("&") if kv})
+    return f"{parts.netloc}{_DIGITS.sub('N', parts.path)}?{'&'.join(keys)}"
+
+
+def path_trap(url: str, max_segments: int) -> bool:
+    """Paths that grow without end: too deep, or one segment repeated three times."""
+    segs = [s for s in urlsplit(url).path.split("/") if s]
+    if len(segs) > max_segments:
+        return True
+    seen: dict[str, int] = {}
+    for s in segs:
+        seen[s] = seen.get(s, 0) + 1
+        if seen[s] >= 3:
+            return True
+    return False
