@@ -436,7 +436,9 @@ def _show(value: Any) -> str:
         return "a table"
     if isinstance(value, list | tuple):
         return "a list"
-    return f"a {type(value).__name__}"
+    if value is None:
+        return "None"
+    return f"a value of type {type(value).__name__}"
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -945,9 +947,10 @@ class _Validator:
                 "the environment variable named by email.smtp.password_env "
                 f"(here {self.password_env()})",
             )
-        hint = _suggest(key, valid)
-        if not hint and key in _KEY_HOMES:
+        if key in _KEY_HOMES:  # a valid key, in the wrong table
             hint = f" (did you mean {' or '.join(repr(h) for h in _KEY_HOMES[key])}?)"
+        else:
+            hint = _suggest(key, valid)
         return self.error((*path, key), f"unknown key{hint}")
 
     def password_env(self) -> str:
