@@ -1,0 +1,99 @@
+"""The Jinja2 environment for report templates, and the display filters for untrusted text.
+
+Page content (titles, link texts, URLs) is untrusted.  Autoescaping handles HTML syntax;
+the filters here handle what escaping does not: huge strings, control characters,
+bidirectional overrides, and URLs whose scheme must never become a clickable ``href``.
+The same functions are used directly by the Markdown renderer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from reports.json_report import aware, clean_unicode
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+
+#: Displayed titles, link texts and URLs are cut to about this many characters.
+DISPLAY_LIMIT = 200
+#: Longer URLs are shown as text only (no ``href``).
+MAX_HREF = 8192
+ELLIPSIS = "…"
+
+# Bidirectional formatting characters: an RLO in a link text must not reorder the page.
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls, DEL, and the XML/HTML noncharacters U+FFFE/U+FFFF.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
+_SPACES = re.compile(r"\s+")
+_URL_FORBIDDEN = re.compile("[\x00-\x20\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def display_text(value: object, limit: int = DISPLAY_LIMIT) -> str:
+    """One line of safe-to-show text: controls and bidi overrides removed, whitespace
+    collapsed, cut to ``limit`` characters with an ellipsis.  Not HTML-escaped."""
+    text = "" if value is None else str(value)
+    # Never run the regexes over megabytes: a generous prefix is enough to fill `limit`.
+    cap = limit * 4 + 64
+    cut = len(text) > cap
+    text = _SPACES.sub(" ", _CONTROL.sub(" ", _BIDI.sub("", clean_unicode(text[:cap])))).strip()
+    if cut or len(text) > limit:
+        text = text[: max(limit - 1, 0)].rstrip() + ELLIPSIS
+    return text
+
+
+def safe_href(url: object) -> str | None:
+    """``url`` if it may be used as an ``href`` (absolute http/https, no controls), else None.
+
+    Everything else (``javascript:``, ``data:``, ``mailto:``, relative or malformed
+    addresses, addresses with spaces or bidi controls) is to be shown as plain text.
+    """
+    if not isinstance(url, str) or not url or len(url) > MAX_HREF:
+        return None
+    if _URL_FORBIDDEN.search(url) or clean_unicode(url) != url:
+        return None
+    head = url[:8].lower()
+    if not (head.startswith("http://") or head.startswith("https://")):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
+def format_datetime(value: dt.datetime) -> str:
+    """``2025-03-14 02:00 UTC+01:00`` (naive values are taken as UTC)."""
+    value = aware(value)
+    offset = value.utcoffset() or dt.timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    hh, mm = divmod(abs(minutes), 60)
+    return f"{value:%Y-%m-%d %H:%M} UTC{sign}{hh:02d}:{mm:02d}"
+
+
+@functools.cache
+def get_env() -> Environment:
+    """The shared environment: autoescaping for HTML/XML templates, strict undefined."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "htm", "xml", "html.j2", "htm.j2", "xml.j2"),
+            disabled_extensions=("txt", "md", "txt.j2", "md.j2"),
+            default_for_string=True,
+            default=True,
+        ),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["clip"] = display_text
+    env.filters["href"] = safe_href
+    env.filters["datetime"] = format_datetime
+    return env

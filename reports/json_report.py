@@ -1,0 +1,191 @@
+"""The JSON contract (``sitewatch/report@1``) and the finding order every format shares.
+
+``report_to_dict`` is the canonical projection of a :class:`checks.models.Report`; it is
+documented in ``docs/report-format.md`` and ``docs/report.schema.json``.  The other
+renderers take their ordering (:func:`ordered_findings`) and text hygiene
+(:func:`clean_unicode`) from here so that every format lists problems the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping
+from enum import Enum
+
+from checks.models import Check, Finding, LinkResult, Page, Report, RunInfo
+
+SCHEMA_ID = "sitewatch/report@1"
+
+_CHECK_ORDER = {c: i for i, c in enumerate(Check)}
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_unicode(text: str) -> str:
+    """Replace lone surrogates (undecodable bytes smuggled into ``str``) with U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def finding_sort_key(f: Finding) -> tuple[object, ...]:
+    """Watched targets first, then severity (error, warning, info), then page URL.
+
+    Check, target and detail break the remaining ties so the order is total and stable.
+    """
+    return (not f.watched, -f.severity.rank, f.page, _CHECK_ORDER[f.check], f.target, f.detail)
+
+
+def ordered_findings(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=finding_sort_key)
+
+
+def stale_pages(report: Report) -> set[str]:
+    """URLs of pages that carry a ``stale_page`` finding (by page URL)."""
+    return {f.page for f in report.findings if f.check is Check.STALE_PAGE}
+
+
+def age_days(page: Page, as_of: dt.date) -> int | None:
+    """Days from the page's review date to ``as_of`` (negative if dated in the future)."""
+    return None if page.review_date is None else (as_of - page.review_date).days
+
+
+def aware(value: dt.datetime) -> dt.datetime:
+    """``value`` with a time zone; a naive datetime is taken to be UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def iso_datetime(value: dt.datetime) -> str:
+    """ISO 8601 with a UTC offset (naive datetimes are taken to be UTC)."""
+    return aware(value).isoformat()
+
+
+def _jsonable(value: object) -> object:
+    """Make a free-form ``stats`` value JSON-safe (recursively)."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, str):
+        return clean_unicode(value)
+    if isinstance(value, Enum):
+        return _jsonable(value.value)
+    if isinstance(value, dt.datetime):
+        return iso_datetime(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Mapping):
+        return {clean_unicode(str(k)): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_jsonable(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    return clean_unicode(str(value))
+
+
+def _run_dict(run: RunInfo) -> dict[str, object]:
+    s = clean_unicode
+    return {
+        "site": s(run.site),
+        "started_at": iso_datetime(run.started_at),
+        "finished_at": iso_datetime(run.finished_at),
+        "as_of": run.as_of.isoformat(),
+        "start_urls": [s(u) for u in run.start_urls],
+        "scopes": [s(u) for u in run.scopes],
+        "complete": bool(run.complete),
+        "incomplete_reasons": [s(r) for r in run.incomplete_reasons],
+        "pages_crawled": int(run.pages_crawled),
+        "links_checked": int(run.links_checked),
+        "stats": _jsonable(dict(run.stats)),
+    }
+
+
+def page_to_dict(page: Page, as_of: dt.date, stale: bool) -> dict[str, object]:
+    s = clean_unicode
+    return {
+        "url": s(page.url),
+        "status": page.status,
+        "title": s(page.title),
+        "final_url": s(page.final_url),
+        "review_date": page.review_date.isoformat() if page.review_date else None,
+        "review_date_source": None
+        if page.review_date_source is None
+        else s(page.review_date_source),
+        "age_days": age_days(page, as_of),
+        "stale": stale,
+        "depth": int(page.depth),
+    }
+
+
+def link_to_dict(link: LinkResult) -> dict[str, object]:
+    s = clean_unicode
+    return {
+        "url": s(link.url),
+        "verdict": link.verdict.value,
+        "detail": s(link.detail),
+        "status": link.status,
+        "final_url": s(link.final_url),
+        "redirect_chain": [{"url": s(h.url), "status": int(h.status)} for h in link.redirect_chain],
+        "content_type": s(link.content_type),
+        "internal": bool(link.internal),
+        "watched": bool(link.watched),
+        "pdf_link": bool(link.pdf_link),
+        "found_on": [{"page": s(r.page), "text": s(r.text)} for r in link.found_on],
+    }
+
+
+def finding_to_dict(f: Finding) -> dict[str, object]:
+    s = clean_unicode
+    return {
+        "check": f.check.value,
+        "severity": f.severity.value,
+        "page": s(f.page),
+        "target": s(f.target),
+        "detail": s(f.detail),
+        "message": s(f.message),
+        "link_text": s(f.link_text),
+        "watched": bool(f.watched),
+    }
+
+
+def summary_dict(report: Report) -> dict[str, object]:
+    out: dict[str, object] = dict(report.counts())
+    by_check = {c.value: 0 for c in Check}
+    for f in report.findings:
+        by_check[f.check.value] += 1
+    out["by_check"] = by_check
+    return out
+
+
+def report_to_dict(report: Report) -> dict[str, object]:
+    """The JSON contract ``sitewatch/report@1`` as plain Python data.
+
+    Pages and links keep the order the crawler gave them; findings are ordered by
+    :func:`finding_sort_key`.
+    """
+    stale = stale_pages(report)
+    return {
+        "schema": SCHEMA_ID,
+        "run": _run_dict(report.run),
+        "pages": [page_to_dict(p, report.run.as_of, p.url in stale) for p in report.pages],
+        "links": [link_to_dict(link) for link in report.links],
+        "findings": [finding_to_dict(f) for f in ordered_findings(report.findings)],
+        "summary": summary_dict(report),
+    }
+
+
+def render_json(report: Report) -> str:
+    """``report.json``: UTF-8 (not ASCII-escaped), indented, keys in contract order."""
+    return json.dumps(report_to_dict(report), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+
+
+__all__ = [
+    "SCHEMA_ID",
+    "clean_unicode",
+    "finding_sort_key",
+    "ordered_findings",
+    "render_json",
+    "report_to_dict",
+]
