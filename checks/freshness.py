@@ -69,6 +69,7 @@ import re
 from dataclasses import dataclass
 
 import lxml.html
+from lxml import etree
 
 __all__ = [
     "SOURCES",
@@ -233,7 +234,7 @@ def _parse_machine(value: object) -> datetime.date | None:
 
 _PHRASE_RE = re.compile(
     r"""\b(?:
-      (?P<reviewed>granskad(?:es|e)?|granskat?s|granskat|reviewed)
+      (?P<reviewed>granskad(?:es|e)?|granskats|granskat|reviewed)
     | (?P<updated>uppdaterad(?:es|e)?|uppdaterat|ändrad(?:es|e)?|ändrat|reviderad(?:es|e)?
                   |updated|modified|revised)
     | (?P<published>publicerad(?:es|e)?|publicerat|published)
@@ -246,10 +247,49 @@ _RANKS = {"reviewed": 3, "updated": 2, "published": 1}
 _NEGATED_BEFORE_RE = re.compile(r"\b(?:next|nästa|be|ska|skall|bör)\s+$", re.IGNORECASE)
 
 
+# Every keyword of _PHRASE_RE starts with one of these (lower-case); str.find on them is far
+# faster than running the case-insensitive regex over the whole text.
+_STEMS = (
+    "gransk",
+    "reviewed",
+    "uppdater",
+    "ändra",
+    "revider",
+    "revised",
+    "updated",
+    "modified",
+    "publicer",
+    "published",
+)
+
+
+def _has_stem(lowered: str) -> bool:
+    return any(stem in lowered for stem in _STEMS)
+
+
+def _phrase_matches(text: str) -> list[re.Match[str]]:
+    """All _PHRASE_RE matches in ``text``, in order."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few code points change length when lower-cased
+        return list(_PHRASE_RE.finditer(text))
+    starts: set[int] = set()
+    for stem in _STEMS:
+        i = lowered.find(stem)
+        while i != -1:
+            starts.add(i)
+            i = lowered.find(stem, i + 1)
+    out = []
+    for i in sorted(starts):
+        m = _PHRASE_RE.match(text, i)
+        if m is not None:
+            out.append(m)
+    return out
+
+
 def _phrase_candidates(text: str):
     """Yield (rank, position, date) for each phrase keyword closely followed by a date."""
     n = len(text)
-    for pm in _PHRASE_RE.finditer(text):
+    for pm in _phrase_matches(text):
         start, end = pm.span()
         if _NEGATED_BEFORE_RE.search(text, max(0, start - 12), start):
             continue
@@ -283,7 +323,8 @@ def find_phrase_date(text: str) -> tuple[datetime.date, str] | None:
 
 # --------------------------------------------------------------------------- visible text
 
-_XHTML_NS = "{http://www.w3.org/1999/xhtml}"
+#: All text under an element, scripts included; C-speed, used as a cheap pre-check.
+_all_text = etree.XPath("string()")
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "head", "title"})
 _BLOCK_TAGS = frozenset(
     {
@@ -335,56 +376,45 @@ _BLOCK_TAGS = frozenset(
 )
 
 
-def _local(tag: object) -> str | None:
-    """Lower-case local tag name, or None for comments, processing instructions, entities."""
-    if not isinstance(tag, str):
-        return None
-    if tag.startswith("{"):
-        tag = tag.rpartition("}")[2]
-    return tag.lower()
-
-
 def _visible_text(el, cap: int | None = None, stop=None) -> str:
     """Visible text of ``el`` (not its tail), block elements separated by newlines.
 
-    Iterative, so deep nesting cannot overflow the stack. Stops after ``cap`` characters, or
-    on reaching the element ``stop`` (whose own text is not included).
+    Stops after about ``cap`` characters, or on reaching the element ``stop`` (whose own text
+    is not included). Tags are expected lower-case and without namespace, as ``lxml.html``
+    produces them.
     """
     parts: list[str] = []
+    add = parts.append
     size = 0
-    stack: list[tuple[object, bool]] = [(el, False)]
-    while stack:
-        node, leaving = stack.pop()
-        if leaving:
-            if _local(node.tag) in _BLOCK_TAGS:
-                parts.append("\n")
-            if node is not el and node.tail:
-                parts.append(node.tail)
-                size += len(node.tail)
-        else:
+    walker = etree.iterwalk(el, events=("start", "end", "comment", "pi"))
+    for event, node in walker:
+        if event == "start":
             if node is stop:
                 break
-            tag = _local(node.tag)
-            if tag is None or tag in _SKIP_TAGS:
-                if node is not el and node.tail:
-                    parts.append(node.tail)
-                    size += len(node.tail)
+            tag = node.tag
+            if tag in _SKIP_TAGS:
+                walker.skip_subtree()
                 continue
             if tag in _BLOCK_TAGS:
-                parts.append("\n")
-            if node.text:
-                parts.append(node.text)
-                size += len(node.text)
-            stack.append((node, True))
-            stack.extend((child, False) for child in reversed(node))
-        if cap is not None and size > cap:
-            break
+                add("\n")
+            text = node.text
+        else:
+            if event == "end" and node.tag in _BLOCK_TAGS:
+                add("\n")
+            if node is el:
+                continue
+            text = node.tail
+        if text:
+            add(text)
+            if cap is not None:
+                size += len(text)
+                if size > cap:
+                    break
     return "".join(parts)
 
 
 # --------------------------------------------------------------------------- <time>
 
-_TIME_TAGS = ("time", _XHTML_NS + "time")
 _MAX_TIME_ELEMENTS = 200
 _CLASS_KEYWORDS = (("review", 3), ("updated", 2), ("modified", 2), ("footer", 0))
 _NEXT_REVIEW_RE = re.compile(
@@ -429,10 +459,10 @@ def _class_rank(time_el) -> int | None:
     node = time_el
     depth = 0
     while node is not None and depth < 64:
-        tag = _local(node.tag)
+        tag = node.tag
         if tag == "footer":
             best = max(best or 0, 0)
-        if tag is not None and tag not in ("body", "html"):
+        if tag not in ("body", "html"):
             words = f"{node.get('class') or ''} {node.get('id') or ''}".lower()
             if "next" in words and "review" in words:
                 return -1
@@ -445,7 +475,7 @@ def _class_rank(time_el) -> int | None:
 
 
 def _from_time(root) -> datetime.date | None:
-    elements = [t for t in root.iter(*_TIME_TAGS) if t.get("datetime")]
+    elements = [t for t in root.iter("time") if t.get("datetime")]
     best: tuple[int, datetime.date] | None = None
     for t in elements[-_MAX_TIME_ELEMENTS:]:
         d = _parse_machine(t.get("datetime"))
@@ -463,7 +493,6 @@ def _from_time(root) -> datetime.date | None:
 
 # --------------------------------------------------------------------------- JSON-LD
 
-_SCRIPT_TAGS = ("script", _XHTML_NS + "script")
 _MAX_JSON_CHARS = 2_000_000
 _MAX_JSON_NODES = 2_000
 
@@ -501,7 +530,7 @@ def _json_ld_date(data: object) -> datetime.date | None:
 
 
 def _from_json_ld(root) -> datetime.date | None:
-    for script in root.iter(*_SCRIPT_TAGS):
+    for script in root.iter("script"):
         kind = (script.get("type") or "").strip().lower()
         if "ld+json" not in kind:
             continue
@@ -520,7 +549,6 @@ def _from_json_ld(root) -> datetime.date | None:
 
 # --------------------------------------------------------------------------- <meta>
 
-_META_TAGS = ("meta", _XHTML_NS + "meta")
 _META_SOURCES: dict[str, str] = {
     "article:modified_time": "meta:article:modified_time",
     "og:updated_time": "meta:og:updated_time",
@@ -534,7 +562,7 @@ _META_ORDER = {source: i for i, source in enumerate(SOURCES)}
 
 def _from_meta(root) -> ReviewDate | None:
     best: ReviewDate | None = None
-    for meta in root.iter(*_META_TAGS):
+    for meta in root.iter("meta"):
         for attr in ("property", "name"):
             key = meta.get(attr)
             if not key:
@@ -584,9 +612,11 @@ def find_review_date(
             root = None
     if root is not None:
         try:
-            hit = find_phrase_date(_visible_text(root))
-            if hit is not None:
-                return ReviewDate(hit[0], "text")
+            # Cheap pre-check on all text (scripts included): no keyword, no phrase.
+            if _has_stem(_all_text(root).lower()):
+                hit = find_phrase_date(_visible_text(root))
+                if hit is not None:
+                    return ReviewDate(hit[0], "text")
         except Exception:
             pass
         for finder, source in ((_from_time, "time"), (_from_json_ld, "json-ld")):
