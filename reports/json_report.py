@@ -18,7 +18,6 @@ from checks.models import Check, Finding, LinkResult, Page, Report, RunInfo
 
 SCHEMA_ID = "sitewatch/report@1"
 
-_CHECK_ORDER = {c: i for i, c in enumerate(Check)}
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -30,9 +29,10 @@ def clean_unicode(text: str) -> str:
 def finding_sort_key(f: Finding) -> tuple[object, ...]:
     """Watched targets first, then severity (error, warning, info), then page URL.
 
-    Check, target and detail break the remaining ties so the order is total and stable.
+    Check name, target and detail break the remaining ties so the order is total and
+    stable (the same order as ``checks.evaluate.sort_key``, plus detail).
     """
-    return (not f.watched, -f.severity.rank, f.page, _CHECK_ORDER[f.check], f.target, f.detail)
+    return (not f.watched, -f.severity.rank, f.page, f.check.value, f.target, f.detail)
 
 
 def ordered_findings(findings: Iterable[Finding]) -> list[Finding]:

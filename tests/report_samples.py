@@ -123,7 +123,7 @@ def _links() -> tuple[LinkResult, ...]:
         LinkResult(
             SKL_URL,
             Verdict.REDIRECT,
-            detail="permanent",
+            detail="http_301",
             status=200,
             final_url=SKR_URL,
             redirect_chain=(RedirectHop(SKL_URL, 301),),
@@ -153,6 +153,7 @@ def _links() -> tuple[LinkResult, ...]:
             pdf_link=True,
             pdf_magic=False,
             internal=True,
+            pdf_problem="not_a_pdf",
         ),
         LinkResult(
             FORBIDDEN_URL,
@@ -185,8 +186,9 @@ def _links() -> tuple[LinkResult, ...]:
         ),
         LinkResult(
             "https://www.umea.se/uppleva/evenemang/anmal.html",
-            Verdict.OK,
-            status=200,
+            Verdict.UNVERIFIED,
+            detail="http_429",
+            status=429,
             final_url="https://www.umea.se/uppleva/evenemang/anmal.html",
             content_type="text/html",
             found_on=(LinkRef(HOSTILE_URL, RTL_TEXT),),
@@ -203,7 +205,7 @@ def _findings() -> tuple[Finding, ...]:
             Severity.WARNING,
             TAXOR_URL,
             detail="",
-            message="Sidan saknar granskningsdatum.",
+            message="No review date found on the page.",
         ),
         Finding(
             Check.BROKEN_LINK,
@@ -211,7 +213,7 @@ def _findings() -> tuple[Finding, ...]:
             EU_URL,
             target=BRUSSELS_URL,
             detail="http_404",
-            message="The link target answers 404 Not Found.",
+            message="Broken link (the server answered HTTP 404).",
             link_text="North Sweden European Office i Bryssel",
         ),
         Finding(
@@ -220,16 +222,16 @@ def _findings() -> tuple[Finding, ...]:
             HOME_URL,
             target=FORBIDDEN_URL,
             detail="http_403",
-            message="The server refused the check (403); please verify by hand.",
+            message="Could not verify the link: the site refused the check (http_403).",
             link_text="Umeå kommun på Facebook",
         ),
         Finding(
             Check.REDIRECT,
-            Severity.WARNING,
+            Severity.ERROR,  # watched targets are raised to error
             POLITIK_URL,
             target=SKL_URL,
-            detail="permanent",
-            message="The link redirects (301) to https://skr.se/…; update it.",
+            detail="http_301",
+            message=f"The link has moved permanently; update it to {SKR_URL}",
             link_text="Kommungruppsindelning (SKL)",
             watched=True,
         ),
@@ -237,8 +239,8 @@ def _findings() -> tuple[Finding, ...]:
             Check.STALE_PAGE,
             Severity.ERROR,
             STALE_URL,
-            detail="max_age_365",
-            message="Last reviewed 2018-03-28, more than 365 days ago.",
+            detail="2543_days",
+            message="Last reviewed 2018-03-28 (2543 days ago; the limit is 365 days).",
         ),
         Finding(
             Check.MISSING_PDF,
@@ -246,14 +248,14 @@ def _findings() -> tuple[Finding, ...]:
             TAXOR_URL,
             target=FAKE_PDF_URL,
             detail="not_a_pdf",
-            message="The link looks like a PDF but the server sends an HTML page.",
+            message="Missing PDF: the link promises a PDF but the server sends something else.",
             link_text="Taxa för bygglov 2024 (pdf, 212 kB)",
         ),
         Finding(
             Check.MISSING_REVIEW_DATE,
             Severity.WARNING,
             HOSTILE_URL,
-            message="Sidan saknar granskningsdatum.",
+            message="No review date found on the page.",
         ),
         Finding(
             Check.BROKEN_LINK,
@@ -266,28 +268,28 @@ def _findings() -> tuple[Finding, ...]:
         ),
         Finding(
             Check.REDIRECT,
-            Severity.WARNING,
+            Severity.ERROR,
             EU_URL,
             target=SKL_URL,
-            detail="permanent",
-            message="The link redirects (301) to https://skr.se/…; update it.",
+            detail="http_301",
+            message=f"The link has moved permanently; update it to {SKR_URL}",
             link_text="Sveriges Kommuner och Landsting",
             watched=True,
         ),
         Finding(
             Check.UNVERIFIED_LINK,
-            Severity.INFO,
+            Severity.INFO,  # not the default severity: here to exercise "info" everywhere
             HOSTILE_URL,
             target="https://www.umea.se/uppleva/evenemang/anmal.html",
             detail="http_429",
-            message="Rate limited; checked again next run.",
+            message="Could not verify the link: the site refused the check (http_429).",
             link_text=RTL_TEXT,
         ),
     )
 
 
 def sample_report(*, complete: bool = True) -> Report:
-    """The main realistic sample (10 findings: 4 error, 5 warning, 1 info; 2 watched)."""
+    """The main realistic sample (10 findings: 6 error, 3 warning, 1 info; 2 watched)."""
     run = RunInfo(
         started_at=STARTED_AT,
         finished_at=FINISHED_AT,
@@ -362,7 +364,7 @@ def hostile_report(size: int = 1_000_000) -> Report:
             Severity.WARNING,
             url,
             target="https://www.umea.se/old|page`x`",
-            detail="permanent",
+            detail="http_308",
             link_text="-1+1",
             message="@SUM(1)",
         ),

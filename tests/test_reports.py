@@ -26,7 +26,7 @@ from checks.models import (
     Verdict,
 )
 from checks.policy import DEFAULT_SEVERITIES
-from reports.csv_report import COLUMNS, safe_cell
+from reports.csv_report import COLUMNS, render_csv, safe_cell
 from reports.html_report import render_html
 from reports.jinja_env import display_text, safe_href
 from reports.json_report import finding_sort_key, ordered_findings, render_json, report_to_dict
@@ -206,6 +206,8 @@ def test_json_validates_with_jsonschema_when_installed(schema, name):
         (lambda d: d["links"][0].update(verdict="fine"), "not in"),
         (lambda d: d["links"][1].update(detail="http_4044"), "does not match"),
         (lambda d: d["links"][5].update(detail="ftp"), "not in"),
+        (lambda d: d["links"][0].update(detail="permanent"), "does not match"),
+        (lambda d: d["findings"][0].update(detail="moved"), "does not match"),
         (lambda d: d["pages"][0].update(review_date="28/03/2018"), "matches none"),
         (lambda d: d["pages"][0].update(age_days="12"), "not of type"),
         (lambda d: d["run"].update(started_at="2025-03-14T02:00:05"), "is not a date-time"),
@@ -239,6 +241,9 @@ def test_schema_enums_match_models(schema):
     broken = re.compile(link_rules["broken"]["pattern"])
     assert all(broken.search(d) for d in [*BROKEN_DETAILS, "http_404", "http_500"])
     assert not broken.search("not_a_pdf")
+    assert link_rules["redirect"]["pattern"] == link_rules["unverified"]["pattern"]
+    assert re.search(link_rules["redirect"]["pattern"], "http_301")
+    assert not re.search(link_rules["redirect"]["pattern"], "permanent")
     finding_rules = {
         r["if"]["properties"]["check"]["const"]: r["then"]["properties"]["detail"]["pattern"]
         for r in defs["finding"]["allOf"]
@@ -298,8 +303,8 @@ def test_json_round_trips_values():
     }
 
     assert data["summary"] == {
-        "error": 4,
-        "warning": 5,
+        "error": 6,
+        "warning": 3,
         "info": 1,
         "by_check": {
             "stale_page": 1,
@@ -463,13 +468,13 @@ def test_junit_survives_hostile_content():
 def test_markdown_counts_and_order():
     md = render_markdown(samples.sample_report())
     assert md.startswith("# sitewatch report: https://www.umea.se\n")
-    assert "| error | 4 |" in md and "| warning | 5 |" in md and "| info | 1 |" in md
+    assert "| error | 6 |" in md and "| warning | 3 |" in md and "| info | 1 |" in md
     assert "| broken_link | 2 |" in md
     assert "**2025-03-14**" in md
     top = md[md.index("## Top problems") :].splitlines()
     rows = [line for line in top if line.startswith(("| error", "| warning", "| info"))]
     assert len(rows) == 10
-    assert rows[0].startswith("| warning ★ watched | redirect |")
+    assert rows[0].startswith("| error ★ watched | redirect |")
     assert rows[2].startswith("| error | missing_pdf |")
     assert rows[-1].startswith("| info | unverified_link |")
     assert "incomplete" not in md
@@ -594,7 +599,7 @@ def test_html_sections_in_order_and_content():
     assert "text:Sidan granskades" in page_part
     assert "The server answered 404 (Not Found)." in html
     # counts in the header
-    assert '<div class="count error"><b>4</b>' in html
+    assert '<div class="count error"><b>6</b>' in html
 
 
 def test_html_incomplete_banner():
@@ -661,7 +666,7 @@ def test_write_reports_writes_every_format(tmp_path):
         "md": "summary.md",
     }
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written.values())
-    assert json.loads(written["json"].read_text(encoding="utf-8"))["summary"]["error"] == 4
+    assert json.loads(written["json"].read_text(encoding="utf-8"))["summary"]["error"] == 6
     assert written["csv"].read_bytes().startswith(b"\xef\xbb\xbf")
     assert not written["json"].read_bytes().startswith(b"\xef\xbb\xbf")
     ET.parse(written["junit"])
@@ -720,3 +725,21 @@ def test_doc_names_every_json_field(doc):
     assert missing == []
     for column in COLUMNS:
         assert column in doc
+
+
+def test_findings_from_the_real_checks_fit_the_schema(schema):
+    """The schema's detail rules match what checks/evaluate.py actually produces."""
+    from checks.evaluate import evaluate
+    from checks.policy import Policy
+
+    base = samples.sample_report()
+    findings = evaluate(base.pages, base.links, Policy(watched=("skl.se",)), samples.AS_OF)
+    report = replace(base, findings=findings)
+    data = report_to_dict(report)
+    assert schema_errors(data, schema) == []
+    assert {f["check"] for f in data["findings"]} == {c.value for c in Check}
+    assert data["findings"][0]["watched"] is True
+    stale = [p["url"] for p in data["pages"] if p["stale"]]
+    assert stale == [samples.STALE_URL]
+    for render in (render_html, render_markdown, render_csv, render_junit):
+        assert render(report)
