@@ -50,6 +50,7 @@ START_PATH = "/internationellt/"
 #: Where the CMS keeps uploaded documents (outside the section: checked, never crawled).
 DOWNLOAD = "/download/18.3a1f5c2e162a4b1e6d81b4e/1522226400000/"
 AATERBESOK = "/internationellt/återbesök-vänorter.html"
+SOFT_404_PATH = "/internationellt/vanortsveckan-2017.html"
 
 MAIN_HOST, EXT1_HOST, EXT2_HOST = "127.0.0.1", "127.0.0.2", "127.0.0.3"
 
@@ -112,15 +113,23 @@ class Planted:
 
 _I = "{MAIN}/internationellt/"
 
+
+def _stale(page: str, note: str) -> Planted:
+    """A stale_page finding; its detail is the age in days on ``AS_OF`` ("3165_days")."""
+    date = REVIEW_DATES[page.replace("{MAIN}", "")][0]
+    assert date is not None
+    return Planted("stale_page", page, detail=f"{(AS_OF - date).days}_days", note=note)
+
+
 PLANTED: tuple[Planted, ...] = (
     # -- freshness ------------------------------------------------------------------------
-    Planted("stale_page", _I, note="Sidan har granskats 2018-03-28"),
-    Planted("stale_page", _I + "helsingor.html", note="Senast uppdaterad: 12 mars 2024"),
-    Planted("stale_page", _I + "petrozavodsk.html", note="Publicerad 20 oktober 2021"),
-    Planted("stale_page", _I + "xian.html", note="Senast granskad: 2025-06-30"),
-    Planted("stale_page", _I + "mal-och-strategier.html", note="Sidan har granskats 2019-02-11"),
-    Planted("stale_page", _I + "in-english.html", note="Page last reviewed: 15 March 2021"),
-    Planted("stale_page", _I + "historik.html", note="Granskad: 13.12.2013, ISO-8859-1 page"),
+    _stale(_I, note="Sidan har granskats 2018-03-28"),
+    _stale(_I + "helsingor.html", note="Senast uppdaterad: 12 mars 2024"),
+    _stale(_I + "petrozavodsk.html", note="Publicerad 20 oktober 2021"),
+    _stale(_I + "xian.html", note="Senast granskad: 2025-06-30"),
+    _stale(_I + "mal-och-strategier.html", note="Sidan har granskats 2019-02-11"),
+    _stale(_I + "in-english.html", note="Page last reviewed: 15 March 2021"),
+    _stale(_I + "historik.html", note="Granskad: 13.12.2013, ISO-8859-1 page"),
     Planted("missing_review_date", _I + "qufu.html", note="no date anywhere on the page"),
     # -- broken links ---------------------------------------------------------------------
     Planted(
@@ -166,10 +175,10 @@ PLANTED: tuple[Planted, ...] = (
     Planted(
         "broken_link",
         _I + "natverk.html",
-        "{MAIN}/evenemang/vanortsveckan-2017/",
+        _I + "vanortsveckan-2017.html",
         "broken",
         "soft_404",
-        note='200 page titled "Sidan kunde inte hittas"',
+        note='200 page titled "Sidan kunde inte hittas" (in the section, so fetched in full)',
     ),
     Planted(
         "broken_link",
@@ -198,7 +207,7 @@ PLANTED: tuple[Planted, ...] = (
             page,
             "{EXT1}/skl/eu/",
             "redirect",
-            "",
+            "http_301",
             watched=True,
             note="301 permanent to {EXT1}/skr/eu/ (200): SKL became SKR, update the link",
         )
@@ -329,8 +338,8 @@ def main_routes() -> dict[str, Route]:
         DOWNLOAD + "rollup-internationellt.pdf": Route(body=ROLLUP_HTML),
         # PDF behind a login: 302 to an HTML login page (static file /logga-in/index.html).
         mall: Route(302, redirect_to="/logga-in/?returnUrl=" + quote(mall, safe="")),
-        # Soft 404: status 200, but the page says "Sidan kunde inte hittas".
-        "/evenemang/vanortsveckan-2017/": Route(body=SOFT_404_HTML),
+        # Soft 404: a removed page in the section answers 200 "Sidan kunde inte hittas".
+        SOFT_404_PATH: Route(body=SOFT_404_HTML),
     }
 
 
