@@ -71,17 +71,28 @@ DETAIL_TEXTS: dict[str, str] = {
 }
 
 
-def explain_detail(detail: str) -> str:
+def _http_phrase(code: int) -> str:
+    try:
+        return http.HTTPStatus(code).phrase
+    except ValueError:
+        return "unexpected answer"
+
+
+def explain_detail(detail: str, check: Check | None = None) -> str:
     """A plain-English sentence for a detail code ("" when there is nothing to say)."""
     if detail in DETAIL_TEXTS:
         return DETAIL_TEXTS[detail]
     if detail.startswith("http_") and detail[5:].isdigit():
         code = int(detail[5:])
-        try:
-            phrase = http.HTTPStatus(code).phrase
-        except ValueError:
-            phrase = "unexpected answer"
-        return f"The server answered {code} ({phrase})."
+        if check is Check.REDIRECT:
+            return f"The address has moved permanently (HTTP {code})."
+        if check is Check.UNVERIFIED_LINK:
+            return f"The website refused our automatic check ({code} {_http_phrase(code)})."
+        if check is Check.MISSING_PDF:
+            return f"The PDF is gone: the server answered {code} ({_http_phrase(code)})."
+        return f"The server answered {code} ({_http_phrase(code)})."
+    if check is Check.STALE_PAGE and detail.endswith("_days") and detail[:-5].isdigit():
+        return f"Last reviewed {int(detail[:-5])} days ago."
     return ""
 
 
@@ -147,8 +158,9 @@ def _new_url(link: LinkResult | None) -> str:
 
 def _row(f: Finding, pages: dict[str, Page], links: dict[str, LinkResult], report: Report) -> Row:
     page = pages.get(f.page)
-    explanation = explain_detail(f.detail)
-    message = f.message if f.message and f.message != explanation else ""
+    explanation = explain_detail(f.detail, f.check)
+    # The checks' own sentence when there is one; the generic explanation otherwise.
+    message = f.message or explanation
     return Row(
         check=f.check.value,
         label=CHECK_LABELS[f.check],

@@ -597,7 +597,18 @@ def test_html_sections_in_order_and_content():
     page_part = html[page:]
     assert "2018-03-28" in page_part and "2543 days ago" in page_part
     assert "text:Sidan granskades" in page_part
+    assert "The address has moved permanently (HTTP 301)." in watched_part
+    assert "Broken link (the server answered HTTP 404)." in html  # the checks' message
+
+
+def test_html_explains_details_when_there_is_no_message():
+    report = samples.sample_report()
+    bare = tuple(replace(f, message="") for f in report.findings)
+    html = render_html(replace(report, findings=bare))
     assert "The server answered 404 (Not Found)." in html
+    assert "The server does not send a PDF file." in html
+    assert "The website refused our automatic check (403 Forbidden)." in html
+    assert "Last reviewed 2543 days ago." in html
     # counts in the header
     assert '<div class="count error"><b>6</b>' in html
 
