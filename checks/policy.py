@@ -42,7 +42,10 @@ class Policy:
     def is_watched(self, url: str) -> bool:
         if not self.watched:
             return False
-        host = (urlsplit(url).hostname or "").lower()
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError:
+            return False
         for w in self.watched:
             if "/" in w:
                 if url.startswith(w):

@@ -56,17 +56,17 @@ class Target:
         #: (page, text, tag, fragment-or-None) for every reference.
         self.refs: list[tuple[str, str, str, str | None]] = []
         self.fragments = False
-        path = urlsplit(url).path.lower() if "://" in url else ""
-        self.path_is_pdf = path.endswith(".pdf")
+        try:
+            parts = urlsplit(url) if "://" in url else None
+            self.host = (parts.hostname or "") if parts else ""
+        except ValueError:
+            parts, self.host = None, ""
+        self.path_is_pdf = parts.path.lower().endswith(".pdf") if parts else False
         self.pdf_hint = self.path_is_pdf
         self.mode = 0
         self.probe: Probe | None = None
         self.skip: str | None = None
         self.start = False
-        try:
-            self.host = (urlsplit(url).hostname or "") if "://" in url else ""
-        except ValueError:
-            self.host = ""
 
 
 class CrawlState:

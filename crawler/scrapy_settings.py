@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 DOWNLOADER_MIDDLEWARES_BASE = {
-    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": 100,
+    "crawler.robots_middleware.SafeRobotsTxtMiddleware": 100,
     "scrapy.downloadermiddlewares.defaultheaders.DefaultHeadersMiddleware": 400,
     "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": 500,
     "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": 590,
@@ -44,7 +44,7 @@ def audit_settings(
         "CONCURRENT_REQUESTS": concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": per_host_concurrency,
         "DOWNLOAD_DELAY": delay,
-        "RANDOMIZE_DOWNLOAD_DELAY": False,
+        "DOWNLOAD_DELAY_JITTER": 0,
         "DOWNLOAD_TIMEOUT": timeout,
         # Bodies are cut by the spider (StopDownload); this only stops decompression bombs.
         "DOWNLOAD_MAXSIZE": max(max_page_bytes * 4, 1_000_000),
