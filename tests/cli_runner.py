@@ -1,4 +1,4 @@
-"""Run the real ``sitewatch`` command in a child process (Scrapy's reactor runs once per process)."""
+"""Run the real ``sitewatch`` command in a child process (one Scrapy reactor per process)."""
 
 from __future__ import annotations
 

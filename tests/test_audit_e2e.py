@@ -74,7 +74,8 @@ DATE_PAGES: list[tuple[str, str, str, str, str, dict[str, str]]] = [
     ),
     (
         "d14",
-        '<script type="application/ld+json">{"@type":"WebPage","dateModified":"2025-04-02T10:00:00+02:00"}</script>',
+        '<script type="application/ld+json">'
+        '{"@type":"WebPage","dateModified":"2025-04-02T10:00:00+02:00"}</script>',
         "<p>Ingen rad här.</p>",
         "2025-04-02",
         "json-ld",
