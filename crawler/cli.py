@@ -1,6 +1,6 @@
 """The ``sitewatch`` command line: a thin click layer over library code.
 
-Exit codes (docs/exit-codes.md): 0 nothing at or above ``--fail-on``; 1 findings at or
+Exit codes (README.md, docs/report-format.md): 0 nothing at or above ``--fail-on``; 1 findings at or
 above it; 2 usage or configuration error, or the audit could not run.
 """
 
