@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from checks.evaluate import evaluate
 from checks.models import Report, RunInfo
@@ -120,7 +121,7 @@ def build_report(
             pages_crawled=len(state.pages),
             links_checked=sum(1 for t in state.targets.values() if t.probe is not None),
             stats=stats,
-            site=cfg.site.name or _site_name(state.settings.start_urls),
+            site=site_name(cfg),
             incomplete_reasons=reasons,
         ),
         pages=tuple(state.pages),
@@ -147,10 +148,11 @@ def _count(values: object) -> dict[str, int]:
     return out
 
 
-def _site_name(start_urls: tuple[str, ...]) -> str:
-    if not start_urls:
+def site_name(cfg: Config) -> str:
+    """The site's name in history and reports: ``site.name`` or host + path of the start."""
+    if cfg.site.name:
+        return cfg.site.name
+    if not cfg.site.start_urls:
         return ""
-    from urllib.parse import urlsplit
-
-    p = urlsplit(start_urls[0])
+    p = urlsplit(cfg.site.start_urls[0])
     return f"{p.hostname}{p.path.rstrip('/')}"

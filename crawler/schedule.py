@@ -1,0 +1,244 @@
+"""``sitewatch schedule``: weekly audits and emails under APScheduler 3.x.
+
+- One ``BlockingScheduler`` with a persistent SQLAlchemy job store in the history database
+  (table ``apscheduler_jobs``), a ``CronTrigger`` from ``[schedule]``, ``coalesce=True``,
+  ``max_instances=1`` and a generous ``misfire_grace_time``.
+- Exactly once per period: before an audit starts, the history is asked whether this site
+  already has a run that started since the period's fire time; if so the job does
+  nothing. At start-up, a period whose fire time passed while the scheduler was down (and
+  is within ``misfire_grace_time``) gets one catch-up run. Re-registering the job with
+  ``replace_existing=True`` resets APScheduler's stored next run time, so the history,
+  not the job store, is what decides.
+- Every audit runs in a child process (Scrapy's reactor cannot restart in one process)
+  with ``schedule.time_limit``; a failure is logged, mailed to ``email.fallback_to`` and
+  the scheduler keeps running. SIGTERM/SIGINT shut down cleanly (the child is stopped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+
+from crawler.config import Config, load_config
+
+log = logging.getLogger("sitewatch.schedule")
+
+#: Look-back windows for finding the latest fire time of a cron trigger.
+_WINDOWS = (
+    dt.timedelta(hours=2),
+    dt.timedelta(days=2),
+    dt.timedelta(days=9),
+    dt.timedelta(days=33),
+    dt.timedelta(days=370),
+)
+
+_children: set[subprocess.Popen[bytes]] = set()
+_children_lock = threading.Lock()
+
+
+def make_trigger(cfg: Config) -> CronTrigger:
+    s = cfg.schedule
+    return CronTrigger(
+        day_of_week=s.day_of_week, hour=s.hour, minute=s.minute, timezone=ZoneInfo(s.timezone)
+    )
+
+
+def previous_fire(trigger: CronTrigger, now: dt.datetime) -> dt.datetime | None:
+    """The latest fire time of ``trigger`` at or before ``now`` (None if none in a year)."""
+    for window in _WINDOWS:
+        t = now - window
+        last = None
+        nxt = trigger.get_next_fire_time(None, t)
+        steps = 0
+        while nxt is not None and nxt <= now and steps < 100_000:
+            last = nxt
+            nxt = trigger.get_next_fire_time(nxt, nxt + dt.timedelta(seconds=1))
+            steps += 1
+        if last is not None:
+            return last
+    return None
+
+
+def site_key(cfg: Config) -> str:
+    from crawler.audit import site_name
+
+    return site_name(cfg)
+
+
+def ran_since(cfg: Config, since: dt.datetime) -> bool:
+    """Whether this site has a run (of any outcome) that started at or after ``since``."""
+    from crawler.store import Store
+
+    with Store(cfg.history.db) as store:
+        return any(r.started_at >= since for r in store.runs(site_key(cfg), limit=5))
+
+
+@dataclass
+class JobOutcome:
+    ran: bool
+    audit_code: int | None = None
+    send_code: int | None = None
+    reason: str = ""
+
+
+def _child(args: list[str], timeout: float) -> int:
+    """Run ``sitewatch ARGS`` in a child process; -9 when it was stopped for time."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", *args],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    with _children_lock:
+        _children.add(proc)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        return -9
+    finally:
+        with _children_lock:
+            _children.discard(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def scheduled_audit(config_path: str, fire_time: str | None = None) -> JobOutcome:
+    """The scheduled job: audit once per period in a child, then send the emails.
+
+    Importable by name (APScheduler stores jobs by reference, no lambdas).
+    """
+    cfg = load_config(config_path)
+    now = dt.datetime.now(ZoneInfo(cfg.schedule.timezone))
+    period = previous_fire(make_trigger(cfg), now) or now
+    if ran_since(cfg, period):
+        log.info("%s: already audited since %s; nothing to do", site_key(cfg), period)
+        return JobOutcome(False, reason="already ran this period")
+    log.info("%s: audit starting (period %s)", site_key(cfg), period)
+    code = _child(["audit", "--config", config_path, "--quiet"], cfg.schedule.time_limit)
+    outcome = JobOutcome(True, audit_code=code)
+    if code not in (0, 1):
+        why = "stopped after the time limit" if code == -9 else f"exit code {code}"
+        log.error("%s: audit failed (%s)", site_key(cfg), why)
+        _mark_crashed(cfg, why)
+        _report_failure(cfg, why)
+        outcome.reason = why
+    outcome.send_code = _child(["send", "--config", config_path], 600)
+    return outcome
+
+
+def _mark_crashed(cfg: Config, why: str) -> None:
+    from crawler.store import Store
+
+    with Store(cfg.history.db) as store:
+        for r in store.runs(site_key(cfg), limit=3):
+            if r.status == "running":
+                store.mark_crashed(r.id, f"audit process {why}")
+
+
+def _report_failure(cfg: Config, why: str) -> None:
+    """Tell the site's fallback address that a scheduled audit failed."""
+    try:
+        from crawler.commands import send_failure_notice
+
+        send_failure_notice(cfg, f"The scheduled sitewatch audit of {site_key(cfg)} failed: {why}.")
+    except Exception as exc:  # the scheduler must keep running
+        log.error("could not report the failure: %s", exc)
+
+
+def build_scheduler(config_path: str, *, blocking: bool = True) -> Any:
+    """A scheduler with the site's weekly job (and a catch-up run if one was missed)."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.jobstores.memory import MemoryJobStore
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    cfg = load_config(config_path)
+    config_path = str(Path(config_path).resolve())
+    db = Path(cfg.history.db).resolve()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    tz = ZoneInfo(cfg.schedule.timezone)
+    cls = BlockingScheduler if blocking else BackgroundScheduler
+    scheduler = cls(
+        jobstores={
+            "default": SQLAlchemyJobStore(url=f"sqlite:///{db}"),
+            "memory": MemoryJobStore(),
+        },
+        executors={"default": ThreadPoolExecutor(2)},
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": cfg.schedule.misfire_grace_time,
+        },
+        timezone=tz,
+    )
+    trigger = make_trigger(cfg)
+    job_id = f"audit:{site_key(cfg)}"
+    scheduler.add_job(
+        scheduled_audit,
+        trigger,
+        args=[config_path],
+        id=job_id,
+        name=f"weekly audit of {site_key(cfg)}",
+        replace_existing=True,
+    )
+    now = dt.datetime.now(tz)
+    last = previous_fire(trigger, now)
+    if (
+        last is not None
+        and (now - last).total_seconds() <= cfg.schedule.misfire_grace_time
+        and not ran_since(cfg, last)
+    ):
+        log.info("%s: the run due %s was missed; catching up now", site_key(cfg), last)
+        scheduler.add_job(
+            scheduled_audit,
+            "date",
+            run_date=now,
+            args=[config_path],
+            id=f"catch-up:{site_key(cfg)}",
+            jobstore="memory",
+            replace_existing=True,
+        )
+    return scheduler
+
+
+def run_forever(config_path: str) -> int:
+    """``sitewatch schedule``: block until SIGTERM/SIGINT; returns an exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    scheduler = build_scheduler(config_path, blocking=True)
+
+    def shutdown(signum: int, frame: object) -> None:
+        log.info("signal %s: shutting down", signum)
+        with _children_lock:
+            children = list(_children)
+        for proc in children:
+            _stop(proc)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    for job in scheduler.get_jobs():
+        log.info("scheduled: %s", job)
+    scheduler.start()
+    log.info("scheduler stopped")
+    return 0
