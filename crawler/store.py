@@ -424,7 +424,8 @@ class Store:
             )
             db.executemany(
                 "INSERT INTO run_findings (run_id, check_name, page, target, change, severity, "
-                "detail, message, link_text, watched, first_seen, last_seen, consecutive_runs, seq) "
+                "detail, message, link_text, watched, first_seen, last_seen, consecutive_runs, "
+                "seq) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
