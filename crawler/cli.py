@@ -78,8 +78,16 @@ def main() -> None:
 @click.option("--concurrency", type=int, help="Requests in flight overall.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary.")
 @click.option("--verbose", "-v", is_flag=True, help="Show Scrapy's log.")
+@click.option(
+    "--no-history", is_flag=True, help="Do not record the run (no flaky-link grace either)."
+)
 def audit(
-    config_path: str | None, as_of: str | None, quiet: bool, verbose: bool, **opts: Any
+    config_path: str | None,
+    as_of: str | None,
+    quiet: bool,
+    verbose: bool,
+    no_history: bool,
+    **opts: Any,
 ) -> None:
     """Crawl START_URLS (or the config's start URLs) and write reports."""
     from crawler.run import audit_command
@@ -91,17 +99,16 @@ def audit(
         quiet=quiet,
         verbose=verbose,
         progress=not quiet and sys.stderr.isatty(),
+        record=not no_history,
     )
     sys.exit(code)
 
 
 def _register_extra_commands() -> None:
-    """Commands that live in their own modules (history, send, schedule)."""
-    try:
-        from crawler import commands
-    except ImportError:  # pragma: no cover - optional while being built
-        return
-    for cmd in commands.COMMANDS:
+    """Commands that live in their own module (send, history, schedule)."""
+    from crawler.commands import COMMANDS
+
+    for cmd in COMMANDS:
         main.add_command(cmd)
 
 

@@ -11,6 +11,7 @@ from checks.evaluate import at_or_above
 from checks.models import Report
 from crawler.audit import AuditError, AuditOptions, run_audit
 from crawler.config import Config, ConfigError, load_config
+from crawler.history import History, HistoryError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -53,6 +54,7 @@ def audit_command(
     quiet: bool = False,
     verbose: bool = False,
     progress: bool = False,
+    record: bool = True,
 ) -> int:
     from reports.render import write_reports
 
@@ -61,11 +63,34 @@ def audit_command(
     except ConfigError as e:
         err(str(e))
         return EXIT_ERROR
+    opts = AuditOptions(as_of=as_of, progress=progress, verbose=verbose)
+    history = None
+    if record:
+        try:
+            history = History.open(cfg)
+        except HistoryError as e:
+            err(str(e))
+            return EXIT_ERROR
     try:
-        report = run_audit(cfg, AuditOptions(as_of=as_of, progress=progress, verbose=verbose))
+        report = run_audit(cfg, opts)
     except AuditError as e:
+        if history:
+            history.abandon(f"could not run: {e}")
         err(f"the audit could not run: {e}")
         return EXIT_ERROR
+    except BaseException:
+        if history:
+            history.abandon("crashed")
+        raise
+    changes_line = ""
+    if history:
+        report, changes = history.finish(report)
+        c = changes.counts()
+        changes_line = (
+            f"history: run {history.run_id} — {c.get('new', 0)} new, "
+            f"{c.get('still_open', 0)} still open, {c.get('fixed', 0)} fixed"
+            + ("" if report.run.complete else " (incomplete run: nothing marked fixed)")
+        )
     out_dir = Path(cfg.report.out_dir)
     try:
         written = write_reports(report, out_dir, cfg.report.formats)
@@ -74,6 +99,8 @@ def audit_command(
         return EXIT_ERROR
     if not quiet:
         print(summary_line(report))
+        if changes_line:
+            print(changes_line)
         for fmt, path in written.items():
             print(f"  {fmt:<5} {path}")
     return exit_code(cfg, report)

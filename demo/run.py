@@ -31,7 +31,11 @@ def main() -> int:
     if code not in (0, 1):
         print(f"sitewatch demo: the audit failed (exit {code})", file=sys.stderr)
         return code
-    print(f"\nsitewatch demo: open {OUT / 'report.html'} in a browser.")
+    print()
+    if sitewatch("send", "--config", str(config)) not in (0, 1):
+        return 2
+    print(f"\nsitewatch demo: open {OUT / 'report.html'} in a browser;")
+    print(f"sitewatch demo: the editors' emails are in {OUT / 'outbox'} (.eml files).")
     print("sitewatch demo: `sitewatch audit` exits 1 on these planted problems; the demo exits 0.")
     return 0
 

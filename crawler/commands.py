@@ -1,0 +1,165 @@
+"""Administrator commands beside ``audit``: ``send``, ``history`` and ``schedule``.
+
+Exit codes as for ``audit``: 0 done; 1 some emails failed or are unconfirmed (the next
+``send`` retries failures); 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import sys
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+import click
+
+from crawler.audit import site_name
+from crawler.config import Config, ConfigError, load_config
+from crawler.store import Store, StoreError
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"sitewatch: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _config(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        _fail(str(e))
+        raise AssertionError from e  # unreachable
+
+
+def _store(cfg: Config) -> Store:
+    try:
+        return Store(cfg.history.db)
+    except (sqlite3.Error, StoreError, OSError) as e:
+        _fail(f"history database {cfg.history.db}: {e}")
+        raise AssertionError from e  # unreachable
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--run", "run_id", type=int, help="Run to send (default: the latest finished).")
+@click.option("--dry-run", is_flag=True, help="Show who would get what; send nothing.")
+def send(config_path: str | None, run_id: int | None, dry_run: bool) -> None:
+    """Email each page owner the problems on their pages (once per run and recipient)."""
+    from reports.delivery import deliver_run, make_transport, messages_for_run, setup_from_config
+
+    cfg = _config(config_path)
+    setup = setup_from_config(cfg)
+    with _store(cfg) as store:
+        rid = run_id if run_id is not None else store.last_run(site_name(cfg))
+        if rid is None:
+            click.echo("sitewatch: no finished run to send; run `sitewatch audit` first")
+            sys.exit(EXIT_OK)
+        try:
+            status = store.run_status(rid)
+        except StoreError as e:
+            _fail(str(e))
+        if status not in ("complete", "incomplete"):
+            _fail(f"run {rid} is {status}; only finished runs are sent")
+        messages = messages_for_run(store, rid, setup)
+        if dry_run:
+            click.echo(f"run {rid}: {len(messages)} message(s) would be sent")
+            for rcpt, msg in messages.items():
+                d = store.delivery(rid, rcpt)
+                state = d.state if d else "new"
+                click.echo(f"  {rcpt:<40} [{state}] {msg['Subject']}")
+            sys.exit(EXIT_OK)
+        try:
+            transport = make_transport(setup)
+        except ValueError as e:
+            _fail(str(e))
+        result = deliver_run(store, rid, messages, transport)
+    where = f" to {setup.outbox}" if setup.smtp is None else ""
+    click.echo(
+        f"run {rid}: {len(result.sent)} sent{where}, {len(result.already_sent)} already sent, "
+        f"{len(result.failed)} failed, {len(result.unconfirmed)} unconfirmed"
+    )
+    for rcpt, why in result.failed.items():
+        click.echo(f"  failed: {rcpt}: {why}", err=True)
+    for rcpt in result.unconfirmed:
+        click.echo(f"  unconfirmed (not re-sent): {rcpt}", err=True)
+    sys.exit(EXIT_OK if result.ok else EXIT_PROBLEMS)
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@click.option("--all-sites", is_flag=True, help="List runs of every site in the database.")
+def history(config_path: str | None, limit: int, all_sites: bool) -> None:
+    """List recent runs: status, counts, what changed and what was delivered."""
+    cfg = _config(config_path)
+    with _store(cfg) as store:
+        rows = store.runs(None if all_sites else site_name(cfg), limit=limit)
+        unconfirmed = store.unconfirmed_deliveries()
+    if not rows:
+        click.echo("no runs recorded yet")
+        return
+    click.echo(
+        f"{'run':>5}  {'started (UTC)':<16}  {'status':<10} {'pages':>6} {'links':>6} "
+        f"{'err':>4} {'warn':>4} {'new':>4} {'open':>4} {'fixed':>5}  deliveries"
+    )
+    for r in rows:
+        deliveries = ", ".join(f"{n} {s}" for s, n in sorted(r.deliveries.items())) or "-"
+        started = r.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+        click.echo(
+            f"{r.id:>5}  {started:<16}  {r.status:<10} {r.pages_crawled:>6} "
+            f"{r.links_checked:>6} {r.counts.get('error', 0):>4} {r.counts.get('warning', 0):>4} "
+            f"{r.changes.get('new', 0):>4} {r.changes.get('still_open', 0):>4} "
+            f"{r.changes.get('fixed', 0):>5}  {deliveries}"
+        )
+        if r.incomplete_reasons:
+            click.echo(f"{'':>7}incomplete: {'; '.join(r.incomplete_reasons)}")
+    for d in unconfirmed:
+        click.echo(
+            f"warning: run {d.run_id} to {d.recipient} was being sent when sitewatch stopped; "
+            "it is not re-sent automatically (check the mail server's log)",
+            err=True,
+        )
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+def schedule(config_path: str | None) -> None:
+    """Run audits and send emails on the configured schedule until stopped (SIGTERM/SIGINT)."""
+    from crawler.schedule import run_forever
+
+    cfg = _config(config_path)
+    if not cfg.site.start_urls:
+        _fail("site.start_urls: a scheduled audit needs start URLs in the config file")
+    if config_path is None:
+        _fail("--config: the schedule needs a config file")
+    sys.exit(run_forever(config_path))
+
+
+def send_failure_notice(cfg: Config, text: str) -> None:
+    """Email the site's fallback address that a scheduled audit failed (once per run)."""
+    from reports.delivery import deliver_run, make_transport, setup_from_config
+    from reports.email_build import header_safe
+
+    if not cfg.email.fallback_to:
+        return
+    setup = setup_from_config(cfg)
+    with Store(cfg.history.db) as store:
+        runs = store.runs(site_name(cfg), limit=1)
+        if not runs:
+            return
+        rid = runs[0].id
+        msg = EmailMessage()
+        msg["From"] = setup.email.from_addr
+        msg["To"] = cfg.email.fallback_to
+        msg["Subject"] = header_safe(f"sitewatch: scheduled audit failed – {site_name(cfg)}")
+        msg["Date"] = format_datetime(dt.datetime.now(dt.UTC))
+        msg["Message-ID"] = make_msgid("sitewatch-failure")
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(text + "\n\nSee `sitewatch history` on the server for details.\n")
+        deliver_run(store, rid, {cfg.email.fallback_to: msg}, make_transport(setup))
+
+
+COMMANDS = (send, history, schedule)

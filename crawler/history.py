@@ -1,0 +1,57 @@
+"""An audit's life in the SQLite history: begun before the crawl, finished (or abandoned) after.
+
+A run is recorded as ``running`` before the crawl starts, so a crash or ``kill -9`` leaves a
+run that is never complete; the next run of the site marks it ``crashed``, and only
+complete runs can mark findings fixed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from dataclasses import dataclass, replace
+
+from checks.changes import Changes, FlakyPolicy, apply_flakiness
+from checks.evaluate import sort_key
+from checks.models import Report
+from crawler.audit import site_name
+from crawler.config import Config
+from crawler.store import Store, StoreError
+
+
+class HistoryError(Exception):
+    """The history database cannot be used (exit code 2)."""
+
+
+@dataclass
+class History:
+    store: Store
+    site: str
+    run_id: int
+    flaky: FlakyPolicy
+    started: dt.datetime
+
+    @classmethod
+    def open(cls, cfg: Config) -> History:
+        started = dt.datetime.now(dt.UTC)
+        try:
+            store = Store(cfg.history.db)
+            site = site_name(cfg)
+            run_id = store.begin_run(site, started, cfg.site.start_urls, cfg.effective_scopes())
+        except (sqlite3.Error, StoreError, OSError) as e:
+            raise HistoryError(f"history database {cfg.history.db}: {e}") from e
+        flaky = FlakyPolicy(runs=cfg.history.flaky_runs, hours=cfg.history.flaky_hours)
+        return cls(store, site, run_id, flaky, started)
+
+    def finish(self, report: Report) -> tuple[Report, Changes]:
+        """Apply flaky-link grace from the history, store the run, return what changed."""
+        state = self.store.previous_state(self.site)
+        findings = apply_flakiness(report.findings, report.links, state, self.flaky, self.started)
+        report = replace(report, findings=tuple(sorted(findings, key=sort_key)))
+        changes = self.store.finish_run(self.run_id, report)
+        self.store.close()
+        return report, changes
+
+    def abandon(self, reason: str) -> None:
+        self.store.mark_crashed(self.run_id, reason)
+        self.store.close()
