@@ -64,7 +64,10 @@ def crawl(cfg: Config, opts: AuditOptions) -> CrawlState:
         max_page_bytes=c.max_page_bytes,
         verbose=opts.verbose,
     )
-    settings["LOG_INSTALL_ROOT_HANDLER"] = opts.verbose
+    # Always install Scrapy's root handler: without --verbose it is a NullHandler. With no
+    # handler at all, Python's last-resort handler prints Scrapy's warnings and tracebacks
+    # (a robots.txt that times out, a data loss) to stderr.
+    settings["LOG_INSTALL_ROOT_HANDLER"] = True
     process = CrawlerProcess(settings)
     process.crawl(AuditSpider, state=state)
     process.start()

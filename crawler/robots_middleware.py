@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from scrapy import Request
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
+from scrapy.exceptions import IgnoreRequest
 from scrapy.robotstxt import RobotParser
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
@@ -28,3 +29,11 @@ class SafeRobotsTxtMiddleware(RobotsTxtMiddleware):
             pending.addBoth(relay)
             return await maybe_deferred_to_future(mine)
         return await super().robot_parser(request)
+
+    def _robots_error(self, exc: Exception, netloc: str) -> None:
+        # A robots.txt that cannot be fetched (timeout, reset, too large) counts as none;
+        # the report's stats say how often that happened.
+        state = getattr(self.crawler.spider, "state", None)
+        if state is not None and not isinstance(exc, IgnoreRequest):
+            state.stats["robots_txt_errors"] += 1
+        super()._robots_error(exc, netloc)

@@ -11,9 +11,12 @@ from typing import Any
 
 DOWNLOADER_MIDDLEWARES_BASE = {
     "crawler.robots_middleware.SafeRobotsTxtMiddleware": 100,
+    # Gives robots.txt requests DOWNLOAD_TIMEOUT (the spider sets its own per request);
+    # without it Scrapy's HTTP handler waits 10 s whatever the configured timeout.
+    "scrapy.downloadermiddlewares.downloadtimeout.DownloadTimeoutMiddleware": 350,
     "scrapy.downloadermiddlewares.defaultheaders.DefaultHeadersMiddleware": 400,
     "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": 500,
-    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": 590,
+    "crawler.compression.CappedHttpCompressionMiddleware": 590,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": 700,
     "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": 750,
 }
@@ -46,7 +49,10 @@ def audit_settings(
         "DOWNLOAD_DELAY": delay,
         "DOWNLOAD_DELAY_JITTER": 0,
         "DOWNLOAD_TIMEOUT": timeout,
-        # Bodies are cut by the spider (StopDownload); this only stops decompression bombs.
+        # The spider's own requests are cut by the spider (StopDownload at meta sw_cap) and
+        # decoded up to the same cap (crawler.compression); they set download_maxsize=0 so a
+        # declared Content-Length over this limit does not cancel them. This bounds the rest
+        # (robots.txt).
         "DOWNLOAD_MAXSIZE": max(max_page_bytes * 4, 1_000_000),
         "DOWNLOAD_WARNSIZE": 0,
         "DOWNLOAD_VERIFY_CERTIFICATES": True,

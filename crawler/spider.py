@@ -94,21 +94,33 @@ def _srcset_urls(value: str) -> list[str]:
 
 
 def _error_detail(exc: BaseException) -> str:
+    """A ``broken`` detail (checks.models.BROKEN_DETAILS) for a download failure."""
     if isinstance(exc, CannotResolveHostError):
         return "dns"
     if isinstance(exc, DownloadTimeoutError):
         return "timeout"
     if isinstance(exc, DownloadConnectionRefusedError):
         return "refused"
+    if isinstance(exc, (DownloadCancelledError, IgnoreRequest)):
+        # Messages carry the URL (a path with "ssl" in it is no TLS error). The spider's
+        # requests are not size-limited by Scrapy (download_maxsize=0): this is a fallback.
+        return "connection"
     chain = repr(exc) + repr(getattr(exc, "__cause__", None))
     low = chain.lower()
     if "ssl" in low or "certificate" in low or "tls" in low:
         return "tls"
-    if isinstance(exc, DownloadCancelledError):
-        return "too_large"
     if isinstance(exc, (ResponseDataLossError, DownloadFailedError)):
         return "connection"
     return "connection"
+
+
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<meta", b"<!--")
+
+
+def _looks_like_html(body: bytes) -> bool:
+    """Sniff a body served without Content-Type, as browsers do (a subset of WHATWG's)."""
+    start = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n\x0c").lower()
+    return start.startswith(_HTML_STARTS)
 
 
 def _retry_after(value: bytes | None) -> float | None:
@@ -181,6 +193,8 @@ class AuditSpider(Spider):
             "dont_redirect": True,
             "handle_httpstatus_all": True,
             "download_timeout": self.timeout,
+            # Bodies are cut at sw_cap by _on_bytes and crawler.compression, never dropped.
+            "download_maxsize": 0,
             "dont_obey_robotstxt": mode != PAGE or bool(chain) or t.start,
         }
         if mode == SNIFF:
@@ -324,7 +338,10 @@ class AuditSpider(Spider):
         ids: frozenset[str] | None = None
         soft_404 = False
         final = response.url
-        if mode >= FULL and status < 300 and is_html_type(ctype) and response.body:
+        html = is_html_type(ctype) or (not ctype and _looks_like_html(response.body))
+        if mode == PAGE and html and meta.get("sw_truncated"):
+            st.stats["pages_truncated"] += 1
+        if mode >= FULL and status < 300 and html and response.body:
             root = self._parse(response)
             if root is not None:
                 ids = frozenset(str(x) for x in _XPATH_IDS(root))
@@ -343,7 +360,7 @@ class AuditSpider(Spider):
                     final_url=final,
                     content_type=ctype,
                     depth=meta["sw_depth"],
-                    is_html=is_html_type(ctype),
+                    is_html=html,
                 )
             )
         t.probe = Probe(
