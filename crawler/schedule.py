@@ -177,6 +177,9 @@ def build_scheduler(config_path: str, *, blocking: bool = True) -> Any:
     config_path = str(Path(config_path).resolve())
     db = Path(cfg.history.db).resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
+    from crawler.store import Store
+
+    Store(db).close()  # create and migrate the history first (in WAL mode)
     tz = ZoneInfo(cfg.schedule.timezone)
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(

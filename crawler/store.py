@@ -152,6 +152,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX delivery_log_run ON delivery_log (run_id, recipient)",
     ),
+    # 2: where a permanently moved link now leads (Finding.new_url), for the emails.
+    (
+        "ALTER TABLE run_findings ADD COLUMN new_url TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE finding_state ADD COLUMN new_url TEXT NOT NULL DEFAULT ''",
+    ),
 )
 
 FINISHED = ("complete", "incomplete")
@@ -239,7 +244,10 @@ class Store:
         self._db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        # WAL is a property of the file: set it once (switching needs the only connection).
+        mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal" and str(path) != ":memory:":
+            self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
@@ -424,9 +432,9 @@ class Store:
             )
             db.executemany(
                 "INSERT INTO run_findings (run_id, check_name, page, target, change, severity, "
-                "detail, message, link_text, watched, first_seen, last_seen, consecutive_runs, "
-                "seq) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "detail, message, link_text, watched, new_url, first_seen, last_seen, "
+                "consecutive_runs, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         run_id,
@@ -446,8 +454,8 @@ class Store:
             db.executemany(
                 "INSERT OR REPLACE INTO finding_state (site, check_name, page, target, "
                 "first_seen, last_seen, consecutive_runs, severity, detail, message, "
-                "link_text, watched, open, last_run_id, closed_at, closed_run_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, NULL, NULL)",
+                "link_text, watched, new_url, open, last_run_id, closed_at, closed_run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, NULL, NULL)",
                 (
                     (
                         site,
@@ -784,7 +792,7 @@ class Store:
 
 
 def _finding_cols(f: Finding) -> tuple[object, ...]:
-    return (f.severity.value, f.detail, f.message, f.link_text, int(f.watched))
+    return (f.severity.value, f.detail, f.message, f.link_text, int(f.watched), f.new_url)
 
 
 def _finding_from_row(r: sqlite3.Row) -> Finding:
@@ -797,6 +805,7 @@ def _finding_from_row(r: sqlite3.Row) -> Finding:
         message=r["message"],
         link_text=r["link_text"],
         watched=bool(r["watched"]),
+        new_url=r["new_url"],
     )
 
 
