@@ -18,13 +18,17 @@ Behaviour worth knowing:
 - Paths are matched after percent-decoding, so ``/%C3%A5ter.html`` and a raw UTF-8
   ``/återbesök.html`` request both reach the file ``återbesök.html`` (or a route
   registered under either form). A route registered with a query string matches only
-  that query; a route without one matches the path with any query.
+  that query; a route without one matches the path with any query. A route whose path
+  ends in ``*`` matches every path starting with the rest (longest prefix wins; exact
+  routes first), for URL spaces without end such as calendars and crawl traps.
 - Routes take precedence over files. Without a file or route the answer is a 404 page
   whose title and heading say "Sidan kunde inte hittas". A directory path without its
   trailing slash is answered 301 to the slash form, as common web servers do.
 - ``substitutions`` (placeholder -> text) are applied to every text/html body, files and
   routes alike, and to redirect ``Location``s; Content-Length is computed afterwards.
-- ``requests`` logs ``(method, raw path, time.monotonic())`` for every request.
+- ``requests`` logs ``(method, raw path, time.monotonic())`` for every request;
+  ``spans`` logs ``(method, raw path, arrival, finish)`` once the answer is written, so
+  tests can measure how many requests a client had in flight at once (``max_in_flight``).
 - Quiet: nothing is logged to stderr except tracebacks of bugs in this module.
 """
 
@@ -261,8 +265,12 @@ class SiteServer:
         self.substitutions: dict[str, str] = dict(substitutions or {})
         #: (method, raw path, time.monotonic()) for every request, in arrival order.
         self.requests: list[tuple[str, str, float]] = []
+        #: (method, raw path, arrival, finish) per request answered (or abandoned).
+        self.spans: list[tuple[str, str, float, float]] = []
         self._lock = threading.Lock()
         self._by_key: dict[str, Route] = {}
+        #: (decoded prefix, route) for routes registered as "/prefix*", longest first.
+        self._prefixes: list[tuple[str, Route]] = []
         self._hits: dict[str, int] = {}
         self._conns: set[socket.socket] = set()
         self._thread: threading.Thread | None = None
@@ -299,7 +307,13 @@ class SiteServer:
         key = _keys(path)[0]
         with self._lock:
             self.routes[path] = route
-            self._by_key[key] = route
+            if key.endswith("*"):
+                prefix = key[:-1]
+                self._prefixes = [(p, r) for p, r in self._prefixes if p != prefix]
+                self._prefixes.append((prefix, route))
+                self._prefixes.sort(key=lambda pr: -len(pr[0]))
+            else:
+                self._by_key[key] = route
             self._hits.pop(key, None)
 
     def hits(self, path: str, method: str | None = None) -> int:
@@ -321,7 +335,19 @@ class SiteServer:
         """Forget the request log and the ``fail_first`` counters."""
         with self._lock:
             self.requests.clear()
+            self.spans.clear()
             self._hits.clear()
+
+    def max_in_flight(self) -> int:
+        """The most requests this server was handling at one moment (from ``spans``)."""
+        with self._lock:
+            spans = list(self.spans)
+        events = sorted([(a, 1) for _, _, a, _ in spans] + [(f, -1) for _, _, _, f in spans])
+        most = now = 0
+        for _, step in events:  # at equal times a finish (-1) sorts before an arrival
+            now += step
+            most = max(most, now)
+        return most
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -380,10 +406,31 @@ class SiteServer:
     def _serve(self, h: BaseHTTPRequestHandler, *, head: bool) -> None:
         target = h.path
         full, path_key = _keys(target)
+        arrival = time.monotonic()
+        try:
+            self._answer(h, head, target, full, path_key, arrival)
+        finally:
+            with self._lock:
+                self.spans.append((h.command, target, arrival, time.monotonic()))
+
+    def _answer(
+        self,
+        h: BaseHTTPRequestHandler,
+        head: bool,
+        target: str,
+        full: str,
+        path_key: str,
+        arrival: float,
+    ) -> None:
         with self._lock:
-            self.requests.append((h.command, target, time.monotonic()))
+            self.requests.append((h.command, target, arrival))
             key = full if full in self._by_key else path_key
             route = self._by_key.get(key)
+            if route is None:
+                for prefix, candidate in self._prefixes:
+                    if path_key.startswith(prefix):
+                        key, route = prefix + "*", candidate
+                        break
             n = 0
             if route is not None:
                 n = self._hits[key] = self._hits.get(key, 0) + 1
