@@ -122,6 +122,7 @@ def link_findings(links: Iterable[LinkResult], policy: Policy) -> list[Finding]:
                     message=message,
                     link_text=ref.text,
                     watched=link.watched,
+                    new_url=link.final_url if check is Check.REDIRECT else "",
                 )
             )
     return out

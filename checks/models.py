@@ -134,6 +134,8 @@ class Finding:
     message: str = ""
     link_text: str = ""
     watched: bool = False
+    #: For ``redirect`` findings: where the link now leads (the address to change it to).
+    new_url: str = ""
 
     @property
     def key(self) -> tuple[str, str, str]:

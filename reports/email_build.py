@@ -133,6 +133,9 @@ class _Item:
     target_url: str
     target_href: str
     target_short: str
+    #: For a permanently moved link: the address to change it to (full, for copying).
+    new_url: str
+    new_url_href: str
     review: str
     when: str
     edit_url: str
@@ -185,6 +188,7 @@ def _item(
     else:
         when = M.text(lang, "since", date=day, days=M.plural(lang, "days", ci.days))
     transient = f.check in (Check.BROKEN_LINK, Check.MISSING_PDF) and is_transient(f.detail)
+    new_url = f.new_url if f.check is Check.REDIRECT and section != "fixed" else ""
     return _Item(
         severity=f.severity.value,
         severity_label=M.severity_label(lang, f.severity),
@@ -197,6 +201,8 @@ def _item(
         target_url=_one_line(f.target, 2000),
         target_href=_href(f.target),
         target_short=_short_url(f.target),
+        new_url=_one_line(new_url, 2000),
+        new_url_href=_href(new_url),
         review=review,
         when=when,
         edit_url="" if section == "fixed" else _href(owner.edit_link(f.page)),
