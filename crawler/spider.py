@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import lxml.html
@@ -397,12 +398,30 @@ class AuditSpider(Spider):
             return
         if mode == PAGE and not self.state.in_scope(nxt.base):
             mode = FULL
+        reused = self._known_probe(nxt.base, mode, t)
+        if reused is not None:
+            # The redirect lands on a target already checked: reuse it (one fetch per URL).
+            t.probe = replace(reused, url=t.url, chain=chain + reused.chain)
+            self.state.stats["redirects_reused"] += 1
+            return
         method = response.request.method
         if response.status == 303 and method != "HEAD":
             method = "GET"
         yield self._request(
             t, mode, url=nxt.base, chain=chain, depth=response.meta["sw_depth"], method=method
         )
+
+    def _known_probe(self, url: str, mode: int, t: Target) -> Probe | None:
+        """A finished probe of ``url`` that answers what a ``mode`` probe would."""
+        known = self.state.targets.get(url)
+        if known is None or known is t or known.probe is None:
+            return None
+        p = known.probe
+        if mode >= SNIFF and p.method != "GET":
+            return None
+        if mode >= FULL and p.ids is None and is_html_type(p.content_type):
+            return None
+        return p
 
     def _again(self, request: Request, meta: dict[str, Any]) -> Request:
         new_meta = {k: v for k, v in meta.items() if k.startswith("sw") or k.startswith("d")}
