@@ -264,6 +264,7 @@ class AuditSpider(Spider):
     def _crawl_refusal(self, t: Target, depth: int) -> str | None:
         st = self.state
         if depth > st.settings.max_depth:
+            st.incomplete_reason(f"max_depth ({st.settings.max_depth}) reached")
             return "max_depth"
         if st.pages_scheduled >= st.settings.max_pages:
             st.incomplete_reason(f"max_pages ({st.settings.max_pages}) reached")

@@ -10,6 +10,17 @@ SKIP_SCHEMES = {"mailto": "mailto", "tel": "tel", "javascript": "javascript", "d
 _DIGITS = re.compile(r"\d+")
 _SAFE = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE + "?"
+#: Query keys that only carry a session id (lower case): dropped when normalising, as
+#: every answer may hand out a fresh one and the URL space never ends.
+SESSION_PARAMS = frozenset(
+    {"jsessionid", "phpsessid", "aspsessionid", "sessionid", "cfid", "cftoken", "oscsid", "zenid"}
+)
+#: Keys that are session ids only when the value looks like a token (``?sid=3`` may well be
+#: "sida 3"): dropped when the value is at least 16 characters long.
+LOOSE_SESSION_PARAMS = frozenset({"sid", "sessid", "session_id", "session"})
+_SESSION_HINTS = ("sid", "sess", "cfid", "cftoken", "zenid")
+#: ``;jsessionid=…`` path parameters and ASP.NET's cookieless ``/(S(…))/`` segments.
+_PATH_SESSION = re.compile(r";(?:jsessionid|phpsessid|sid|sessionid)=[^/;]*|/\(S\([^)/]*\)\)", re.I)
 
 
 class Resolved:
@@ -45,8 +56,14 @@ def resolve(page_url: str, href: str) -> Resolved:
         return Resolved(joined, None, "scheme")
     if not host:
         return Resolved(raw, None, "malformed_url")
-    path = quote(parts.path, safe=_SAFE) or "/"
-    query = quote(parts.query, safe=_SAFE_QUERY)
+    path = parts.path
+    if ";" in path or "(" in path:
+        path = _PATH_SESSION.sub("", path)
+    query = parts.query
+    if query and any(h in query.lower() for h in _SESSION_HINTS):
+        query = strip_session_params(query)
+    path = quote(path, safe=_SAFE) or "/"
+    query = quote(query, safe=_SAFE_QUERY)
     netloc = parts.netloc.lower() if "@" not in parts.netloc else parts.netloc
     if (parts.scheme == "http" and netloc.endswith(":80")) or (
         parts.scheme == "https" and netloc.endswith(":443")
@@ -55,6 +72,18 @@ def resolve(page_url: str, href: str) -> Resolved:
     base = urlunsplit((parts.scheme, netloc, path, query, ""))
     frag = parts.fragment if "#" in raw else None
     return Resolved(base, frag)
+
+
+def strip_session_params(query: str) -> str:
+    """``query`` without session-id parameters (order and spelling of the rest kept)."""
+    kept = []
+    for kv in query.split("&"):
+        key, _, value = kv.partition("=")
+        key = key.lower()
+        if key in SESSION_PARAMS or (key in LOOSE_SESSION_PARAMS and len(value) >= 16):
+            continue
+        kept.append(kv)
+    return "&".join(kept)
 
 
 def directory_of(url: str) -> str:
