@@ -399,9 +399,10 @@ def _message(
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
     msg["X-Sitewatch-Run"] = str(int(meta.run_id))
-    msg["Content-Language"] = lang
     msg.set_content(text, subtype="plain", charset="utf-8")
     msg.add_alternative(html, subtype="html", charset="utf-8")
+    # After the content: set_content() drops every Content-* header set before it.
+    msg["Content-Language"] = lang
     return msg
 
 

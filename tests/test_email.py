@@ -284,3 +284,13 @@ def test_catalog_covers_every_check_in_both_languages() -> None:
     assert M.verdict("sv", f) == "Servern som länken pekar på har problem (503)"
     assert M.verdict("en", f) == "The server the link points to has problems (503)"
     assert M.format_day("sv", dt.date(2024, 11, 28)) == "28 november 2024"
+
+
+def test_content_language_header_survives_the_mime_parts() -> None:
+    for owner, lang in ((ANNA, "sv"), (BEN, "en")):
+        msg = build_message(
+            owner, changes_for(owner.match[0]), META, from_addr="sitewatch@umea.se", now=NOW
+        )
+        again = message_from_bytes(msg.as_bytes(), policy=policy.default)
+        assert again["Content-Language"] == lang
+        parts(again)  # still multipart/alternative, plain then html
