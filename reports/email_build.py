@@ -219,11 +219,14 @@ def subject_for(
     if counts.get("fixed"):
         parts.append(M.plural(lang, "fixed", counts["fixed"]))
     if not parts:
-        parts.append(
-            M.plural(lang, "open", counts["still_open"])
-            if counts.get("still_open")
-            else M.text(lang, "all_clear_subject")
-        )
+        if counts.get("still_open"):
+            parts.append(M.plural(lang, "open", counts["still_open"]))
+        elif complete:
+            parts.append(M.text(lang, "all_clear_subject"))
+        elif counts.get("unchecked"):  # not "all clear": those pages were not looked at
+            parts.append(M.plural(lang, "unchecked_subject", counts["unchecked"]))
+        else:
+            parts.append(M.text(lang, "nothing_new_subject"))
     week = M.text(lang, "week", week=as_of.isocalendar().week)
     subject = f"{', '.join(parts)} – {header_safe(site, 80)} {week}".replace("  ", " ")
     if not complete:
@@ -313,7 +316,10 @@ def _render(
             for k, c in (("new", "new"), ("open", "still_open"), ("fixed", "fixed"))
             if counts[c]
         ),
-        "all_clear": "" if changes.has_problems else M.text(lang, "all_clear"),
+        # Only a complete run may say "no problems": an incomplete one did not see every page.
+        "all_clear": ""
+        if changes.has_problems or not changes.complete
+        else M.text(lang, "all_clear"),
         "notice": notice,
         "sections": sections,
         "report_url": _href(report_url),

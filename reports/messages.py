@@ -27,6 +27,7 @@ PLURALS: Mapping[str, Mapping[str, tuple[str, str]]] = {
         "new": ("{n} nytt fel", "{n} nya fel"),
         "fixed": ("{n} åtgärdat", "{n} åtgärdade"),
         "open": ("{n} kvarstående fel", "{n} kvarstående fel"),
+        "unchecked_subject": ("{n} fel ej kontrollerat", "{n} fel ej kontrollerade"),
         "days": ("{n} dag", "{n} dagar"),
         "more": ("… och {n} till", "… och {n} till"),
         "unchecked": (
@@ -38,6 +39,7 @@ PLURALS: Mapping[str, Mapping[str, tuple[str, str]]] = {
         "new": ("{n} new problem", "{n} new problems"),
         "fixed": ("{n} fixed", "{n} fixed"),
         "open": ("{n} open problem", "{n} open problems"),
+        "unchecked_subject": ("{n} problem not checked", "{n} problems not checked"),
         "days": ("{n} day", "{n} days"),
         "more": ("… and {n} more", "… and {n} more"),
         "unchecked": (
@@ -51,6 +53,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
     "sv": {
         "week": "v.{week}",
         "all_clear_subject": "Inga fel",
+        "nothing_new_subject": "Inga nya fel",
         "incomplete_subject": "ofullständig kontroll",
         "greeting": "Hej {name}!",
         "greeting_anon": "Hej!",
@@ -92,6 +95,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
     "en": {
         "week": "week {week}",
         "all_clear_subject": "All clear",
+        "nothing_new_subject": "No new problems",
         "incomplete_subject": "incomplete check",
         "greeting": "Hello {name},",
         "greeting_anon": "Hello,",

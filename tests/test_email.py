@@ -294,3 +294,30 @@ def test_content_language_header_survives_the_mime_parts() -> None:
         again = message_from_bytes(msg.as_bytes(), policy=policy.default)
         assert again["Content-Language"] == lang
         parts(again)  # still multipart/alternative, plain then html
+
+
+def test_incomplete_run_never_says_all_clear() -> None:
+    """An owner whose pages the incomplete run did not reach is not told "no problems"."""
+    a = link(f"{SITE}/internationellt/a", "https://t/a")
+    prev = {a.key: FindingState(FIRST, FIRST, 1, Severity.ERROR, a)}
+    ch = compute_changes([], prev, now=NOW, complete=False, incomplete_reasons=["max_pages"])
+    routed = {ANNA: ch, BEN: Changes(complete=False, incomplete_reasons=("max_pages",))}
+    out = build_digest(
+        routed, META, EmailSettings(from_addr="s@umea.se", send_all_clear=True), now=NOW
+    )
+    anna, ben = out["anna@umea.se"], out["ben@umea.se"]
+    assert anna["Subject"] == (
+        "1 fel ej kontrollerat – umea.se/internationellt v.48 (ofullständig kontroll)"
+    )
+    assert ben["Subject"] == "No new problems – umea.se/internationellt week 48 (incomplete check)"
+    for msg in (anna, ben):
+        text, html = parts(msg)
+        assert M.text(msg["Content-Language"], "all_clear") not in text
+        assert M.text(msg["Content-Language"], "all_clear") not in html
+    assert "Kontrollen blev inte klar (max_pages)" in parts(anna)[0]
+    assert "1 tidigare fel kunde inte kontrolleras" in parts(anna)[0]
+    # A complete run with nothing to report still says so.
+    done = build_digest(
+        {ANNA: Changes()}, META, EmailSettings(from_addr="s@umea.se", send_all_clear=True)
+    )
+    assert "Inga fel hittades på dina sidor" in parts(done["anna@umea.se"])[0]
