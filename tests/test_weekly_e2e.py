@@ -39,6 +39,8 @@ from tests.cli_runner import CliResult, sitewatch, write_config
 from tests.smtp_server import SmtpTestServer
 
 PASSWORD = f"pw-{secrets.token_hex(12)}-Hemligt"
+#: A mistyped password, tried once in week 4 before the right one.
+WRONG_PASSWORD = f"pw-{secrets.token_hex(12)}-Fel"
 PASSWORD_ENV = "SW_E2E_SMTP_PASSWORD"
 ENV = {PASSWORD_ENV: PASSWORD}
 USER = "sitewatch"
@@ -80,6 +82,8 @@ class Week:
     messages: dict[str, EmailMessage] = field(default_factory=dict)
     #: Messages that arrived during the second ``send`` of the same run (must be none).
     resent: int = 0
+    #: A ``send`` with a wrong password before the real one (week 4).
+    failed_send: CliResult | None = None
 
 
 @dataclass
@@ -100,7 +104,8 @@ class Scenario:
     def every_output(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         for n, w in self.weeks.items():
-            for i, r in enumerate([w.audit, *w.sends]):
+            extra = [w.failed_send] if w.failed_send else []
+            for i, r in enumerate([w.audit, *extra, *w.sends]):
                 out += [(f"week {n} command {i} stdout", r.stdout)]
                 out += [(f"week {n} command {i} stderr", r.stderr)]
         out += [("history stdout", self.history.stdout), ("history stderr", self.history.stderr)]
@@ -207,11 +212,22 @@ language = "en"
 
 
 def _week(
-    n: int, tmp: Path, cfg: Path, smtp: SmtpTestServer, *extra: str, resend: bool = False
+    n: int,
+    tmp: Path,
+    cfg: Path,
+    smtp: SmtpTestServer,
+    *extra: str,
+    resend: bool = False,
+    wrong_password_first: bool = False,
 ) -> Week:
     out = f"out/run{n}"
     args = ("audit", "--config", str(cfg), "--as-of", AS_OF[n], "--out", out, *extra)
     week = Week(sitewatch(*args, cwd=tmp, env=ENV))
+    if wrong_password_first:
+        before = len(smtp.messages)
+        wrong = {PASSWORD_ENV: WRONG_PASSWORD}
+        week.failed_send = sitewatch("send", "--config", str(cfg), cwd=tmp, env=wrong)
+        assert len(smtp.messages) == before, "sent with a wrong password"
     before = len(smtp.messages)
     week.sends.append(sitewatch("send", "--config", str(cfg), cwd=tmp, env=ENV))
     got = smtp.messages[before:]
@@ -246,7 +262,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory):
             Route(body=page("Gammal rapport", "<p>Senast granskad: 2026-12-01</p>")),
         )
         weeks[3] = _week(3, tmp, cfg, smtp, "--max-pages", "1")
-        weeks[4] = _week(4, tmp, cfg, smtp)
+        weeks[4] = _week(4, tmp, cfg, smtp, wrong_password_first=True)
         history = sitewatch("history", "--config", str(cfg), cwd=tmp, env=ENV)
         raw = [m.content for m in smtp.messages]
         yield Scenario(tmp, cfg, tmp / "var" / "sitewatch.db", main, ext, smtp, weeks, history, raw)
@@ -579,9 +595,13 @@ def test_history_lists_runs_with_counts_and_deliveries(scenario: Scenario) -> No
 def test_password_never_leaks(scenario: Scenario) -> None:
     s = scenario
     secrets_ = {
-        PASSWORD,
-        base64.b64encode(PASSWORD.encode()).decode(),
-        base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode(),
+        form
+        for pw in (PASSWORD, WRONG_PASSWORD)
+        for form in (
+            pw,
+            base64.b64encode(pw.encode()).decode(),
+            base64.b64encode(f"\0{USER}\0{pw}".encode()).decode(),
+        )
     }
     for name, text in s.every_output():
         for secret in secrets_:
@@ -656,3 +676,20 @@ def test_html_email_in_chromium(scenario: Scenario, tmp_path: Path) -> None:
         shot = tmp_path / name
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert shot.stat().st_size > 5000
+
+
+def test_wrong_password_fails_cleanly_and_next_send_retries(scenario: Scenario) -> None:
+    w = scenario.weeks[4]
+    bad = w.failed_send
+    assert bad is not None and bad.code == 1, bad
+    assert "run 4: 0 sent, 0 already sent, 3 failed, 0 unconfirmed" in bad.stdout
+    assert "authentication failed: 535" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    # The next send (right password) delivered every one of them, once.
+    assert "run 4: 3 sent, 0 already sent, 0 failed, 0 unconfirmed" in w.sends[0].stdout
+    rows = db_rows(scenario, "SELECT state, last_error FROM deliveries WHERE run_id = 4")
+    assert [tuple(r) for r in rows] == [("sent", "")] * 3
+    log = db_rows(
+        scenario, "SELECT state, detail FROM delivery_log WHERE run_id = 4 AND state = 'failed'"
+    )
+    assert len(log) == 3 and any("authentication failed" in r[1] for r in log)
