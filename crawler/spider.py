@@ -31,6 +31,7 @@ from scrapy.exceptions import (
 )
 from scrapy.http import Response
 from twisted.python.failure import Failure
+from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
 from checks.freshness import find_review_date
 from checks.models import Page, RedirectHop
@@ -63,20 +64,23 @@ _LINK_ATTRS: dict[str, tuple[str, ...]] = {
     "audio": ("src",),
 }
 _SKIP_LINK_RELS = frozenset({"preconnect", "dns-prefetch", "preload", "prefetch", "modulepreload"})
-_PARSERS: dict[str, lxml.html.HTMLParser] = {}
+_PARSERS: dict[str, lxml.html.HTMLParser | None] = {}
+_TEXT_PARSER = lxml.html.HTMLParser(collect_ids=False)
 _XPATH_IDS = etree.XPath("//@id | //a/@name", smart_strings=False)
 _XPATH_HEADINGS = etree.XPath("//title | //h1 | //h2", smart_strings=False)
 _XPATH_BASE = etree.XPath("//base/@href", smart_strings=False)
 
 
-def _parser(encoding: str) -> lxml.html.HTMLParser:
-    p = _PARSERS.get(encoding)
-    if p is None:
-        try:
-            p = lxml.html.HTMLParser(encoding=encoding, collect_ids=False)
-        except LookupError:
-            p = lxml.html.HTMLParser(encoding="utf-8", collect_ids=False)
-        _PARSERS[encoding] = p
+def _parser(encoding: str) -> lxml.html.HTMLParser | None:
+    """A parser for bytes in ``encoding``; None when libxml2 does not know the name
+    (Python's "utf-16-le", say): the caller then parses the decoded text instead."""
+    if encoding in _PARSERS:
+        return _PARSERS[encoding]
+    try:
+        p: lxml.html.HTMLParser | None = lxml.html.HTMLParser(encoding=encoding, collect_ids=False)
+    except LookupError:
+        p = None
+    _PARSERS[encoding] = p
     return p
 
 
@@ -116,6 +120,15 @@ def _error_detail(exc: BaseException) -> str:
 
 
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<meta", b"<!--")
+
+
+def _declared_encoding(response: Response) -> str | None:
+    """The charset a page declares (BOM, Content-Type header, ``<meta>``), if any."""
+    body = response.body
+    ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
+    return (
+        read_bom(body)[0] or http_content_type_encoding(ctype) or html_body_declared_encoding(body)
+    )
 
 
 def _looks_like_html(body: bytes) -> bool:
@@ -479,8 +492,16 @@ class AuditSpider(Spider):
 
     def _parse(self, response: Response) -> Any:
         encoding = getattr(response, "encoding", None) or "utf-8"
+        if encoding not in ("utf-8", "cp1252") and not _declared_encoding(response):
+            # Undeclared and not UTF-8: Scrapy's statistical guess often says cp1250 for
+            # short Swedish text (Å shown as Ĺ); browsers in Western European locales
+            # read such pages as windows-1252, and so do we.
+            encoding = "cp1252"
+        parser = _parser(encoding)
         try:
-            return lxml.html.document_fromstring(response.body, parser=_parser(encoding))
+            if parser is None:  # decoded by Scrapy (BOM, header, meta), parsed as text
+                return lxml.html.document_fromstring(response.text, parser=_TEXT_PARSER)
+            return lxml.html.document_fromstring(response.body, parser=parser)
         except (etree.ParserError, ValueError, etree.XMLSyntaxError):
             return None
 
