@@ -108,12 +108,15 @@ def open_in_chromium(
     *,
     timeout_ms: int = 60_000,
     settle_ms: int = 300,
+    extra_js: dict[str, str] | None = None,
 ) -> BrowserResult:
     """Load ``path_or_url`` (a file, served from a loopback server, or a URL) in headless
     Chromium and observe it.
 
     Every request other than the page itself is aborted and recorded in ``requests`` (a
     report must be self-contained; a request would also leak to whoever planted it).
+    ``extra_js`` maps names to JavaScript expressions whose values are added to
+    ``dom_info`` (e.g. the text of a particular row).
     """
     if isinstance(path_or_url, Path):
         from demo.server import SiteServer
@@ -121,7 +124,11 @@ def open_in_chromium(
         path = path_or_url.resolve()
         with SiteServer("127.0.0.1", root=path.parent, name="report") as server:
             return open_in_chromium(
-                server.url("/" + path.name), screenshot, timeout_ms=timeout_ms, settle_ms=settle_ms
+                server.url("/" + path.name),
+                screenshot,
+                timeout_ms=timeout_ms,
+                settle_ms=settle_ms,
+                extra_js=extra_js,
             )
     from playwright.sync_api import sync_playwright
 
@@ -155,6 +162,8 @@ def open_in_chromium(
             page.goto(url, wait_until="load")
             page.wait_for_timeout(settle_ms)  # let any timer-based payload fire
             result.dom_info = page.evaluate(_DOM_INFO_JS)
+            for name, expression in (extra_js or {}).items():
+                result.dom_info[name] = page.evaluate(expression)
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
             context.close()
