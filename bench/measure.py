@@ -1,0 +1,204 @@
+"""Run one benchmark command; record wall time, CPU time, peak RSS and what it found.
+
+    python bench/measure.py --out bench/results.jsonl --run-id ID --site pg --tool sitewatch \
+        --settings "..." --parse sitewatch:OUT/report.json [--stdout FILE] -- CMD ARGS...
+
+Appends one JSON line to ``--out``:
+
+- ``wall_s``: wall-clock seconds from start to exit of the command (process start-up, crawl,
+  report writing: everything).
+- ``cpu_s``: user + system CPU seconds of the command and its waited-for children.
+- ``peak_rss_mb``: the largest resident set of any single process of the command (the
+  kernel's ru_maxrss from wait4: exact, not sampled). For sitewatch that is the audit process.
+- ``peak_tree_rss_mb``: the largest sum of RSS over the whole process tree, sampled every
+  20 ms with psutil (equal to peak_rss_mb for single-process tools, give or take a sample).
+- ``found``: what the tool reported, parsed from its output (see ``parse_*`` below).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+def sample_tree(pid: int, stop: threading.Event, peak: list[int]) -> None:
+    try:
+        root = psutil.Process(pid)
+    except psutil.Error:
+        return
+    while not stop.is_set():
+        total = 0
+        try:
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            break
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        peak[0] = max(peak[0], total)
+        stop.wait(0.02)
+
+
+def run(cmd: list[str], stdout_path: str | None, cwd: str | None) -> dict[str, Any]:
+    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
+    err_path = (stdout_path + ".stderr") if stdout_path else None
+    err = open(err_path, "wb") if err_path else subprocess.DEVNULL  # noqa: SIM115
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd)
+    stop = threading.Event()
+    peak = [0]
+    sampler = threading.Thread(target=sample_tree, args=(proc.pid, stop, peak), daemon=True)
+    sampler.start()
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stop.set()
+    sampler.join()
+    if stdout_path:
+        out.close()  # type: ignore[union-attr]
+        err.close()  # type: ignore[union-attr]
+    return {
+        "exit_code": proc.returncode,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
+        "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
+        "peak_tree_rss_mb": round(peak[0] / 2**20, 1),
+    }
+
+
+# ----------------------------------------------------------------------------- parsers
+
+
+def _base(url: str) -> str:
+    return url.split("#", 1)[0]
+
+
+def parse_sitewatch(path: str) -> dict[str, Any]:
+    r = json.loads(Path(path).read_text(encoding="utf-8"))
+    run = r["run"]
+    links = r["links"]
+    findings = r["findings"]
+    by_check = Counter(f["check"] for f in findings)
+    broken = [lk for lk in links if lk["verdict"] == "broken"]
+    checked = [lk for lk in links if lk["verdict"] != "skipped"]
+    refs = sum(len(lk.get("found_on", ())) for lk in links)
+    checked_refs = sum(len(lk.get("found_on", ())) for lk in checked)
+    return {
+        "pages": run["pages_crawled"],
+        "link_refs": refs,
+        "checked_link_refs": checked_refs,
+        "unique_targets": run["stats"].get("unique_targets"),
+        "requests": run["stats"].get("requests"),
+        "complete": run["complete"],
+        "incomplete_reasons": run.get("incomplete_reasons", []),
+        "findings": len(findings),
+        "findings_by_check": dict(sorted(by_check.items())),
+        "broken_refs": sum(len(lk.get("found_on", ())) for lk in broken),
+        "broken_urls": sorted({lk["url"] for lk in broken}),
+        "broken_details": dict(Counter(lk["detail"] for lk in broken)),
+        "crawl_seconds": run["stats"].get("seconds"),
+    }
+
+
+def parse_linkinator(path: str) -> dict[str, Any]:
+    d = json.loads(Path(path).read_text(encoding="utf-8"))
+    links = d["links"]
+    broken = [lk for lk in links if lk["state"] == "BROKEN"]
+    return {
+        "link_entries": len(links),
+        "findings": len(broken),
+        "broken_refs": len(broken),
+        "broken_urls": sorted({lk["url"] for lk in broken}),
+        "broken_details": dict(Counter(str(lk["status"]) for lk in broken)),
+        "passed": d.get("passed"),
+    }
+
+
+def parse_linkchecker(path: str) -> dict[str, Any]:
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    rows = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    reader = csv.DictReader(io.StringIO("\n".join(rows)), delimiter=";")
+    errors = [row for row in reader if row.get("valid") == "False"]
+    stats = {}
+    m = re.search(r"(\d+) links? in (\d+) URLs? checked", text)
+    if m:
+        stats = {"links_checked": int(m[1]), "urls_checked": int(m[2])}
+    return {
+        **stats,
+        "findings": len(errors),
+        "broken_refs": len(errors),
+        "broken_urls": sorted({row["url"] for row in errors}),
+        "broken_details": dict(Counter(row["result"] for row in errors)),
+    }
+
+
+PARSERS = {
+    "sitewatch": parse_sitewatch,
+    "linkinator": parse_linkinator,
+    "linkchecker": parse_linkchecker,
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--run-id", required=True)
+    ap.add_argument("--site", required=True)
+    ap.add_argument("--tool", required=True)
+    ap.add_argument("--settings", default="")
+    ap.add_argument("--rep", type=int, default=1)
+    ap.add_argument("--parse", help="KIND:PATH of the tool's output to read findings from")
+    ap.add_argument("--stdout", help="write the command's stdout here (stderr to .stderr)")
+    ap.add_argument("--cwd")
+    ap.add_argument("--label", default="", help="free text kept in the record")
+    ap.add_argument("cmd", nargs=argparse.REMAINDER)
+    a = ap.parse_args()
+    cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
+    if not cmd:
+        ap.error("no command")
+    rec: dict[str, Any] = {
+        "run_id": a.run_id,
+        "site": a.site,
+        "tool": a.tool,
+        "settings": a.settings,
+        "rep": a.rep,
+        "label": a.label,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cmd": cmd,
+    }
+    rec.update(run(cmd, a.stdout, a.cwd))
+    rec["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    if a.parse:
+        kind, path = a.parse.split(":", 1)
+        try:
+            rec["found"] = PARSERS[kind](path)
+        except Exception as e:  # a failed run leaves no usable output: record why
+            rec["found"] = {"parse_error": f"{type(e).__name__}: {e}"}
+    with open(a.out, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    found = rec.get("found", {})
+    print(
+        f"  {a.site:<8} {a.tool:<22} rep {a.rep}: {rec['wall_s']:7.2f} s wall, "
+        f"{rec['cpu_s']:7.2f} s cpu, {rec['peak_rss_mb']:7.1f} MB peak, exit {rec['exit_code']}, "
+        f"findings {found.get('findings', '?')}",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
