@@ -1,8 +1,9 @@
 """An audit's life in the SQLite history: begun before the crawl, finished (or abandoned) after.
 
-A run is recorded as ``running`` before the crawl starts, so a crash or ``kill -9`` leaves a
-run that is never complete; the next run of the site marks it ``crashed``, and only
-complete runs can mark findings fixed.
+A run is recorded as ``running`` (with this process as its owner) before the crawl starts,
+so a crash or ``kill -9`` leaves a run that is never complete; the next run of the site
+marks it ``crashed`` once its process is gone, and only complete runs can mark findings
+fixed. Audits of the same site may run at the same time: neither is taken for a crash.
 """
 
 from __future__ import annotations
@@ -45,11 +46,17 @@ class History:
 
     def finish(self, report: Report) -> tuple[Report, Changes]:
         """Apply flaky-link grace from the history, store the run, return what changed."""
-        state = self.store.previous_state(self.site)
-        findings = apply_flakiness(report.findings, report.links, state, self.flaky, self.started)
-        report = replace(report, findings=tuple(sorted(findings, key=sort_key)))
-        changes = self.store.finish_run(self.run_id, report)
-        self.store.close()
+        try:
+            state = self.store.previous_state(self.site)
+            findings = apply_flakiness(
+                report.findings, report.links, state, self.flaky, self.started
+            )
+            report = replace(report, findings=tuple(sorted(findings, key=sort_key)))
+            changes = self.store.finish_run(self.run_id, report)
+        except (sqlite3.Error, StoreError) as e:
+            raise HistoryError(f"run {self.run_id} could not be stored in the history: {e}") from e
+        finally:
+            self.store.close()
         return report, changes
 
     def abandon(self, reason: str) -> None:

@@ -83,14 +83,20 @@ def audit_command(
             history.abandon("crashed")
         raise
     changes_line = ""
+    history_failed = False
     if history:
-        report, changes = history.finish(report)
-        c = changes.counts()
-        changes_line = (
-            f"history: run {history.run_id} — {c.get('new', 0)} new, "
-            f"{c.get('still_open', 0)} still open, {c.get('fixed', 0)} fixed"
-            + ("" if report.run.complete else " (incomplete run: nothing marked fixed)")
-        )
+        try:
+            report, changes = history.finish(report)
+        except HistoryError as e:  # the reports are still written; exit 2 says it
+            err(str(e))
+            history_failed = True
+        else:
+            c = changes.counts()
+            changes_line = (
+                f"history: run {history.run_id} — {c.get('new', 0)} new, "
+                f"{c.get('still_open', 0)} still open, {c.get('fixed', 0)} fixed"
+                + ("" if report.run.complete else " (incomplete run: nothing marked fixed)")
+            )
     out_dir = Path(cfg.report.out_dir)
     try:
         written = write_reports(report, out_dir, cfg.report.formats)
@@ -103,4 +109,6 @@ def audit_command(
             print(changes_line)
         for fmt, path in written.items():
             print(f"  {fmt:<5} {path}")
+    if history_failed:
+        return EXIT_ERROR
     return exit_code(cfg, report)

@@ -147,12 +147,12 @@ def scheduled_audit(config_path: str, fire_time: str | None = None) -> JobOutcom
 
 
 def _mark_crashed(cfg: Config, why: str) -> None:
+    """Record the failed child's run as crashed. Only runs whose process is gone are
+    touched: an ad-hoc audit of the same site running meanwhile is left alone."""
     from crawler.store import Store
 
     with Store(cfg.history.db) as store:
-        for r in store.runs(site_key(cfg), limit=3):
-            if r.status == "running":
-                store.mark_crashed(r.id, f"audit process {why}")
+        store.reap_runs(site_key(cfg), f"audit process {why}")
 
 
 def _report_failure(cfg: Config, why: str) -> None:
@@ -184,7 +184,10 @@ def build_scheduler(config_path: str, *, blocking: bool = True) -> Any:
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(
         jobstores={
-            "default": SQLAlchemyJobStore(url=f"sqlite:///{db}"),
+            # The history's writers hold the lock for a whole run: wait like they do.
+            "default": SQLAlchemyJobStore(
+                url=f"sqlite:///{db}", engine_options={"connect_args": {"timeout": 30}}
+            ),
             "memory": MemoryJobStore(),
         },
         executors={"default": ThreadPoolExecutor(2)},

@@ -5,8 +5,17 @@ and migrated on open (``schema_version`` table, ``MIGRATIONS`` list: append, nev
 
 Finding state is cumulative per site and key (check, page, target): every finished run adds
 the findings it saw (first_seen, last_seen, consecutive_runs); only a *complete* run closes
-the open ones it did not see (they are "fixed"). A run left ``running`` (crash, kill) is
-marked ``crashed`` by the next ``begin_run`` of its site; it never touched the state.
+the open ones it did not see (they are "fixed"). A run left ``running`` (crash, kill) never
+touched the state; it is marked ``crashed`` by the next ``begin_run`` of its site.
+
+Runs record their owner (host, pid and the process's start time, ``RunOwner``) so that
+audits of one site may run at the same time: ``begin_run`` (and ``reap_runs``) mark a
+``running`` run crashed only when its owner is gone (no such pid, a zombie, or the pid now
+belongs to a process started at another time), when the same process begins another run
+of the site (it gave the first one up: one audit per process), or, for a run owned by
+another host (whose processes cannot be asked), when it started more than ``stale_after``
+ago. A run marked crashed by *another* process that then finishes after all (the guess was
+wrong) is stored like any other; only a run its own process gave up stays crashed.
 
 Each finished run keeps its own comparison (``run_findings.change`` = new / open / fixed /
 unchecked), so ``changes_for(run_id)`` gives the same answer however many runs came later.
@@ -24,6 +33,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -157,11 +168,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE run_findings ADD COLUMN new_url TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE finding_state ADD COLUMN new_url TEXT NOT NULL DEFAULT ''",
     ),
+    # 3: the process that owns a run (concurrent audits of one site), and who marked a
+    # run crashed (only its owner's own word is final). Old rows have no owner.
+    (
+        "ALTER TABLE runs ADD COLUMN owner_host TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN owner_pid INTEGER",
+        "ALTER TABLE runs ADD COLUMN owner_token TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN crashed_by TEXT NOT NULL DEFAULT ''",
+    ),
 )
 
 FINISHED = ("complete", "incomplete")
 _MAX_ERROR = 1000
 _CHUNK = 500
+#: A run owned by another host is taken for crashed after this long (its pid is not ours
+#: to ask). Local runs are judged by their process, however long they take.
+STALE_AFTER = dt.timedelta(days=2)
 
 
 class StoreError(RuntimeError):
@@ -229,6 +251,83 @@ class DeliveryEvent:
     detail: str
 
 
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of a process from /proc, or None."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = raw[raw.rfind(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
+    if len(fields) < 20:
+        return None
+    return fields[0], fields[19]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOwner:
+    """The process that records a run: host name, pid and a start-time token.
+
+    ``token`` (boot id and the process's start time, from /proc on Linux; empty where
+    unknown) tells a live owner from another process that got the same pid later.
+    """
+
+    host: str
+    pid: int
+    token: str = ""
+
+    @classmethod
+    def for_pid(cls, pid: int) -> RunOwner:
+        stat = _proc_stat(pid)
+        boot = _boot_id()
+        token = f"{boot}:{stat[1]}" if stat and boot else ""
+        return cls(socket.gethostname(), pid, token)
+
+    @classmethod
+    def current(cls) -> RunOwner:
+        return cls.for_pid(os.getpid())
+
+    @property
+    def key(self) -> str:
+        return f"{self.host}/{self.pid}/{self.token}"
+
+    def alive(self) -> bool | None:
+        """Whether the owner still runs: True, False, or None when it cannot be known
+        (another host)."""
+        if self.host != socket.gethostname():
+            return None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # exists, belongs to another user
+        except OSError:
+            return None
+        stat = _proc_stat(self.pid)
+        if stat is None:
+            return True  # no /proc: the pid exists, that is all we know
+        if stat[0] in ("Z", "X"):
+            return False  # exited; its parent has not reaped it yet
+        if self.token:
+            now = RunOwner.for_pid(self.pid).token
+            if now and now != self.token:
+                return False  # the pid was reused by a process started later
+        return True
+
+
+def _row_owner(row: sqlite3.Row) -> RunOwner | None:
+    if row["owner_pid"] is None:
+        return None
+    return RunOwner(row["owner_host"], int(row["owner_pid"]), row["owner_token"])
+
+
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -237,8 +336,16 @@ def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]
 class Store:
     """The SQLite history. Not thread-safe: one Store per thread/process."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 30.0,
+        stale_after: dt.timedelta = STALE_AFTER,
+    ) -> None:
         self.path = Path(path)
+        self.stale_after = stale_after
+        self.owner = RunOwner.current()
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
@@ -275,6 +382,14 @@ class Store:
         self._db.execute("COMMIT")
 
     def _migrate(self) -> None:
+        # Readers of an up-to-date database need no write lock (``sitewatch history`` while
+        # an audit writes a big run).
+        try:
+            row = self._db.execute("SELECT version FROM schema_version").fetchone()
+            if row is not None and row[0] == len(MIGRATIONS):
+                return
+        except sqlite3.OperationalError:
+            pass  # a new database: no table yet
         with self._tx() as db:
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT version FROM schema_version").fetchone()
@@ -309,28 +424,82 @@ class Store:
         started_at: dt.datetime,
         start_urls: Iterable[str] = (),
         scopes: Iterable[str] = (),
+        *,
+        owner: RunOwner | None = None,
     ) -> int:
-        """Record a new run (status ``running``); earlier ``running`` runs become ``crashed``."""
+        """Record a new run (status ``running``) owned by ``owner`` (default: this process).
+
+        Earlier ``running`` runs of the site whose owner is gone become ``crashed`` (see the
+        module docstring); a live audit of the same site is left alone.
+        """
+        owner = owner or self.owner
         with self._tx() as db:
-            db.execute(
-                "UPDATE runs SET status = 'crashed', finished_at = ?, "
-                "incomplete_reasons = '[\"crashed\"]' WHERE site = ? AND status = 'running'",
-                (_ts(_now()), site),
-            )
+            self._reap(db, site, "crashed", owner)
             cur = db.execute(
-                "INSERT INTO runs (site, status, started_at, start_urls, scopes) "
-                "VALUES (?, 'running', ?, ?, ?)",
-                (site, _ts(started_at), json.dumps(list(start_urls)), json.dumps(list(scopes))),
+                "INSERT INTO runs (site, status, started_at, start_urls, scopes, owner_host, "
+                "owner_pid, owner_token) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+                (
+                    site,
+                    _ts(started_at),
+                    json.dumps(list(start_urls)),
+                    json.dumps(list(scopes)),
+                    owner.host,
+                    owner.pid,
+                    owner.token,
+                ),
             )
             return int(cur.lastrowid or 0)
 
+    def reap_runs(self, site: str | None = None, reason: str = "crashed") -> list[int]:
+        """Mark ``running`` runs whose owner is gone as crashed (all sites: ``None``).
+
+        Returns their ids. Live runs are never touched, so this is safe while other audits
+        run (the scheduler calls it after a failed child).
+        """
+        with self._tx() as db:
+            return self._reap(db, site, reason, None)
+
+    def _reap(
+        self, db: sqlite3.Connection, site: str | None, reason: str, beginner: RunOwner | None
+    ) -> list[int]:
+        where, args = ("AND site = ?", (site,)) if site is not None else ("", ())
+        rows = db.execute(f"SELECT * FROM runs WHERE status = 'running' {where}", args).fetchall()
+        now = _now()
+        reaped = []
+        for row in rows:
+            owner = _row_owner(row)
+            marker = self.owner.key
+            if owner is None:
+                dead = True  # recorded before owners were (schema < 3)
+            elif beginner is not None and owner == beginner:
+                dead = True  # the same process begins the site again: it gave this one up
+                marker = owner.key  # its own word: final
+            else:
+                alive = owner.alive()
+                if alive is None:
+                    dead = now - _dt(row["started_at"]) > self.stale_after
+                else:
+                    dead = not alive
+            if dead:
+                db.execute(
+                    "UPDATE runs SET status = 'crashed', finished_at = ?, "
+                    "incomplete_reasons = ?, crashed_by = ? WHERE id = ? AND status = 'running'",
+                    (_ts(now), json.dumps([reason]), marker, row["id"]),
+                )
+                reaped.append(int(row["id"]))
+        return reaped
+
     def mark_crashed(self, run_id: int, reason: str = "crashed") -> None:
-        """Mark a running run as crashed (e.g. its child process was killed)."""
+        """Mark a running run as crashed (its process gives up, or an admin decides).
+
+        Marked by its own process, that is final. Marked by another process, it is a
+        guess: should the owner finish the run after all, ``finish_run`` stores it.
+        """
         with self._tx() as db:
             db.execute(
-                "UPDATE runs SET status = 'crashed', finished_at = ?, incomplete_reasons = ? "
-                "WHERE id = ? AND status = 'running'",
-                (_ts(_now()), json.dumps([reason]), run_id),
+                "UPDATE runs SET status = 'crashed', finished_at = ?, incomplete_reasons = ?, "
+                "crashed_by = ? WHERE id = ? AND status = 'running'",
+                (_ts(_now()), json.dumps([reason]), self.owner.key, run_id),
             )
 
     def finish_run(self, run_id: int, report: Report) -> Changes:
@@ -344,7 +513,7 @@ class Store:
             run = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
             if run is None:
                 raise StoreError(f"no run {run_id}")
-            if run["status"] != "running":
+            if run["status"] != "running" and not _wrongly_crashed(run):
                 raise StoreError(f"run {run_id} is {run['status']}, not running")
             site, now = run["site"], _dt(run["started_at"])
             status = "complete" if info.complete else "incomplete"
@@ -789,6 +958,18 @@ class Store:
                 f"SELECT * FROM delivery_log {where} ORDER BY id DESC LIMIT ?", (*args, limit)
             )
         ]
+
+
+def _wrongly_crashed(run: sqlite3.Row) -> bool:
+    """A run marked crashed by a process other than its owner (a guess that was wrong, since
+    the run is being finished): it may still be finished. Its owner's own word is final."""
+    owner = _row_owner(run)
+    return (
+        run["status"] == "crashed"
+        and owner is not None
+        and run["crashed_by"] != ""
+        and run["crashed_by"] != owner.key
+    )
 
 
 def _finding_cols(f: Finding) -> tuple[object, ...]:
