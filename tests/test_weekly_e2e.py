@@ -279,6 +279,7 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
 def sections(text: str) -> dict[str, list[str]]:
     """Section title -> its items (each the block of lines starting at "* ")."""
     out: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
     current: list[str] | None = None
     for line in text.splitlines():
         if line == "-- ":
@@ -286,8 +287,7 @@ def sections(text: str) -> dict[str, list[str]]:
         m = _SECTION.match(line)
         if m:
             current = out.setdefault(m["title"], [])
-            counts = int(m["count"])
-            assert counts > 0, line
+            counts[m["title"]] = int(m["count"])
             continue
         if current is None:
             continue
@@ -295,6 +295,8 @@ def sections(text: str) -> dict[str, list[str]]:
             current.append(line + "\n")
         elif line.startswith("  ") and current:
             current[-1] += line + "\n"
+    # Nothing is cut at these sizes: each heading's count is the number of items under it.
+    assert {t: len(items) for t, items in out.items()} == counts, text
     return out
 
 
