@@ -27,7 +27,7 @@ import shutil
 from pathlib import Path
 
 PAGES_PER_SECTION = 100
-WORDS = (
+WORDS = tuple(
     "bygga bo miljo skola omsorg kultur fritid trafik natur arbete stod hjalp tillstand "
     "avgift ansokan forskola grundskola gymnasium vuxen aldre handikapp bibliotek idrott "
     "park gata vatten avlopp avfall energi klimat bostad plan karta detaljplan bygglov "

@@ -18,6 +18,7 @@ Appends one JSON line to ``--out``:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -46,10 +47,8 @@ def sample_tree(pid: int, stop: threading.Event, peak: list[int]) -> None:
         except psutil.Error:
             break
         for p in procs:
-            try:
+            with contextlib.suppress(psutil.Error):
                 total += p.memory_info().rss
-            except psutil.Error:
-                pass
         peak[0] = max(peak[0], total)
         stop.wait(0.02)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import re
 import sys
 import time
 from collections import Counter
@@ -43,7 +44,7 @@ from checks.verdicts import (
     is_html_type,
 )
 from crawler.crawl_state import CrawlState, Target
-from crawler.urls import path_trap, resolve, trap_shape
+from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
 HEAD, SNIFF, FULL, PAGE = 1, 2, 3, 4
@@ -69,6 +70,12 @@ _TEXT_PARSER = lxml.html.HTMLParser(collect_ids=False)
 _XPATH_IDS = etree.XPath("//@id | //a/@name", smart_strings=False)
 _XPATH_HEADINGS = etree.XPath("//title | //h1 | //h2", smart_strings=False)
 _XPATH_BASE = etree.XPath("//base/@href", smart_strings=False)
+#: URLs that ``safe_url_string`` (Scrapy's Request) would leave exactly as they are: ASCII
+#: host and port, a path and query of characters it never quotes, every ``%`` starting an
+#: escape. Such requests skip Scrapy's re-quoting (meta ``verbatim_url``); tested against it.
+_VERBATIM_URL = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?/(?:[A-Za-z0-9/:@!$&()*+,;=._~?\-]|%[0-9A-Fa-f]{2})*"
+)
 
 
 def _parser(encoding: str) -> lxml.html.HTMLParser | None:
@@ -166,6 +173,8 @@ class AuditSpider(Spider):
         self.dns_failed: set[str] = set()
         self._last_tick = 0.0
         self.soft_404_phrases = tuple(p.lower() for p in state.policy.soft_404_phrases)
+        #: hrefs repeat on every page of a directory: join each (directory, href) once.
+        self._resolve = ResolveCache()
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AuditSpider:
@@ -211,6 +220,8 @@ class AuditSpider(Spider):
             "download_maxsize": 0,
             "dont_obey_robotstxt": mode != PAGE or bool(chain) or t.start,
         }
+        if _VERBATIM_URL.fullmatch(url or t.url):
+            meta["verbatim_url"] = True
         if mode == SNIFF:
             meta["sw_cap"] = SNIFF_BYTES
         elif mode == FULL:
@@ -244,7 +255,7 @@ class AuditSpider(Spider):
 
     def _link(self, page_url: str, depth: int, href: str, text: str, tag: str) -> Request | None:
         st = self.state
-        r = resolve(page_url, href)
+        r = self._resolve(page_url, href)
         if r.skip:
             t = st.target(r.base, internal=False)
             t.skip = r.skip

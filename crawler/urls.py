@@ -120,3 +120,64 @@ def path_trap(url: str, max_segments: int) -> bool:
         if seen[s] >= 3:
             return True
     return False
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+
+
+def join_key(page_url: str, href: str) -> str:
+    """The part of ``page_url`` that ``resolve(page_url, href)`` depends on.
+
+    A reference with a path (``x.html``, ``../x``, ``/x``, ``//host/x``) is joined against
+    the page's directory only (RFC 3986 merge); an absolute URL with a host, and the skipped
+    schemes (mailto: ...), against nothing. Anything else (empty, ``?q``, ``#f``, ``;p``, ``//``,
+    ``http:?q``, tabs or newlines that urlsplit removes) keys on the whole page URL.
+    """
+    h = href.lstrip()
+    if not h or h[0] in "#?;" or h[0] < " " or "\t" in h or "\n" in h or "\r" in h:
+        return page_url
+    m = _SCHEME.match(h)
+    if m:
+        if h[: m.end() - 1].lower() in SKIP_SCHEMES:
+            return ""
+        rest = h[m.end() :]
+        if rest.startswith("//") and rest[2:3] not in ("", "/", "?", "#", "\\"):
+            return ""
+        return page_url
+    if h.startswith("//") and h[2:3] in ("", "/", "?", "#", "\\"):
+        return page_url
+    u = page_url.split("#", 1)[0].split("?", 1)[0]
+    sep = u.find("://")
+    if sep < 0 or u.find("/", sep + 3) < 0:
+        return page_url
+    return u[: u.rfind("/") + 1]
+
+
+class ResolveCache:
+    """``resolve`` with memory: the same href on pages of one directory is joined once.
+
+    A site's navigation repeats on every page, so most (page, href) pairs of a crawl share
+    their ``join_key`` with an earlier one. Results are shared: treat them as read-only.
+    The cache is emptied when it reaches ``size`` entries, which bounds its memory.
+    """
+
+    __slots__ = ("_cache", "_size", "hits", "misses")
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._cache: dict[tuple[str, str], Resolved] = {}
+        self._size = size
+        self.hits = 0
+        self.misses = 0
+
+    def __call__(self, page_url: str, href: str) -> Resolved:
+        key = (join_key(page_url, href), href)
+        r = self._cache.get(key)
+        if r is not None:
+            self.hits += 1
+            return r
+        self.misses += 1
+        r = resolve(page_url, href)
+        if len(self._cache) >= self._size:
+            self._cache.clear()
+        self._cache[key] = r
+        return r
