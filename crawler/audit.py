@@ -62,6 +62,7 @@ def crawl(cfg: Config, opts: AuditOptions) -> CrawlState:
         delay=c.delay,
         timeout=c.timeout,
         max_page_bytes=c.max_page_bytes,
+        max_crawl_delay=c.max_retry_after,
         verbose=opts.verbose,
     )
     # Always install Scrapy's root handler: without --verbose it is a NullHandler. With no

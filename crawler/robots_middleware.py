@@ -1,13 +1,21 @@
-"""Scrapy's RobotsTxtMiddleware with its waiters fixed.
+"""Scrapy's RobotsTxtMiddleware with its waiters fixed and ``Crawl-delay`` honoured.
 
 In Scrapy 2.19, every request that arrives while a host's robots.txt is still being
 fetched awaits the same Deferred; the first waiter consumes its result and the rest get
 ``None``, i.e. "no robots.txt", and are let through. Each waiter here gets its own relay.
+
+Scrapy ignores ``Crawl-delay``. Here, once a host's robots.txt is parsed, its Crawl-delay
+for our user agent becomes the download delay of that host's download slot (never lower
+than ``DOWNLOAD_DELAY``, never higher than ``SITEWATCH_MAX_CRAWL_DELAY``, which the audit
+sets to ``crawl.max_retry_after``: the longest a server may make us wait).
 """
 
 from __future__ import annotations
 
-from scrapy import Request
+import math
+from typing import TYPE_CHECKING
+
+from scrapy import Request, signals
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.robotstxt import RobotParser
@@ -15,8 +23,43 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
 
 class SafeRobotsTxtMiddleware(RobotsTxtMiddleware):
+    def __init__(self, crawler: Crawler):
+        super().__init__(crawler)
+        self._max_crawl_delay = crawler.settings.getfloat("SITEWATCH_MAX_CRAWL_DELAY", 30.0)
+        self._min_delay = crawler.settings.getfloat("DOWNLOAD_DELAY")
+        crawler.signals.connect(self._on_robots_parsed, signal=signals.robots_parsed)
+
+    def _on_robots_parsed(self, robotparser: RobotParser, request: Request) -> None:
+        get = getattr(robotparser, "crawl_delay", None)
+        if get is None:
+            return
+        try:
+            wanted = get(self._robotstxt_useragent or self._default_useragent)
+        except Exception:  # a parser quirk must not stop the crawl
+            return
+        if wanted is None or not math.isfinite(wanted) or wanted <= 0:
+            return
+        delay = min(float(wanted), self._max_crawl_delay)
+        downloader = self.crawler.engine.downloader
+        key = downloader.get_slot_key(request)
+        per_slot = downloader.per_slot_settings.setdefault(key, {})
+        if delay <= max(per_slot.get("delay", 0.0), self._min_delay):
+            return
+        per_slot["delay"] = delay  # for the slot Scrapy creates next for this host
+        slot = downloader.slots.get(key)
+        if slot is not None:
+            slot.delay = delay
+        state = getattr(self.crawler.spider, "state", None)
+        if state is not None:
+            state.stats["robots_crawl_delay_hosts"] += 1
+            if delay < wanted:
+                state.stats["robots_crawl_delay_capped"] += 1
+
     async def robot_parser(self, request: Request) -> RobotParser | None:
         pending = self._parsers.get(urlparse_cached(request).netloc)
         if isinstance(pending, Deferred):

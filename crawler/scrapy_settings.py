@@ -37,6 +37,7 @@ def audit_settings(
     delay: float,
     timeout: float,
     max_page_bytes: int,
+    max_crawl_delay: float = 30.0,
     verbose: bool = False,
 ) -> dict[str, Any]:
     return {
@@ -46,8 +47,12 @@ def audit_settings(
         "ROBOTSTXT_USER_AGENT": "sitewatch",
         "CONCURRENT_REQUESTS": concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": per_host_concurrency,
+        # Scrapy 2.19's own Downloader exceeds the per-host limit (crawler/downloader.py).
+        "DOWNLOADER": "crawler.downloader.PoliteDownloader",
         "DOWNLOAD_DELAY": delay,
         "DOWNLOAD_DELAY_JITTER": 0,
+        # robots.txt Crawl-delay is honoured up to this (crawler.robots_middleware).
+        "SITEWATCH_MAX_CRAWL_DELAY": max_crawl_delay,
         "DOWNLOAD_TIMEOUT": timeout,
         # The spider's own requests are cut by the spider (StopDownload at meta sw_cap) and
         # decoded up to the same cap (crawler.compression); they set download_maxsize=0 so a
