@@ -353,8 +353,15 @@ class AuditSpider(Spider):
                 st.resolved += 1
                 yield self._again(response.request, meta)
                 return
-        if mode == HEAD and status >= 400:
+        if (
+            mode == HEAD
+            and status >= 400
+            and status != 429
+            and b"Retry-After" not in response.headers
+        ):
             # Many servers refuse or mishandle HEAD: ask again with GET before judging.
+            # Not when the server asked us to slow down or come back later (429, or a
+            # Retry-After longer than crawl.max_retry_after): a GET now would be rude.
             st.stats["get_fallbacks"] += 1
             st.resolved += 1
             yield self._request(t, FULL if t.fragments else SNIFF)
