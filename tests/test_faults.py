@@ -10,6 +10,8 @@ fault page the verdict below. Limits: ``crawl.timeout = 3``, ``crawl.retries = 1
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,3 +160,42 @@ max_page_bytes = {MAX_PAGE_BYTES}
         if name != "binary":  # random bytes parse as an empty robots.txt: no error
             assert r.report["run"]["stats"]["robots_txt_errors"] == 1
         print(f"robots {name}: peak_rss={m.peak_rss_mb:.0f}MB seconds={m.seconds:.1f}")
+
+
+# --------------------------------------------------------------------------- unit level
+
+
+def test_decode_capped_every_encoding() -> None:
+    import brotli
+    from backports import zstd
+
+    from crawler.compression import decode_capped
+
+    data = b"<p>Hej</p>" * 50_000
+    raw = zlib.compressobj(wbits=-15)
+    deflate_raw = raw.compress(data) + raw.flush()
+    for encoding, body in [
+        (b"gzip", gzip.compress(data)),
+        (b"x-gzip", gzip.compress(data[:1000]) + gzip.compress(data[1000:])),  # two members
+        (b"deflate", zlib.compress(data)),
+        (b"deflate", deflate_raw),  # raw deflate, as some servers send it
+        (b"br", brotli.compress(data)),
+        (b"zstd", zstd.compress(data)),
+    ]:
+        assert decode_capped(body, encoding, len(data) * 2) == (data, False), encoding
+        assert decode_capped(body, encoding, 1000) == (data[:1000], True), encoding
+
+
+def test_decode_capped_bomb_and_damage() -> None:
+    from crawler.compression import decode_capped
+    from tests.faults import gzip_bomb_parts
+
+    first, block, _, _ = gzip_bomb_parts()
+    out, cut = decode_capped(first + block * 200, b"gzip", MAX_PAGE_BYTES)
+    assert (len(out), cut) == (MAX_PAGE_BYTES, True)
+    page = html_doc("x", "".join(f"<p>{i}</p>" for i in range(5000)))
+    whole = gzip.compress(page)
+    half, cut = decode_capped(whole[: len(whole) // 2], b"gzip", 10**6)
+    assert half and page.startswith(half) and len(half) < len(page) and not cut
+    with pytest.raises(zlib.error):  # nothing decodes at all
+        decode_capped(b"<html>not gzip at all</html>", b"gzip", 1000)

@@ -240,3 +240,23 @@ def test_fifty_thousand_links_on_one_page(server: SiteServer, tmp_path: Path) ->
     links = [u for u in r.links() if u.startswith(server.url("/many/p/"))]
     assert len(links) == LINKS_ON_ONE_PAGE
     print(r.report["run"]["stats"])
+
+
+@pytest.mark.parametrize(
+    ("href", "expected"),
+    [
+        ("a.html;jsessionid=0AB12CD34EF", "http://h/s/a.html"),
+        ("a.html;JSESSIONID=0AB12CD34EF?lang=sv", "http://h/s/a.html?lang=sv"),
+        ("a.html?PHPSESSID=abc&lang=sv", "http://h/s/a.html?lang=sv"),
+        ("a.html?lang=sv&sid=0123456789abcdef0123", "http://h/s/a.html?lang=sv"),
+        ("/(S(lit3py55t21z5v55vlm25s55))/sida.aspx", "http://h/sida.aspx"),
+        # Not session ids: kept.
+        ("a.html?sid=3", "http://h/s/a.html?sid=3"),  # "sida 3"
+        ("a.html?sidebar=1&consider=2", "http://h/s/a.html?sidebar=1&consider=2"),
+        ("a.html;v=2", "http://h/s/a.html;v=2"),
+    ],
+)
+def test_session_ids_stripped_when_normalising(href: str, expected: str) -> None:
+    from crawler.urls import resolve
+
+    assert resolve("http://h/s/index.html", href).base == expected
