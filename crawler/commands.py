@@ -51,7 +51,10 @@ def send(config_path: str | None, run_id: int | None, dry_run: bool) -> None:
     from reports.delivery import deliver_run, make_transport, messages_for_run, setup_from_config
 
     cfg = _config(config_path)
-    setup = setup_from_config(cfg)
+    try:
+        setup = setup_from_config(cfg)
+    except ValueError as e:  # e.g. security = "none" for a host that is not loopback
+        _fail(f"config error in {cfg.source}: {e}" if cfg.source else f"config error: {e}")
     with _store(cfg) as store:
         rid = run_id if run_id is not None else store.last_run(site_name(cfg))
         if rid is None:
@@ -98,6 +101,7 @@ def history(config_path: str | None, limit: int, all_sites: bool) -> None:
     with _store(cfg) as store:
         rows = store.runs(None if all_sites else site_name(cfg), limit=limit)
         unconfirmed = store.unconfirmed_deliveries()
+        failed = {r.id: store.deliveries(r.id, ("failed",)) for r in rows if r.deliveries}
     if not rows:
         click.echo("no runs recorded yet")
         return
@@ -116,6 +120,9 @@ def history(config_path: str | None, limit: int, all_sites: bool) -> None:
         )
         if r.incomplete_reasons:
             click.echo(f"{'':>7}incomplete: {'; '.join(r.incomplete_reasons)}")
+        for d in failed.get(r.id, ()):
+            error = d.last_error if len(d.last_error) <= 200 else d.last_error[:197] + "..."
+            click.echo(f"{'':>7}not delivered to {d.recipient}: {error} (the next send retries)")
     for d in unconfirmed:
         click.echo(
             f"warning: run {d.run_id} to {d.recipient} was being sent when sitewatch stopped; "

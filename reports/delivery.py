@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import ipaddress
 import logging
 import os
@@ -185,11 +186,50 @@ class _BodyTracking:
             self.sw_body_sent = True
 
 
-class _SMTP(_BodyTracking, smtplib.SMTP):
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+class _Utf8Auth:
+    """AUTH with UTF-8 credentials. smtplib encodes them as ASCII, so a password such as
+    "lösen-ord" raised UnicodeEncodeError (a traceback, the row left ``sending``); PLAIN is
+    UTF-8 by RFC 4616 and servers read LOGIN the same way."""
+
+    _auth_challenge_count = 0
+    user: str
+    password: str
+
+    def auth(self, mechanism: str, authobject: Any, *, initial_response_ok: bool = True) -> Any:
+        mechanism = mechanism.upper()
+        initial = authobject() if initial_response_ok else None
+        if initial is not None:
+            code, resp = self.docmd("AUTH", f"{mechanism} {_b64(initial)}")  # type: ignore[attr-defined]
+            self._auth_challenge_count = 1
+        else:
+            code, resp = self.docmd("AUTH", mechanism)  # type: ignore[attr-defined]
+            self._auth_challenge_count = 0
+        while code == 334:
+            self._auth_challenge_count += 1
+            if self._auth_challenge_count > 5:
+                raise smtplib.SMTPException("the server's AUTH exchange does not end")
+            challenge = base64.decodebytes(resp)
+            code, resp = self.docmd(_b64(authobject(challenge)))  # type: ignore[attr-defined]
+        if code in (235, 503):
+            return code, resp
+        raise smtplib.SMTPAuthenticationError(code, resp)
+
+    def auth_cram_md5(self, challenge: bytes | None = None) -> str | None:
+        if challenge is None:
+            return None
+        digest = hmac.HMAC(self.password.encode("utf-8"), challenge, "md5").hexdigest()
+        return f"{self.user} {digest}"
+
+
+class _SMTP(_Utf8Auth, _BodyTracking, smtplib.SMTP):
     pass
 
 
-class _SMTPSSL(_BodyTracking, smtplib.SMTP_SSL):
+class _SMTPSSL(_Utf8Auth, _BodyTracking, smtplib.SMTP_SSL):
     pass
 
 
@@ -284,6 +324,10 @@ class SmtpDelivery:
             raise DeliveryError(
                 "fatal", self._scrub(f"authentication failed: {_reply(exc)}")
             ) from None
+        except UnicodeError:
+            raise DeliveryError(
+                "fatal", "the SMTP user name or password cannot be encoded for AUTH"
+            ) from None
         except smtplib.SMTPNotSupportedError as exc:
             raise DeliveryError("fatal", self._scrub(f"{host}: not supported: {exc}")) from None
         except (ssl.SSLError, ssl.CertificateError) as exc:
@@ -298,6 +342,12 @@ class SmtpDelivery:
         return self._conn
 
     def send(self, run_id: int, recipient: str, msg: EmailMessage) -> str:
+        try:
+            return self._send(recipient, msg)
+        except DeliveryError as exc:  # every message that leaves here is scrubbed
+            raise DeliveryError(exc.kind, self._scrub(str(exc))) from None
+
+    def _send(self, recipient: str, msg: EmailMessage) -> str:
         s = self.settings
         attempt = 0
         while True:
@@ -512,6 +562,14 @@ def make_transport(
         raise ValueError(
             f"email.smtp.user is set but the environment variable {setup.password_env} is empty"
         )
+    if setup.smtp.ca_file:  # a configuration error, not a connection failure to retry
+        try:
+            ssl.create_default_context(cafile=setup.smtp.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ValueError(
+                f"email.smtp.ca_file: cannot load {setup.smtp.ca_file}: {why}"
+            ) from None
     return SmtpDelivery(setup.smtp, password or None)
 
 
