@@ -733,10 +733,13 @@ def _optional_address(value: Any) -> str:
 
 
 def _env_name(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"expected an environment variable name, got {_show(value)}")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-        raise _Invalid(f"not an environment variable name: {value!r}")
+    # The value is never echoed: a password pasted here by mistake must not reach a log.
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise _Invalid(
+            "expected the name of an environment variable (letters, digits, _), such as "
+            "SITEWATCH_SMTP_PASSWORD; the password itself goes in that variable, never in "
+            "the config file (the value given is not shown)"
+        )
     return value
 
 
