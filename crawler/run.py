@@ -95,7 +95,7 @@ def audit_command(
             changes_line = (
                 f"history: run {history.run_id} — {c.get('new', 0)} new, "
                 f"{c.get('still_open', 0)} still open, {c.get('fixed', 0)} fixed"
-                + ("" if report.run.complete else " (incomplete run: nothing marked fixed)")
+                + ("" if changes.complete else " (incomplete run: nothing marked fixed)")
             )
     out_dir = Path(cfg.report.out_dir)
     try:

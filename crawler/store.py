@@ -15,7 +15,10 @@ belongs to a process started at another time), when the same process begins anot
 of the site (it gave the first one up: one audit per process), or, for a run owned by
 another host (whose processes cannot be asked), when it started more than ``stale_after``
 ago. A run marked crashed by *another* process that then finishes after all (the guess was
-wrong) is stored like any other; only a run its own process gave up stays crashed.
+wrong) is stored like any other; only a run its own process gave up stays crashed. A run
+that finishes after a run of its site that began later (an older observation arriving
+last) is stored ``incomplete`` ("overtaken") and leaves the finding state alone, so it can
+neither mark fixed what the newer run still saw nor reopen what it found fixed.
 
 Each finished run keeps its own comparison (``run_findings.change`` = new / open / fixed /
 unchecked), so ``changes_for(run_id)`` gives the same answer however many runs came later.
@@ -516,14 +519,28 @@ class Store:
             if run["status"] != "running" and not _wrongly_crashed(run):
                 raise StoreError(f"run {run_id} is {run['status']}, not running")
             site, now = run["site"], _dt(run["started_at"])
-            status = "complete" if info.complete else "incomplete"
+            # A run of the site that began after this one and has already finished saw the
+            # site later: this older observation must not undo it (no "fixed", no reopening),
+            # so it is stored as incomplete and leaves the finding state alone.
+            newer = db.execute(
+                "SELECT id FROM runs WHERE site = ? AND id > ? AND status IN (?, ?) "
+                "ORDER BY id LIMIT 1",
+                (site, run_id, *FINISHED),
+            ).fetchone()
+            complete = info.complete and newer is None
+            reasons = tuple(info.incomplete_reasons)
+            if newer is not None:
+                reasons += (
+                    f"overtaken: run {newer[0]} of this site began later and finished first",
+                )
+            status = "complete" if complete else "incomplete"
             previous = self._open_state(db, site)
             changes = compute_changes(
                 report.findings,
                 previous,
                 now=now,
-                complete=info.complete,
-                incomplete_reasons=info.incomplete_reasons,
+                complete=complete,
+                incomplete_reasons=reasons,
             )
             counts = report.counts()
             db.execute(
@@ -537,7 +554,7 @@ class Store:
                     info.as_of.isoformat(),
                     info.pages_crawled,
                     info.links_checked,
-                    json.dumps(list(info.incomplete_reasons)),
+                    json.dumps(list(reasons)),
                     json.dumps(info.stats, default=str),
                     counts["error"],
                     counts["warning"],
@@ -620,6 +637,8 @@ class Store:
                     )
                 ),
             )
+            if newer is not None:
+                return changes
             db.executemany(
                 "INSERT OR REPLACE INTO finding_state (site, check_name, page, target, "
                 "first_seen, last_seen, consecutive_runs, severity, detail, message, "

@@ -245,7 +245,12 @@ def _release_and_finish(proc: subprocess.Popen[str], gate: threading.Event) -> t
 
 
 def test_two_audits_of_one_site_and_another_site_at_once(tmp_path: Path, site: GatedSite) -> None:
-    """Same site twice and a second site, all held mid-crawl together; history reads meanwhile."""
+    """Same site twice and a second site, all held mid-crawl together; history reads meanwhile.
+
+    The audit of "kommun" that began second finishes first; the one that began first is
+    then an older observation arriving last: stored, but incomplete ("overtaken"), so it
+    marks nothing fixed and leaves the finding state to the newer run.
+    """
     a1 = config(tmp_path, site, "sw-a1")
     a2 = config(tmp_path, site, "sw-a2")
     other = GatedSite()
@@ -255,28 +260,29 @@ def test_two_audits_of_one_site_and_another_site_at_once(tmp_path: Path, site: G
         for ua in ("sw-a1", "sw-a2"):
             site.gate(ua).clear()
         other.gate("sw-b").clear()
-        # all three start on a database that does not exist yet
-        procs = {
-            "sw-a1": start_cli("audit", "--config", str(a1), "--as-of", AS_OF, cwd=tmp_path),
-            "sw-a2": start_cli("audit", "--config", str(a2), "--as-of", AS_OF, cwd=tmp_path),
-            "sw-b": start_cli("audit", "--config", str(b), "--as-of", AS_OF, cwd=tmp_path),
-        }
+        procs: dict[str, subprocess.Popen[str]] = {}
         try:
+            # a1 starts on a database that does not exist yet; a2 and b while it runs
+            procs["sw-a1"] = start_cli("audit", "--config", str(a1), "--as-of", AS_OF, cwd=tmp_path)
+            wait_for(lambda: site.arrived("sw-a1") > 0, what="the first audit mid-crawl")
+            procs["sw-a2"] = start_cli("audit", "--config", str(a2), "--as-of", AS_OF, cwd=tmp_path)
+            procs["sw-b"] = start_cli("audit", "--config", str(b), "--as-of", AS_OF, cwd=tmp_path)
             wait_for(
-                lambda: site.arrived("sw-a1") and site.arrived("sw-a2") and other.arrived("sw-b"),
+                lambda: site.arrived("sw-a2") > 0 and other.arrived("sw-b") > 0,
                 what="three audits held mid-crawl",
             )
-            rows = db_rows(db, "SELECT site, status FROM runs ORDER BY id")
-            running = [("annan", "running"), ("kommun", "running"), ("kommun", "running")]
-            assert sorted(rows) == running
+            rows = db_rows(db, "SELECT id, site, status FROM runs ORDER BY id")
+            assert rows[0] == (1, "kommun", "running")
+            assert sorted(rows[1:]) == [
+                (2, "annan", "running"),
+                (3, "kommun", "running"),
+            ] or sorted(rows[1:]) == [(2, "kommun", "running"), (3, "annan", "running")]
+            a2_id = next(i for i, s, _ in rows[1:] if s == "kommun")
             for _ in range(3):  # readers are never blocked and never see a half-written run
                 hist = sitewatch("history", "--config", str(a1), "--all-sites", cwd=tmp_path)
                 assert hist.code == 0, hist.stderr
                 assert hist.stdout.count("running") == 3, hist.stdout
-            # one audit of the site finishes while the other is still running, then the other
-            results = {
-                "sw-a2": _release_and_finish(procs["sw-a2"], site.gate("sw-a2")),
-            }
+            results = {"sw-a2": _release_and_finish(procs["sw-a2"], site.gate("sw-a2"))}
             hist = sitewatch("history", "--config", str(a1), cwd=tmp_path)
             assert hist.code == 0 and hist.stdout.count("running") == 1, hist.stdout
             results["sw-a1"] = _release_and_finish(procs["sw-a1"], site.gate("sw-a1"))
@@ -289,16 +295,18 @@ def test_two_audits_of_one_site_and_another_site_at_once(tmp_path: Path, site: G
     for ua, (code, out, err) in results.items():
         assert code == 1, f"{ua}: exit {code}\n{out}\n{err}"  # 1: broken links found
         assert "Traceback" not in err and "history: run" in out, f"{ua}: {out}\n{err}"
-    rows = db_rows(db, "SELECT site, status, pages_crawled FROM runs ORDER BY id")
-    assert sorted((s, st) for s, st, _ in rows) == [
-        ("annan", "complete"),
-        ("kommun", "complete"),
-        ("kommun", "complete"),
-    ]
-    assert len({n for *_, n in rows}) == 1  # every run crawled the whole site
+    assert f"history: run {a2_id} — 2 new, 0 still open, 0 fixed\n" in results["sw-a2"][1]
+    assert "(incomplete run: nothing marked fixed)" in results["sw-a1"][1]
+    rows = db_rows(db, "SELECT id, site, status, pages_crawled, incomplete_reasons FROM runs")
+    by_id = {i: (s, st, n, json.loads(str(why))) for i, s, st, n, why in rows}
+    assert by_id[1][:2] == ("kommun", "incomplete")
+    assert by_id[1][3] == [f"overtaken: run {a2_id} of this site began later and finished first"]
+    assert by_id[a2_id][:2] == ("kommun", "complete")
+    assert sorted(v[:2] for k, v in by_id.items() if k not in (1, a2_id)) == [("annan", "complete")]
+    assert len({v[2] for v in by_id.values()}) == 1  # every run crawled the whole site
     assert integrity(db) == "ok"
-    # both runs of "kommun" are in its history; the finding state saw both (2 runs each)
-    assert {v[2] for v in open_state_for(db, "kommun").values()} == {2}
+    # the finding state is the newer run's; the overtaken one neither fixed nor counted
+    assert {v[1:] for v in open_state_for(db, "kommun").values()} == {(a2_id, 1)}
     assert {v[2] for v in open_state_for(db, "annan").values()} == {1}
 
 
@@ -422,7 +430,8 @@ print("ok")
 
 def test_many_writers_and_readers_on_a_fresh_database(tmp_path: Path) -> None:
     """Six processes (three sites, two writers each) create, migrate and write one new
-    database at once: every run lands complete and the file passes integrity_check."""
+    database at once: every run lands (complete, or incomplete because a run of its site
+    that began later finished first) and the file passes integrity_check."""
     db = tmp_path / "var" / "fresh.db"
     sites = ["s1", "s1", "s2", "s2", "s3", "s3"]
     procs = [
@@ -440,8 +449,13 @@ def test_many_writers_and_readers_on_a_fresh_database(tmp_path: Path) -> None:
     for p, (out, err) in zip(procs, results, strict=True):
         assert p.returncode == 0 and out.strip() == "ok", err
     assert integrity(db) == "ok"
-    rows = db_rows(db, "SELECT site, status FROM runs")
-    assert sorted(rows) == sorted((s, "complete") for s in sites for _ in range(4))
+    rows = db_rows(db, "SELECT site, status, incomplete_reasons FROM runs")
+    assert sorted(s for s, *_ in rows) == sorted(s for s in sites for _ in range(4))
+    for site_name, status, why in rows:  # every run landed; incomplete only if overtaken
+        reasons = json.loads(str(why))
+        assert (status == "complete" and reasons == []) or (
+            status == "incomplete" and len(reasons) == 1 and "overtaken" in reasons[0]
+        ), (site_name, status, reasons)
     assert db_rows(db, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -513,3 +527,41 @@ def test_upgrade_from_schema_2_reaps_ownerless_running_runs(tmp_path: Path) -> N
             s.finish_run(1, Report(info, (), (), ()))
         s.finish_run(rid, Report(info, (), (), ()))
         assert s.run_status(rid) == "complete"
+
+
+def test_overtaken_run_neither_fixes_nor_reopens(tmp_path: Path) -> None:
+    """Two audits of one site overlap; the one that began later finishes first. The older
+    observation, finishing last, must not undo the newer one: it marks nothing fixed (X is
+    still broken now), reopens nothing (Y was fixed), and is recorded incomplete."""
+    from checks.models import Check, Finding, Report, RunInfo, Severity
+
+    def broken(target: str) -> Finding:
+        return Finding(Check.BROKEN_LINK, Severity.ERROR, "https://x.se/p", target, "http_404")
+
+    def report(at: dt.datetime, found: list[Finding]) -> Report:
+        info = RunInfo(at, at, at.date(), (), (), True, 1, len(found), site="s")
+        return Report(info, (), (), tuple(found))
+
+    x, y, z = broken("https://t/x"), broken("https://t/y"), broken("https://t/z")
+    t0 = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC)
+    week = dt.timedelta(days=7)
+    with Store(tmp_path / "h.db") as s:
+        r1 = s.begin_run("s", t0)
+        s.finish_run(r1, report(t0, [y, z]))
+        older = s.begin_run("s", t0 + week)  # sees y and z (x is not broken yet)
+        newer = s.begin_run("s", t0 + week, owner=RunOwner("other-host", 1, "t"))
+        ch_newer = s.finish_run(newer, report(t0 + week, [x, z]))  # x broke, y fixed
+        assert [i.finding.target for i in ch_newer.fixed] == ["https://t/y"]
+        ch_older = s.finish_run(older, report(t0 + week, [y, z]))
+        assert ch_older.fixed == () and not ch_older.complete
+        assert any("overtaken" in r and str(newer) in r for r in ch_older.incomplete_reasons)
+        assert s.run_status(older) == "incomplete"
+        assert s.last_run("s") == newer
+        open_now = {k[2] for k in s.previous_state("s")}
+        assert open_now == {"https://t/x", "https://t/z"}  # y stays fixed, x stays open
+        r4 = s.begin_run("s", t0 + 2 * week)
+        ch4 = s.finish_run(r4, report(t0 + 2 * week, [x, z]))
+        assert ch4.new == () and ch4.fixed == ()  # x still open (not fixed-then-new)
+        assert sorted(i.finding.target for i in ch4.still_open) == ["https://t/x", "https://t/z"]
+        x_item = next(i for i in ch4.still_open if i.finding.target == "https://t/x")
+        assert x_item.since == t0 + week
