@@ -565,3 +565,40 @@ def test_overtaken_run_neither_fixes_nor_reopens(tmp_path: Path) -> None:
         assert sorted(i.finding.target for i in ch4.still_open) == ["https://t/x", "https://t/z"]
         x_item = next(i for i in ch4.still_open if i.finding.target == "https://t/x")
         assert x_item.since == t0 + week
+
+
+DELETE_RUN = r"""
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+con.execute("PRAGMA foreign_keys = ON")
+con.execute("DELETE FROM runs WHERE id = ?", (int(sys.argv[2]),))
+"""
+
+
+def test_history_write_failure_keeps_the_reports_and_exits_2(
+    tmp_path: Path, site: GatedSite
+) -> None:
+    """The run cannot be stored at the end (here an admin deleted its row mid-audit): the
+    audit says so, still writes its reports, exits 2, and no traceback."""
+    ua = "sw-deleted"
+    cfg = config(tmp_path, site, ua)
+    db = tmp_path / "var" / "sw.db"
+    site.gate(ua).clear()
+    proc = start_cli("audit", "--config", str(cfg), "--as-of", AS_OF, cwd=tmp_path)
+    try:
+        wait_for(lambda: site.arrived(ua) >= 1, what="the audit mid-crawl")
+        subprocess.run(
+            [sys.executable, "-c", DELETE_RUN, str(db), "1"], cwd=ROOT, env=cli_env(), check=True
+        )
+        code, out, err = _release_and_finish(proc, site.gate(ua))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 2, out + err
+    assert "run 1 could not be stored in the history: no run 1" in err
+    assert "Traceback" not in err
+    report = json.loads((tmp_path / f"out-{ua}" / "report.json").read_text(encoding="utf-8"))
+    assert report["run"]["complete"] is True
+    assert run_statuses(db) == {}
+    assert integrity(db) == "ok"
