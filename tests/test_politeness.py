@@ -83,6 +83,7 @@ def test_per_host_concurrency(tmp_path: Path) -> None:
         assert len(main.spans) >= 31 and len(ext.spans) == 90
         assert main.max_in_flight() <= 2, main.max_in_flight()
         assert ext.max_in_flight() <= 2, ext.max_in_flight()
+        print(f"max in flight: main={main.max_in_flight()} ext={ext.max_in_flight()}")
         # The limit was reached, so the assertion above means something.
         assert max(main.max_in_flight(), ext.max_in_flight()) == 2
 
@@ -98,6 +99,7 @@ def test_delay_between_requests_to_one_host(tmp_path: Path) -> None:
         )
         times = arrivals(main)
     assert len(times) >= 9
+    print(f"delay {delay}: gaps {gaps(times)}")
     assert min_gap(times) >= delay - TOLERANCE, gaps(times)
 
 
@@ -125,6 +127,7 @@ def test_robots_crawl_delay(
         # The start page is fetched before robots.txt is known; everything after obeys it.
         times = arrivals(main, since="/robots.txt")
     assert len(times) == 6, times  # robots.txt and the five pages
+    print(f"crawl-delay {expected_gap}: gaps {gaps(times)}")
     assert min_gap(times) >= expected_gap - TOLERANCE, gaps(times)
     stats = r.report["run"]["stats"]
     assert stats["robots_crawl_delay_hosts"] == 1
@@ -190,6 +193,7 @@ def test_retry_after(tmp_path: Path) -> None:
     for path, wait in (("/busy-2s", 2.0), ("/unavailable-1s", 1.0), ("/busy-date", 2.0)):
         t = times(path)
         assert len(t) == 2, (path, t)
+        print(f"{path}: retried after {t[1] - t[0]:.2f} s (asked {wait})")
         assert t[1] - t[0] >= wait - 0.01, (path, t[1] - t[0])
         assert links_out[ext.url(path)]["verdict"] == "ok", links_out[ext.url(path)]
     # Asked to wait longer than crawl.max_retry_after: no retry, reported as is.

@@ -167,6 +167,12 @@ def pages_under(r: CliResult, server: SiteServer, prefix: str) -> list[str]:
 
 def assert_trap_reported(r: CliResult, why: str) -> None:
     run = r.report["run"]
+    stats = run["stats"]
+    print(
+        f"pages={run['pages_crawled']} links={len(r.report['links'])} "
+        f"seconds={stats['seconds']} requests={stats['requests']} "
+        f"reasons={run['incomplete_reasons']}"
+    )
     assert run["complete"] is False
     assert any(reason.startswith("crawl trap: ") for reason in run["incomplete_reasons"]), run
     assert run["stats"]["traps"], run["stats"]
@@ -239,7 +245,6 @@ def test_fifty_thousand_links_on_one_page(server: SiteServer, tmp_path: Path) ->
     assert_trap_reported(r, "pages shaped")
     links = [u for u in r.links() if u.startswith(server.url("/many/p/"))]
     assert len(links) == LINKS_ON_ONE_PAGE
-    print(r.report["run"]["stats"])
 
 
 @pytest.mark.parametrize(
