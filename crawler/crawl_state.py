@@ -118,6 +118,9 @@ class CrawlState:
     @property
     def incomplete_reasons(self) -> tuple[str, ...]:
         reasons = list(self._incomplete)
+        unchecked = self.stats["trap_links_unchecked"]
+        if unchecked:
+            reasons.append(f"{unchecked} links into crawl traps not checked")
         unresolved = self.issued - self.resolved
         if unresolved:
             reasons.append(f"{unresolved} requests never answered")

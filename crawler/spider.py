@@ -281,6 +281,11 @@ class AuditSpider(Spider):
             reason = self._crawl_refusal(t, depth + 1)
             if reason is None:
                 return self._ensure(t, PAGE, depth + 1)
+            if reason == "trap_unchecked":
+                st.not_crawled["trap"] += 1
+                st.stats["trap_links_unchecked"] += 1
+                t.skip = "limit"
+                return None
             st.not_crawled[reason] += 1
             needed = max(needed, FULL if t.fragments else HEAD)
         return self._ensure(t, needed)
@@ -298,9 +303,12 @@ class AuditSpider(Spider):
             return "trap"
         shape = trap_shape(t.url)
         self.shapes[shape] += 1
-        if self.shapes[shape] > st.settings.max_pages_per_pattern:
-            st.trap(t.url, f"more than {st.settings.max_pages_per_pattern} pages shaped {shape}")
-            return "trap"
+        limit = st.settings.max_pages_per_pattern
+        if self.shapes[shape] > limit:
+            st.trap(t.url, f"more than {limit} pages shaped {shape}")
+            # Past twice the limit, new URLs of the shape are not even checked: one page
+            # with 50,000 such links would otherwise cost 50,000 requests.
+            return "trap_unchecked" if self.shapes[shape] > 2 * limit and not t.mode else "trap"
         return None
 
     # -- download signals --------------------------------------------------------

@@ -243,8 +243,20 @@ def test_fifty_thousand_links_on_one_page(server: SiteServer, tmp_path: Path) ->
     pages = pages_under(r, server, "/many/p/")
     assert 1 <= len(pages) <= PER_PATTERN, len(pages)
     assert_trap_reported(r, "pages shaped")
-    links = [u for u in r.links() if u.startswith(server.url("/many/p/"))]
-    assert len(links) == LINKS_ON_ONE_PAGE
+    links = [link for u, link in r.links().items() if u.startswith(server.url("/many/p/"))]
+    assert len(links) == LINKS_ON_ONE_PAGE  # every link is in the report ...
+    checked = [link for link in links if link["verdict"] != "skipped"]
+    # ... up to twice max_pages_per_pattern are fetched (crawled, then checked), ...
+    assert len(checked) == 2 * PER_PATTERN, len(checked)
+    assert all(link["verdict"] == "ok" for link in checked)
+    # ... and the rest are skipped as over a limit, which the run says.
+    assert {(link["verdict"], link["detail"]) for link in links if link not in checked} == {
+        ("skipped", "limit")
+    }
+    unchecked = LINKS_ON_ONE_PAGE - 2 * PER_PATTERN
+    reasons = r.report["run"]["incomplete_reasons"]
+    assert f"{unchecked} links into crawl traps not checked" in reasons, reasons
+    assert sum(1 for _, path, _ in server.requests if path.startswith("/many/p/")) == 40
 
 
 @pytest.mark.parametrize(
