@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import re
+import ssl
 import sys
 import time
 from collections import Counter
@@ -22,6 +23,7 @@ from lxml import etree
 from scrapy import Request, Spider, signals
 from scrapy.exceptions import (
     CannotResolveHostError,
+    DontCloseSpider,
     DownloadCancelledError,
     DownloadConnectionRefusedError,
     DownloadFailedError,
@@ -112,6 +114,11 @@ def _error_detail(exc: BaseException) -> str:
     if isinstance(exc, DownloadTimeoutError):
         return "timeout"
     if isinstance(exc, DownloadConnectionRefusedError):
+        # aiohttp reports a failed TLS handshake or certificate as a connector error,
+        # which Scrapy's aiohttp handler turns into "connection refused".
+        cause = exc.__cause__
+        if isinstance(cause, ssl.SSLError) or type(cause).__name__ in _TLS_ERRORS:
+            return "tls"
         return "refused"
     if isinstance(exc, (DownloadCancelledError, IgnoreRequest)):
         # Messages carry the URL (a path with "ssl" in it is no TLS error). The spider's
@@ -126,6 +133,9 @@ def _error_detail(exc: BaseException) -> str:
     return "connection"
 
 
+_TLS_ERRORS = frozenset(
+    {"ClientSSLError", "ClientConnectorSSLError", "ClientConnectorCertificateError"}
+)
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<meta", b"<!--")
 
 
@@ -175,6 +185,10 @@ class AuditSpider(Spider):
         self.soft_404_phrases = tuple(p.lower() for p in state.policy.soft_404_phrases)
         #: hrefs repeat on every page of a directory: join each (directory, href) once.
         self._resolve = ResolveCache()
+        #: In-scope targets seen only in non-crawling tags (``<link rel=next>``, ``<img>``):
+        #: URL -> probe mode still needed. Checked when the crawl runs dry, unless a page
+        #: crawl fetched them meanwhile (``<link rel=next>`` in every page of a manual).
+        self._deferred: dict[str, int] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AuditSpider:
@@ -182,6 +196,7 @@ class AuditSpider(Spider):
         crawler.signals.connect(spider._on_headers, signal=signals.headers_received)
         crawler.signals.connect(spider._on_bytes, signal=signals.bytes_received)
         crawler.signals.connect(spider._on_spider_error, signal=signals.spider_error)
+        crawler.signals.connect(spider._on_idle, signal=signals.spider_idle)
         return spider
 
     # -- requests ----------------------------------------------------------------
@@ -288,7 +303,28 @@ class AuditSpider(Spider):
                 return None
             st.not_crawled[reason] += 1
             needed = max(needed, FULL if t.fragments else HEAD)
+        elif t.internal and tag not in CRAWL_TAGS and not t.path_is_pdf and t.mode < needed:
+            if self._deferred.get(t.url, 0) < needed:
+                self._deferred[t.url] = needed
+            return None
         return self._ensure(t, needed)
+
+    def _on_idle(self) -> None:
+        """Check the deferred targets that no page crawl has fetched."""
+        if not self._deferred:
+            return
+        pending, self._deferred = self._deferred, {}
+        engine = self.crawler.engine
+        issued = 0
+        for url, needed in pending.items():
+            req = self._ensure(self.state.targets[url], needed)
+            if req is None:
+                self.state.stats["deferred_checks_saved"] += 1
+            else:
+                engine.crawl(req)
+                issued += 1
+        if issued:
+            raise DontCloseSpider
 
     def _crawl_refusal(self, t: Target, depth: int) -> str | None:
         st = self.state
