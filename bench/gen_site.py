@@ -27,13 +27,14 @@ import shutil
 from pathlib import Path
 
 PAGES_PER_SECTION = 100
-WORDS = tuple(
+_WORD_TEXT = (
     "bygga bo miljo skola omsorg kultur fritid trafik natur arbete stod hjalp tillstand "
     "avgift ansokan forskola grundskola gymnasium vuxen aldre handikapp bibliotek idrott "
     "park gata vatten avlopp avfall energi klimat bostad plan karta detaljplan bygglov "
     "naringsliv foretag turism evenemang politik namnd styrelse protokoll val medborgare "
     "dialog synpunkt trygghet krisberedskap folkhalsa socialtjanst ekonomi budget"
-).split()
+)
+WORDS = _WORD_TEXT.split()
 FILLER = (
     "Kommunen arbetar for att alla invanare ska fa den service de behover. Har hittar du "
     "information om hur du ansoker, vilka regler som galler och vem du kan kontakta. "

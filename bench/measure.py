@@ -188,6 +188,11 @@ def main() -> None:
             rec["found"] = PARSERS[kind](path)
         except Exception as e:  # a failed run leaves no usable output: record why
             rec["found"] = {"parse_error": f"{type(e).__name__}: {e}"}
+    found = rec.get("found") or {}
+    urls = found.get("broken_urls")
+    if urls and len(urls) > 300:  # keep the raw file small for big sites
+        found["broken_urls_more"] = len(urls) - 300
+        found["broken_urls"] = urls[:300]
     with open(a.out, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     found = rec.get("found", {})

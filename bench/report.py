@@ -1,0 +1,222 @@
+"""Write bench/RESULTS.md from the JSON lines of one benchmark run (bench/results.jsonl)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+TARGETS = {  # peer -> how many times faster sitewatch must be on the PostgreSQL manual
+    "linkinator --check-fragments": 1.5,
+    "linkchecker": 5.0,
+}
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def load(path: Path, run_id: str) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            if rec.get("run_id") == run_id:
+                out.append(rec)
+    return out
+
+
+def site_sizes(recs: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """Pages and link references of each site, as sitewatch counted them (same for every tool)."""
+    sizes: dict[str, tuple[int, int]] = {}
+    for r in recs:
+        f = r.get("found") or {}
+        if r["tool"] == "sitewatch" and "pages" in f and r["site"] not in sizes:
+            sizes[r["site"]] = (f["pages"], f["link_refs"])
+    return sizes
+
+
+def findings_text(tool: str, f: dict[str, Any]) -> str:
+    if not f or "parse_error" in f:
+        return f"no output ({f.get('parse_error', '')})" if f else "?"
+    urls = len(f.get("broken_urls", [])) + f.get("broken_urls_more", 0)
+    if tool == "sitewatch":
+        checks = ", ".join(f"{k} {v}" for k, v in f.get("findings_by_check", {}).items())
+        return f"{f['findings']} findings ({checks}); {urls} broken URLs"
+    return f"{f['findings']} broken ({urls} URLs)"
+
+
+def table(recs: list[dict[str, Any]], sizes: dict[str, tuple[int, int]]) -> list[str]:
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in recs:
+        groups[(r["site"], r["tool"], r["settings"])].append(r)
+    lines = [
+        "| site | tool | settings | runs | wall s (median; min–max) | pages/s | links/s "
+        "| peak RSS MB | findings (last run) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (site, tool, settings), rs in groups.items():
+        walls = [r["wall_s"] for r in rs if r["exit_code"] in (0, 1)]
+        bad = [r for r in rs if r["exit_code"] not in (0, 1)]
+        w = med(walls) if walls else float("nan")
+        pages, links = sizes.get(site, (0, 0))
+        pps = f"{pages / w:,.0f}" if walls and pages else "–"
+        lps = f"{links / w:,.0f}" if walls and links else "–"
+        rss = med([r["peak_rss_mb"] for r in rs])
+        span = f"{w:.2f}; {min(walls):.2f}–{max(walls):.2f}" if walls else "failed"
+        if bad:
+            span += f" ({len(bad)} run(s) exited {sorted({r['exit_code'] for r in bad})})"
+        lines.append(
+            f"| {site} | {tool} | {settings} | {len(rs)} | {span} | {pps} | {lps} | {rss:.0f} "
+            f"| {findings_text(tool, rs[-1].get('found') or {})} |"
+        )
+    return lines
+
+
+def ratios(recs: list[dict[str, Any]]) -> list[str]:
+    pg = [r for r in recs if r["site"] == "pg" and r["exit_code"] in (0, 1)]
+    by_tool: dict[str, list[float]] = defaultdict(list)
+    for r in pg:
+        by_tool[r["tool"]].append(r["wall_s"])
+    if "sitewatch" not in by_tool:
+        return ["No sitewatch run on the PostgreSQL manual."]
+    sw = med(by_tool["sitewatch"])
+    lines = [
+        "| peer | peer wall s (median) | sitewatch wall s (median) | sitewatch faster by | "
+        "target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for tool, walls in by_tool.items():
+        if tool == "sitewatch":
+            continue
+        ratio = med(walls) / sw
+        target = TARGETS.get(tool)
+        met = "–" if target is None else ("yes" if ratio >= target else "**no**")
+        tgt = f"≥ {target}×" if target else "–"
+        lines.append(f"| {tool} | {med(walls):.2f} | {sw:.2f} | {ratio:.2f}× | {tgt} | {met} |")
+    return lines
+
+
+def _base(url: str) -> str:
+    return url.split("#", 1)[0]
+
+
+def agreement(recs: list[dict[str, Any]]) -> list[str]:
+    last: dict[str, dict[str, Any]] = {}
+    for r in recs:
+        if r["site"] == "pg" and r.get("found") and "broken_urls" in r["found"]:
+            last[r["tool"]] = r["found"]
+    sw = last.get("sitewatch")
+    if not sw:
+        return ["No sitewatch findings on the PostgreSQL manual to compare."]
+    sw_urls = {_base(u) for u in sw["broken_urls"]}
+    lines = [
+        f"sitewatch: broken link targets {sorted(sw['broken_urls'])}; details "
+        f"{sw['broken_details']}; all findings by check {sw['findings_by_check']}.",
+        "",
+    ]
+    for tool, f in last.items():
+        if tool == "sitewatch":
+            continue
+        peer = {_base(u) for u in f["broken_urls"]}
+        only_sw = sorted(sw_urls - peer)
+        only_peer = sorted(peer - sw_urls)
+        verdict = "same broken URLs" if not only_sw and not only_peer else "differences below"
+        lines.append(f"- **{tool}**: {len(peer)} broken URL(s) ({f['broken_details']}): {verdict}.")
+        if only_sw:
+            lines.append(f"  - only sitewatch: {only_sw}")
+        if only_peer:
+            lines.append(f"  - only {tool}: {only_peer}")
+    return lines
+
+
+def generated(recs: list[dict[str, Any]], work: Path) -> list[str]:
+    rows = defaultdict(list)
+    for r in recs:
+        if r["site"].startswith("s") and r["tool"] == "sitewatch":
+            rows[r["site"]].append(r)
+    if not rows:
+        return []
+    lines = [
+        "| site | runs | pages | link refs | wall s (median) | pages/s | peak RSS MB (max) "
+        "| complete | planted (gen_site expected.json) | sitewatch findings by check |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for site in sorted(rows, key=lambda s: int(s[1:])):
+        rs = rows[site]
+        f = rs[-1].get("found") or {}
+        w = med([r["wall_s"] for r in rs])
+        exp_path = work / "www" / site / "expected.json"
+        planted = json.loads(exp_path.read_text()) if exp_path.exists() else {}
+        planted_txt = ", ".join(
+            f"{k} {v}"
+            for k, v in planted.items()
+            if k
+            in (
+                "broken_internal_refs",
+                "missing_fragment_refs",
+                "bad_pdf_refs",
+                "external_urls_missing",
+                "no_review_date",
+            )
+        )
+        lines.append(
+            f"| {site} | {len(rs)} | {f.get('pages', '?')} | {f.get('link_refs', '?')} | "
+            f"{w:.2f} | {f.get('pages', 0) / w:,.0f} | {max(r['peak_rss_mb'] for r in rs):.0f} | "
+            f"{f.get('complete')} | {planted_txt} | {f.get('findings_by_check', {})} |"
+        )
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", type=Path, required=True)
+    ap.add_argument("--run-id", required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--elapsed", type=int, default=0)
+    a = ap.parse_args()
+    recs = load(a.results, a.run_id)
+    sizes = site_sizes(recs)
+    loads = [r.get("loadavg_1m", 0) for r in recs]
+    out = [
+        "# sitewatch benchmark results",
+        "",
+        f"Produced by `make bench` (bench/run.sh), run `{a.run_id}`, {a.elapsed} s in all, on "
+        "this 2-core machine; every request went to nginx on 127.0.0.1–127.0.0.4. Raw records: "
+        "`bench/results.jsonl` (lines with this run id). How to read the numbers: "
+        "[README.md](README.md).",
+        "",
+        f"1-minute load average during the runs: {min(loads):.1f}–{max(loads):.1f} "
+        "(other work on the machine inflates wall times; sitewatch and peers alternate, so "
+        "ratios are fairer than absolute times).",
+        "",
+        "## All runs",
+        "",
+        "pages/s and links/s divide the site's pages and link references (as sitewatch "
+        "counted them) by each tool's wall time, so the columns compare tools on the same "
+        "work. Peak RSS is the largest single process (kernel ru_maxrss).",
+        "",
+        *table(recs, sizes),
+        "",
+        "## Ratios on the PostgreSQL manual (same run, medians)",
+        "",
+        *ratios(recs),
+        "",
+        "## Findings on the PostgreSQL manual: do the tools agree?",
+        "",
+        *agreement(recs),
+        "",
+        "## Generated sites: throughput and memory by size",
+        "",
+        *generated(recs, a.work),
+        "",
+    ]
+    a.out.write_text("\n".join(out), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# sitewatch benchmark: `make bench` (or `bash bench/run.sh`). See bench/README.md.
+#
+# Installs what it needs (nginx-light and postgresql-doc-15 from Debian's packages,
+# LinkChecker 10.6 into bench/work/linkchecker-venv, linkinator 7.6 into bench/work/node),
+# generates the synthetic sites, serves everything with nginx on 127.0.0.1-127.0.0.4,
+# runs sitewatch and the peers alternately, and writes bench/results.jsonl (raw, one line
+# per run) and bench/RESULTS.md. All traffic stays on loopback.
+#
+# Environment knobs (defaults in brackets):
+#   BENCH_PORT [18080]      nginx port on 127.0.0.1-4
+#   BENCH_REPS [3]          repetitions for the PostgreSQL manual and the small sites
+#   BENCH_SIZES ["2000 20000 100000"]   generated site sizes
+#   BENCH_BIG_REPS [1]      repetitions for sizes >= 100000 (time budget)
+#   BENCH_LINKCHECKER [1]   0 skips LinkChecker (slowest peer, ~30 s a run)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=$ROOT/bench
+WORK=$BENCH/work
+PY=$ROOT/.venv/bin/python
+PORT=${BENCH_PORT:-18080}
+REPS=${BENCH_REPS:-3}
+SIZES=${BENCH_SIZES:-"2000 20000 100000"}
+BIG_REPS=${BENCH_BIG_REPS:-1}
+WITH_LC=${BENCH_LINKCHECKER:-1}
+PGDOC=/usr/share/doc/postgresql-doc-15/html
+RESULTS=$BENCH/results.jsonl
+RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
+T0=$(date +%s)
+
+log() { printf '[bench %4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+
+mkdir -p "$WORK"
+
+# ---------------------------------------------------------------------------- installs
+if ! command -v nginx >/dev/null || [ ! -f "$PGDOC/index.html" ]; then
+    log "installing nginx-light and postgresql-doc-15 (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq nginx-light postgresql-doc-15 >/dev/null
+fi
+LC=$WORK/linkchecker-venv/bin/linkchecker
+if [ "$WITH_LC" = 1 ] && [ ! -x "$LC" ]; then
+    log "installing LinkChecker 10.6.0 into bench/work/linkchecker-venv"
+    python3 -m venv "$WORK/linkchecker-venv"
+    "$WORK/linkchecker-venv/bin/pip" install -q 'linkchecker==10.6.0'
+fi
+LK=$WORK/node/node_modules/.bin/linkinator
+if [ ! -x "$LK" ]; then
+    log "installing linkinator 7.6 into bench/work/node (npm)"
+    mkdir -p "$WORK/node"
+    (cd "$WORK/node" && { [ -f package.json ] || npm init -y >/dev/null; } \
+        && npm install --silent --no-audit --no-fund linkinator@7.6 >/dev/null)
+fi
+"$PY" -c "import psutil" 2>/dev/null || "$PY" -m pip install -q psutil
+# The project's own modules are compiled once, as a regular (non-editable) install would;
+# with PYTHONDONTWRITEBYTECODE set, every run would otherwise recompile them.
+"$PY" -m compileall -q "$ROOT/crawler" "$ROOT/checks" "$ROOT/reports" >/dev/null
+
+# ---------------------------------------------------------------------------- sites
+mkdir -p "$WORK/www" "$WORK/ext" "$WORK/nginx/tmp" "$WORK/out" "$WORK/cfg"
+ln -sfn "$PGDOC" "$WORK/www/pg"
+for n in $SIZES; do
+    log "generating site s$n"
+    "$PY" "$BENCH/gen_site.py" --pages "$n" --port "$PORT" --www "$WORK/www" --ext "$WORK/ext"
+done
+chmod -R a+rX "$WORK/www" "$WORK/ext" "$BENCH" 2>/dev/null || true
+
+# ---------------------------------------------------------------------------- nginx
+if "$PY" -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$PORT))!=0)"; then
+    echo "bench: port $PORT on 127.0.0.1 is taken; set BENCH_PORT" >&2
+    exit 2
+fi
+sed -e "s#@WORK@#$WORK#g" -e "s#@PORT@#$PORT#g" "$BENCH/nginx.conf.in" > "$WORK/nginx/nginx.conf"
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
+NGINX_PID=$!
+cleanup() { kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; }
+trap cleanup EXIT
+for _ in $(seq 50); do
+    curl -sf -o /dev/null "http://127.0.0.1:$PORT/pg/index.html" && break
+    sleep 0.1
+done
+curl -sf -o /dev/null "http://127.0.0.1:$PORT/pg/index.html" || { echo "bench: nginx did not start" >&2; exit 2; }
+log "nginx serving on 127.0.0.1-4:$PORT"
+
+# ---------------------------------------------------------------------------- configs
+BASE=http://127.0.0.1:$PORT
+# Loopback benchmark limits, raised explicitly (the defaults stay polite for real sites:
+# crawl.concurrency 16, per_host_concurrency 4). Both peers also run with 32 connections.
+cat > "$WORK/cfg/pg.toml" <<EOF
+# PostgreSQL manual: links leaving 127.0.0.1 are not checked (no internet here).
+[site]
+exclude = ['^https?://(?!127\\.0\\.0\\.1[:/])']
+[crawl]
+max_pages = 1000000
+concurrency = 32
+per_host_concurrency = 32
+[history]
+db = "$WORK/out/history-pg.db"
+EOF
+for n in $SIZES; do
+    cat > "$WORK/cfg/s$n.toml" <<EOF
+# Generated site s$n: outside links go to 127.0.0.2-4 and are checked.
+[crawl]
+max_pages = 1000000
+max_depth = 1000
+concurrency = 32
+per_host_concurrency = 32
+[history]
+db = "$WORK/out/history-s$n.db"
+EOF
+done
+# LinkChecker: unthrottled needs both the server's "LinkChecker" header (nginx sends it)
+# and a raised maxrequestspersecond; 10 threads; only URLs on 127.0.0.1 are checked.
+cat > "$WORK/cfg/linkcheckerrc" <<'EOF'
+[checking]
+threads=10
+maxrequestspersecond=10000
+[filtering]
+ignore=
+  ^(?!http://127\.0\.0\.1)
+checkextern=0
+EOF
+chmod -R a+rX "$WORK/cfg"
+
+M() { "$PY" "$BENCH/measure.py" --out "$RESULTS" --run-id "$RUN_ID" "$@"; }
+
+SW_PG="--config $WORK/cfg/pg.toml, concurrency 32, per-host 32 (raised for loopback)"
+LK_SET="--recurse --concurrency 32, skip non-127.0.0.1"
+LC_SET="10 threads, unthrottled (LinkChecker header + maxrequestspersecond=10000), intern URLs only, no anchor check"
+
+# ---------------------------------------------------------------------------- PostgreSQL manual
+log "PostgreSQL manual: $REPS rounds of sitewatch, linkinator (twice), LinkChecker (if BENCH_LINKCHECKER=1)"
+for rep in $(seq "$REPS"); do
+    rm -rf "$WORK/out/pg" "$WORK/out/history-pg.db"*
+    M --site pg --tool sitewatch --settings "$SW_PG" --rep "$rep" \
+        --parse "sitewatch:$WORK/out/pg/report.json" --stdout "$WORK/out/pg.sitewatch.out" -- \
+        "$ROOT/.venv/bin/sitewatch" audit "$BASE/pg/index.html" --scope "$BASE/pg/" \
+        --config "$WORK/cfg/pg.toml" --out "$WORK/out/pg" --as-of 2026-11-26 -q
+    M --site pg --tool linkinator --settings "$LK_SET" --rep "$rep" \
+        --parse "linkinator:$WORK/out/pg.linkinator.json" --stdout "$WORK/out/pg.linkinator.json" -- \
+        "$LK" "$BASE/pg/" --recurse --concurrency 32 --skip '^(?!http://127\.0\.0\.1)' --format json
+    M --site pg --tool "linkinator --check-fragments" --settings "$LK_SET, --check-fragments" \
+        --rep "$rep" --parse "linkinator:$WORK/out/pg.linkinator-cf.json" \
+        --stdout "$WORK/out/pg.linkinator-cf.json" -- \
+        "$LK" "$BASE/pg/" --recurse --concurrency 32 --skip '^(?!http://127\.0\.0\.1)' \
+        --format json --check-fragments
+    if [ "$WITH_LC" = 1 ]; then
+        M --site pg --tool linkchecker --settings "$LC_SET" --rep "$rep" \
+            --parse "linkchecker:$WORK/out/pg.linkchecker.csv" \
+            --stdout "$WORK/out/pg.linkchecker.csv" -- \
+            "$LC" -f "$WORK/cfg/linkcheckerrc" --no-status -o csv "$BASE/pg/index.html"
+    fi
+done
+
+# ---------------------------------------------------------------------------- generated sites
+for n in $SIZES; do
+    reps=$REPS
+    [ "$n" -ge 100000 ] && reps=$BIG_REPS
+    log "generated site s$n: $reps run(s) of sitewatch"
+    for rep in $(seq "$reps"); do
+        rm -rf "$WORK/out/s$n" "$WORK/out/history-s$n.db"*
+        M --site "s$n" --tool sitewatch \
+            --settings "--config cfg/s$n.toml, concurrency 32, per-host 32 (raised for loopback)" \
+            --rep "$rep" --parse "sitewatch:$WORK/out/s$n/report.json" \
+            --stdout "$WORK/out/s$n.sitewatch.out" -- \
+            "$ROOT/.venv/bin/sitewatch" audit "$BASE/s$n/" --config "$WORK/cfg/s$n.toml" \
+            --out "$WORK/out/s$n" --as-of 2026-11-26 -q
+    done
+    if [ "$n" -le 2000 ]; then
+        M --site "s$n" --tool "linkinator --check-fragments" \
+            --settings "--recurse --concurrency 32 --check-fragments" --rep 1 \
+            --parse "linkinator:$WORK/out/s$n.linkinator-cf.json" \
+            --stdout "$WORK/out/s$n.linkinator-cf.json" -- \
+            "$LK" "$BASE/s$n/" --recurse --concurrency 32 --format json --check-fragments
+    fi
+done
+
+# ---------------------------------------------------------------------------- report
+log "writing bench/RESULTS.md"
+"$PY" "$BENCH/report.py" --results "$RESULTS" --run-id "$RUN_ID" --out "$BENCH/RESULTS.md" \
+    --work "$WORK" --elapsed "$(($(date +%s) - T0))"
+log "done in $(($(date +%s) - T0)) s: bench/RESULTS.md"
