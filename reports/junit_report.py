@@ -48,9 +48,11 @@ def _describe(f: Finding) -> str:
 
 def build_junit(report: Report) -> ET.Element:
     page_urls: list[str] = list(dict.fromkeys(p.url for p in report.pages))
+    listed = set(page_urls)  # membership in O(1): a list made this quadratic
     failing: dict[tuple[Check, str], list[Finding]] = {}
     for f in ordered_findings(report.findings):
-        if f.page not in page_urls:
+        if f.page not in listed:
+            listed.add(f.page)
             page_urls.append(f.page)  # a finding on a page that was not listed still counts
         if f.severity in FAILING:
             failing.setdefault((f.check, f.page), []).append(f)
