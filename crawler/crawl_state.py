@@ -41,6 +41,7 @@ class Target:
         "host",
         "internal",
         "mode",
+        "path_is_page",
         "path_is_pdf",
         "pdf_hint",
         "probe",
@@ -61,7 +62,10 @@ class Target:
             self.host = (parts.hostname or "") if parts else ""
         except ValueError:
             parts, self.host = None, ""
-        self.path_is_pdf = parts.path.lower().endswith(".pdf") if parts else False
+        path = parts.path.lower() if parts else ""
+        self.path_is_pdf = path.endswith(".pdf")
+        #: The URL names a web page (…/x.html, …/dir/): link text saying "pdf" is a topic.
+        self.path_is_page = path.endswith((".html", ".htm", "/"))
         self.pdf_hint = self.path_is_pdf
         self.mode = 0
         self.probe: Probe | None = None

@@ -93,6 +93,17 @@ def _parser(encoding: str) -> lxml.html.HTMLParser | None:
     return p
 
 
+_SAYS_PDF = re.compile(r"\(\s*pdf\b|\[\s*pdf\b|\bpdf\s*[)\],]|\.pdf\b|\bpdf\s*$", re.I)
+
+
+def says_pdf(text: str) -> bool:
+    """Link text that promises a PDF: "Flyer (pdf)", "Rapport [PDF, 2 MB]", "flyer.pdf".
+
+    A mere mention ("Building the PDF documentation") does not count.
+    """
+    return "pdf" in text.lower() and _SAYS_PDF.search(text) is not None
+
+
 def _clean_text(s: str, limit: int = 300) -> str:
     s = " ".join(s.split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
@@ -288,7 +299,7 @@ class AuditSpider(Spider):
         if r.fragment and st.settings.check_fragments:
             t.fragments = True
             needed = FULL
-        if not t.pdf_hint and (t.path_is_pdf or "pdf" in text.lower()):
+        if not t.pdf_hint and (t.path_is_pdf or (not t.path_is_page and says_pdf(text))):
             t.pdf_hint = True
         if t.pdf_hint:
             needed = max(needed, SNIFF)

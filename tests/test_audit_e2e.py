@@ -490,3 +490,20 @@ def test_fail_on_check_names(sites, tmp_path: Path) -> None:
     r = sitewatch(*args, "--as-of", "2030-01-01", cwd=tmp_path)
     assert (r.code, r.stdout) == (1, "")
     assert [f["check"] for f in r.report["findings"]] == ["stale_page"]
+
+
+@pytest.mark.parametrize(
+    ("text", "promised"),
+    [
+        ("Flyer (pdf)", True),
+        ("Rapport [PDF, 2 MB]", True),
+        ("flyer.pdf", True),
+        ("Ladda ner PDF", True),
+        ("Building the PDF documentation", False),
+        ("Om pdf-filer och tillgänglighet", False),
+    ],
+)
+def test_link_text_that_promises_a_pdf(text: str, promised: bool) -> None:
+    from crawler.spider import says_pdf
+
+    assert says_pdf(text) is promised
