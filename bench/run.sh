@@ -11,7 +11,7 @@
 #   BENCH_PORT [18080]      nginx port on 127.0.0.1-4
 #   BENCH_REPS [3]          repetitions for the PostgreSQL manual and the small sites
 #   BENCH_SIZES ["2000 20000 100000"]   generated site sizes
-#   BENCH_BIG_REPS [1]      repetitions for sizes >= 100000 (time budget)
+#   BENCH_BIG_REPS [1]      repetitions for sizes >= 20000 (the 20-minute budget)
 #   BENCH_LINKCHECKER [1]   0 skips LinkChecker (slowest peer, ~30 s a run)
 set -euo pipefail
 
@@ -157,7 +157,7 @@ done
 # ---------------------------------------------------------------------------- generated sites
 for n in $SIZES; do
     reps=$REPS
-    [ "$n" -ge 100000 ] && reps=$BIG_REPS
+    [ "$n" -ge 20000 ] && reps=$BIG_REPS
     log "generated site s$n: $reps run(s) of sitewatch"
     for rep in $(seq "$reps"); do
         rm -rf "$WORK/out/s$n" "$WORK/out/history-s$n.db"*

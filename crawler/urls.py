@@ -128,12 +128,13 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 def join_key(page_url: str, href: str) -> str:
     """The part of ``page_url`` that ``resolve(page_url, href)`` depends on.
 
-    A reference with a path (``x.html``, ``../x``, ``/x``, ``//host/x``) is joined against
-    the page's directory only (RFC 3986 merge); an absolute URL with a host, and the skipped
-    schemes (mailto: ...), against nothing. Anything else (empty, ``?q``, ``#f``, ``;p``, ``//``,
-    ``http:?q``, tabs or newlines that urlsplit removes) keys on the whole page URL.
+    A reference with a path (``x.html``, ``../x``, ``//host/x``) is joined against the
+    page's directory only (RFC 3986 merge), ``/x`` against its scheme and host; an absolute
+    URL with a host, and the skipped schemes (mailto: ...), against nothing. Anything else
+    (empty, ``?q``, ``#f``, ``;p``, ``//``, ``http:?q``, tabs or newlines that urlsplit
+    removes) keys on the whole page URL.
     """
-    h = href.lstrip()
+    h = href.strip()  # as resolve() does
     if not h or h[0] in "#?;" or h[0] < " " or "\t" in h or "\n" in h or "\r" in h:
         return page_url
     m = _SCHEME.match(h)
@@ -148,8 +149,11 @@ def join_key(page_url: str, href: str) -> str:
         return page_url
     u = page_url.split("#", 1)[0].split("?", 1)[0]
     sep = u.find("://")
-    if sep < 0 or u.find("/", sep + 3) < 0:
+    slash = u.find("/", sep + 3) if sep >= 0 else -1
+    if slash < 0:
         return page_url
+    if h[0] == "/" and h[1:2] != "/":
+        return u[:slash]  # an absolute path needs only scheme and host
     return u[: u.rfind("/") + 1]
 
 
@@ -163,7 +167,7 @@ class ResolveCache:
 
     __slots__ = ("_cache", "_size", "hits", "misses")
 
-    def __init__(self, size: int = 20_000) -> None:
+    def __init__(self, size: int = 50_000) -> None:
         self._cache: dict[tuple[str, str], Resolved] = {}
         self._size = size
         self.hits = 0
