@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -72,6 +73,12 @@ def crawl(cfg: Config, opts: AuditOptions) -> CrawlState:
     # Reactorless (TWISTED_REACTOR_ENABLED=False in audit_settings): one asyncio loop and
     # Scrapy's aiohttp download handler, markedly cheaper per request than Twisted's.
     process = AsyncCrawlerProcess(settings)
+    # An audit allocates millions of small, long-lived objects (link references, pages):
+    # with the default GC thresholds the collector rescans them over and over. Freeze
+    # what exists now (modules, config) and collect the young generation less often;
+    # 5-10 % less CPU per audit here. One audit per process, so nothing else is affected.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     process.crawl(AuditSpider, state=state)
     process.start()
     if opts.progress:

@@ -71,6 +71,9 @@ _PARSERS: dict[str, lxml.html.HTMLParser | None] = {}
 _TEXT_PARSER = lxml.html.HTMLParser(collect_ids=False)
 _XPATH_IDS = etree.XPath("//@id | //a/@name", smart_strings=False)
 _XPATH_HEADINGS = etree.XPath("//title | //h1 | //h2", smart_strings=False)
+_XPATH_HEADING_TEXT = etree.XPath(
+    "//title//text() | //h1//text() | //h2//text()", smart_strings=False
+)
 _XPATH_BASE = etree.XPath("//base/@href", smart_strings=False)
 #: URLs that ``safe_url_string`` (Scrapy's Request) would leave exactly as they are: ASCII
 #: host and port, a path and query of characters it never quotes, every ``%`` starting an
@@ -432,7 +435,7 @@ class AuditSpider(Spider):
         if mode >= FULL and status < 300 and html and response.body:
             root = self._parse(response)
             if root is not None:
-                ids = frozenset(str(x) for x in _XPATH_IDS(root))
+                ids = frozenset(map(str, _XPATH_IDS(root)))
                 soft_404 = self._is_soft_404(root)
                 final_base = resolve(final, "").base
                 if mode == PAGE and st.in_scope(final_base) and final_base not in st.parsed:
@@ -581,6 +584,11 @@ class AuditSpider(Spider):
     def _is_soft_404(self, root: Any) -> bool:
         phrases = self.soft_404_phrases
         if not phrases:
+            return False
+        # Every heading's text is a contiguous run of this text, so a phrase found in one
+        # heading is found here too: most pages stop at this one cheap test.
+        every = " ".join("".join(_XPATH_HEADING_TEXT(root)).split()).lower()
+        if not any(p in every for p in phrases):
             return False
         for el in _XPATH_HEADINGS(root):
             text = " ".join(el.text_content().split()).lower()
