@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import signal
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -80,7 +81,14 @@ def crawl(cfg: Config, opts: AuditOptions) -> CrawlState:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     process.crawl(AuditSpider, state=state)
-    process.start()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        process.start()
+    finally:
+        # Scrapy's handlers only ask its (now stopped) loop to shut down: left in place,
+        # Ctrl-C and SIGTERM would be ignored while the reports of a big site are written.
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     if opts.progress:
         import sys
 
