@@ -42,7 +42,7 @@ def _same(a: object, b: object) -> bool:
     return (a.base, a.fragment, a.skip) == (b.base, b.fragment, b.skip)  # type: ignore[attr-defined]
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(d=st.sampled_from(DIRS), n1=st.sampled_from(NAMES), n2=st.sampled_from(NAMES), h=HREFS)
 def test_equal_join_keys_resolve_equally(d: str, n1: str, n2: str, h: str) -> None:
     p1, p2 = d + n1, d + n2
@@ -70,7 +70,7 @@ def test_cache_is_bounded_and_counts() -> None:
 URL_CHARS = st.sampled_from([*"/.?#:;%@ ab~!$&'()*+,=-_AZ09[]{}|\\^\"<>`é", "%20", "%zz", ":80"])
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(h=st.lists(URL_CHARS, max_size=12).map("".join))
 def test_verbatim_urls_are_what_scrapy_would_send(h: str) -> None:
     from w3lib.url import safe_url_string
