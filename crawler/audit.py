@@ -13,6 +13,7 @@ from checks.evaluate import evaluate
 from checks.models import Report, RunInfo
 from crawler.config import Config
 from crawler.crawl_state import CrawlParams, CrawlState
+from crawler.fetch_cache import FetchCache, profile_key
 from crawler.urls import resolve
 
 
@@ -25,6 +26,11 @@ class AuditOptions:
     as_of: dt.date
     progress: bool = False
     verbose: bool = False
+    #: The history run this audit is recorded as: the re-run cache lives in the history
+    #: database and is used only with it (None: no cache at all).
+    cache_run: int | None = None
+    #: ``--no-cache``: reuse nothing from earlier runs (still store what this run learns).
+    no_cache: bool = False
 
 
 def crawl_params(cfg: Config) -> CrawlParams:
@@ -47,7 +53,33 @@ def crawl_params(cfg: Config) -> CrawlParams:
     )
 
 
-def crawl(cfg: Config, opts: AuditOptions) -> CrawlState:
+def open_cache(cfg: Config, opts: AuditOptions) -> FetchCache | None:
+    """The re-run cache for this audit (``crawler.fetch_cache``), or None without history."""
+    if opts.cache_run is None:
+        return None
+    c = cfg.crawl
+    profile = profile_key(
+        site_name(cfg),
+        {
+            "scopes": list(cfg.effective_scopes()),
+            "exclude": list(cfg.site.exclude),
+            "check_external": c.check_external,
+            "check_fragments": cfg.links.check_fragments,
+            "max_page_bytes": c.max_page_bytes,
+            "soft_404_phrases": list(cfg.links.soft_404_phrases),
+            "user_agent": c.user_agent,
+        },
+    )
+    return FetchCache(
+        cfg.history.db,
+        profile,
+        opts.cache_run,
+        max_age_days=cfg.links.cache_max_age,
+        reuse=not opts.no_cache,
+    )
+
+
+def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> CrawlState:
     """Crawl the configured section in this process (one audit per process)."""
     from scrapy.crawler import AsyncCrawlerProcess
 
@@ -80,7 +112,7 @@ def crawl(cfg: Config, opts: AuditOptions) -> CrawlState:
     # 5-10 % less CPU per audit here. One audit per process, so nothing else is affected.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    process.crawl(AuditSpider, state=state)
+    process.crawl(AuditSpider, state=state, cache=cache)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         process.start()
@@ -154,12 +186,26 @@ def build_report(
 def run_audit(cfg: Config, opts: AuditOptions) -> Report:
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
-    state = crawl(cfg, opts)
-    finished = started + dt.timedelta(seconds=time.monotonic() - t0)
-    bad = unreachable_start(state)
-    if bad and len(bad) == len(state.settings.start_urls):
-        raise AuditError("start URL unreachable: " + "; ".join(bad))
-    return build_report(cfg, state, started, finished, opts.as_of)
+    cache = open_cache(cfg, opts)
+    try:
+        state = crawl(cfg, opts, cache)
+        if cache is not None:
+            cache.flush()
+            state.stats["cache_rows_written"] = cache.written
+            if opts.no_cache:
+                state.stats["cache_not_used"] = 1
+        finished = started + dt.timedelta(seconds=time.monotonic() - t0)
+        bad = unreachable_start(state)
+        if bad and len(bad) == len(state.settings.start_urls):
+            raise AuditError("start URL unreachable: " + "; ".join(bad))
+        report = build_report(cfg, state, started, finished, opts.as_of)
+        if cache is not None:
+            live = {u: state.targets[u].probe for u in cache.live_links if u in state.targets}
+            cache.finish(live, report.links, state.policy)
+        return report
+    finally:
+        if cache is not None:
+            cache.close()
 
 
 def _count(values: object) -> dict[str, int]:

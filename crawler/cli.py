@@ -79,7 +79,15 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary.")
 @click.option("--verbose", "-v", is_flag=True, help="Show Scrapy's log.")
 @click.option(
-    "--no-history", is_flag=True, help="Do not record the run (no flaky-link grace either)."
+    "--no-history",
+    is_flag=True,
+    help="Do not record the run (no flaky-link grace, no re-run cache either).",
+)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Full run: reuse nothing from earlier runs (no conditional requests, every outside "
+    "link checked again). What this run learns is still stored for the next one.",
 )
 def audit(
     config_path: str | None,
@@ -87,6 +95,7 @@ def audit(
     quiet: bool,
     verbose: bool,
     no_history: bool,
+    no_cache: bool,
     **opts: Any,
 ) -> None:
     """Crawl START_URLS (or the config's start URLs) and write reports."""
@@ -100,6 +109,7 @@ def audit(
         verbose=verbose,
         progress=not quiet and sys.stderr.isatty(),
         record=not no_history,
+        use_cache=not no_cache,
     )
     sys.exit(code)
 

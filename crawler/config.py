@@ -180,6 +180,7 @@ class LinksConfig:
     unverified_statuses: tuple[int, ...]
     soft_404_phrases: tuple[str, ...]
     check_fragments: bool
+    cache_max_age: int
 
 
 @dataclass(frozen=True)
@@ -866,6 +867,7 @@ _SCHEMA: dict[str, Any] = {
         "unverified_statuses": _list(_status),
         "soft_404_phrases": _list(_phrase),
         "check_fragments": _bool,
+        "cache_max_age": _int(0, 365),
     },
     "severity": {check.value: _severity for check in Check},
     "report": {

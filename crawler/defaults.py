@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
             "this page does not exist",
         ],
         "check_fragments": True,
+        "cache_max_age": 7,
     },
     "severity": {
         "stale_page": "error",

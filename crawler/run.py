@@ -55,6 +55,7 @@ def audit_command(
     verbose: bool = False,
     progress: bool = False,
     record: bool = True,
+    use_cache: bool = True,
 ) -> int:
     from reports.render import write_reports
 
@@ -63,7 +64,6 @@ def audit_command(
     except ConfigError as e:
         err(str(e))
         return EXIT_ERROR
-    opts = AuditOptions(as_of=as_of, progress=progress, verbose=verbose)
     history = None
     if record:
         try:
@@ -71,6 +71,13 @@ def audit_command(
         except HistoryError as e:
             err(str(e))
             return EXIT_ERROR
+    opts = AuditOptions(
+        as_of=as_of,
+        progress=progress,
+        verbose=verbose,
+        cache_run=history.run_id if history else None,
+        no_cache=not use_cache,
+    )
     try:
         report = run_audit(cfg, opts)
     except AuditError as e:

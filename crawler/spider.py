@@ -8,6 +8,7 @@ follows redirects, retries and deduplicates itself, and accounts for every targe
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email.utils
 import re
 import ssl
@@ -46,6 +47,7 @@ from checks.verdicts import (
     is_html_type,
 )
 from crawler.crawl_state import CrawlState, Target
+from crawler.fetch_cache import FetchCache, Fetched, PageFacts
 from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
@@ -184,9 +186,11 @@ def _retry_after(value: bytes | None) -> float | None:
 class AuditSpider(Spider):
     name = "sitewatch"
 
-    def __init__(self, state: CrawlState, **kwargs: Any) -> None:
+    def __init__(self, state: CrawlState, cache: FetchCache | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.state = state
+        #: The re-run cache (conditional requests, outside verdicts), or None.
+        self.cache = cache
         s = state.settings
         self.retries = s.retries
         self.max_retry_after = s.max_retry_after
@@ -234,6 +238,7 @@ class AuditSpider(Spider):
         tries: int = 0,
         depth: int = 0,
         method: str | None = None,
+        conditional: bool = True,
     ) -> Request:
         self.state.issued += 1
         meta = {
@@ -257,9 +262,22 @@ class AuditSpider(Spider):
             meta["sw_cap"] = FULL_BYTES
         elif mode == PAGE:
             meta["sw_cap"] = self.max_page_bytes
+        headers = None
+        target_url = url or t.url
+        if conditional and self.cache is not None and self.state.in_scope(target_url):
+            known = self.cache.validators(target_url, mode)
+            if known is not None:
+                headers = {}
+                if known[0]:
+                    headers["If-None-Match"] = known[0]
+                if known[1]:
+                    headers["If-Modified-Since"] = known[1]
+                meta["sw_cond"] = True
+                self.state.stats["conditional_requests"] += 1
         return Request(
-            url or t.url,
+            target_url,
             method=method or ("HEAD" if mode == HEAD else "GET"),
+            headers=headers,
             callback=self.on_response,
             errback=self.on_error,
             meta=meta,
@@ -277,6 +295,15 @@ class AuditSpider(Spider):
             t.probe = Probe(t.url, error="dns", method="-")
             self.state.stats["dns_cached"] += 1
             return None
+        cache = self.cache
+        if cache is not None and not t.internal and not self.state.policy.is_watched(t.url):
+            probe = cache.cached_link(t.url, needed)
+            if probe is not None:
+                t.mode = needed
+                t.probe = probe
+                cache.live_links.pop(t.url, None)
+                self.state.stats["links_from_cache"] += 1
+                return None
         t.mode = needed
         if needed == PAGE:
             self.state.pages_scheduled += 1
@@ -396,6 +423,24 @@ class AuditSpider(Spider):
         status = response.status
         st.responses += 1
         self._tick()
+        replay: Fetched | None = None
+        if status == 304 and meta.get("sw_cond") and self.cache is not None:
+            # Not modified since an earlier run: replay what its answer said.
+            replay = self.cache.fetched(response.url, mode)
+            if replay is None:  # the row went away: ask again, unconditionally
+                st.resolved += 1
+                yield self._request(
+                    t,
+                    mode,
+                    url=response.url if chain else None,
+                    chain=chain,
+                    depth=meta["sw_depth"],
+                    method=response.request.method,
+                    conditional=False,
+                )
+                return
+            st.stats["pages_not_modified" if mode == PAGE else "targets_not_modified"] += 1
+            status = replay.status
 
         if status in REDIRECT_STATUSES and b"Location" in response.headers:
             for req in self._follow(t, mode, response, chain):
@@ -425,22 +470,52 @@ class AuditSpider(Spider):
             yield self._request(t, FULL if t.fragments else SNIFF)
             return
 
-        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
         ids: frozenset[str] | None = None
         soft_404 = False
         final = response.url
-        html = is_html_type(ctype) or (not ctype and _looks_like_html(response.body))
-        if mode == PAGE and html and meta.get("sw_truncated"):
+        facts: list[PageFacts] = []
+        if replay is None:
+            ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
+            html = is_html_type(ctype) or (not ctype and _looks_like_html(response.body))
+            truncated = bool(meta.get("sw_truncated"))
+            has_body = bool(response.body)
+        else:
+            ctype, html = replay.content_type, replay.html
+            truncated, has_body = replay.truncated, replay.has_body
+        if mode == PAGE and html and truncated:
             st.stats["pages_truncated"] += 1
-        if mode >= FULL and status < 300 and html and response.body:
-            root = self._parse(response)
-            if root is not None:
-                ids = frozenset(map(str, _XPATH_IDS(root)))
-                soft_404 = self._is_soft_404(root)
+        if mode >= FULL and status < 300 and html and has_body:
+            root = None
+            if replay is None:
+                root = self._parse(response)
+                if root is not None:
+                    ids = frozenset(map(str, _XPATH_IDS(root)))
+                    soft_404 = self._is_soft_404(root)
+            else:
+                ids, soft_404 = replay.ids, replay.soft_404
+            if ids is not None:
                 final_base = resolve(final, "").base
                 if mode == PAGE and st.in_scope(final_base) and final_base not in st.parsed:
+                    if replay is not None and replay.page is None:
+                        # Stored without its page facts (it was parsed via another URL
+                        # then): fetch it in full.
+                        st.resolved += 1
+                        yield self._request(
+                            t,
+                            mode,
+                            url=response.url if chain else None,
+                            chain=chain,
+                            depth=meta["sw_depth"],
+                            method=response.request.method,
+                            conditional=False,
+                        )
+                        return
                     st.parsed.add(final_base)
-                    for req in self._parse_page(t, response, root, ids, soft_404, ctype):
+                    if replay is None:
+                        pages = self._parse_page(t, response, root, ids, soft_404, ctype, facts)
+                    else:
+                        pages = self._replay_page(t, response, replay, replay.page)
+                    for req in pages:
                         yield req
                 st.page_ids[final_base] = ids
         elif mode == PAGE:
@@ -462,10 +537,64 @@ class AuditSpider(Spider):
             content_type=ctype,
             soft_404=soft_404,
             ids=ids,
-            head_bytes=None if response.request.method == "HEAD" else response.body[:16],
+            head_bytes=(
+                replay.head_bytes
+                if replay is not None
+                else None
+                if response.request.method == "HEAD"
+                else response.body[:16]
+            ),
             method=response.request.method,
         )
         st.resolved += 1
+        cache = self.cache
+        if cache is None or replay is not None:
+            return
+        if not t.internal:
+            cache.note_link(t.url, mode)
+        elif 200 <= status < 300 and st.in_scope(final):
+            self._remember(cache, t, mode, response, ctype, html, truncated, ids, facts)
+
+    def _remember(
+        self,
+        cache: FetchCache,
+        t: Target,
+        mode: int,
+        response: Response,
+        ctype: str,
+        html: bool,
+        truncated: bool,
+        ids: frozenset[str] | None,
+        facts: list[PageFacts],
+    ) -> None:
+        """Store a 2xx answer with validators for the next run's conditional request."""
+        etag = (response.headers.get(b"ETag") or b"").decode("latin-1")
+        last_mod = (response.headers.get(b"Last-Modified") or b"").decode("latin-1")
+        if not etag and not last_mod:
+            return
+        page = facts[0] if facts else None
+        if mode == PAGE and html and ids is not None and page is None:
+            return  # parsed via another URL: this answer's page facts were not taken
+        probe = t.probe
+        assert probe is not None
+        cache.record(
+            response.url,
+            mode,
+            etag,
+            last_mod,
+            Fetched(
+                status=response.status,
+                content_type=ctype,
+                method=response.request.method,
+                html=html,
+                has_body=bool(response.body),
+                truncated=truncated,
+                head_bytes=probe.head_bytes,
+                ids=ids,
+                soft_404=probe.soft_404,
+                page=page,
+            ),
+        )
 
     def _follow(
         self, t: Target, mode: int, response: Response, chain: tuple[RedirectHop, ...]
@@ -604,7 +733,10 @@ class AuditSpider(Spider):
         ids: frozenset[str],
         soft_404: bool,
         ctype: str,
+        facts: list[PageFacts] | None = None,
     ) -> Iterator[Request]:
+        """Take the page's facts and follow its links; with ``facts``, append them there
+        once every link was taken (for the re-run cache)."""
         st = self.state
         depth = response.meta["sw_depth"]
         title_el = root.find(".//title")
@@ -630,6 +762,7 @@ class AuditSpider(Spider):
             base_url = resolve(response.url, str(b)).base or base_url
             break
         seen: set[tuple[str, str]] = set()
+        taken: list[tuple[str, str, str]] | None = [] if facts is not None else None
         for el in root.iter(*_LINK_ATTRS):
             tag = el.tag
             attrs = _LINK_ATTRS[tag]
@@ -656,9 +789,50 @@ class AuditSpider(Spider):
                                     text = _clean_text(img.get("alt") or "")
                     else:
                         text = _clean_text(el.get("alt") or el.get("title") or "")
+                    if taken is not None:
+                        taken.append((href, text, tag))
                     req = self._link(base_url, depth, href, text, tag)
                     if req is not None:
                         yield req
+        if facts is not None and taken is not None:
+            facts.append(
+                PageFacts(
+                    title,
+                    review.date.isoformat() if review else None,
+                    review.source if review else None,
+                    base_url,
+                    tuple(taken),
+                )
+            )
+
+    def _replay_page(
+        self, t: Target, response: Response, replay: Fetched, facts: PageFacts
+    ) -> Iterator[Request]:
+        """``_parse_page`` for a page answered 304: the same records from stored facts."""
+        st = self.state
+        depth = response.meta["sw_depth"]
+        st.pages.append(
+            Page(
+                url=t.url,
+                status=replay.status,
+                title=facts.title,
+                final_url=response.url,
+                content_type=replay.content_type,
+                depth=depth,
+                review_date=(
+                    dt.date.fromisoformat(facts.review_date) if facts.review_date else None
+                ),
+                review_date_source=facts.review_source,
+                is_html=True,
+                error="soft_404" if replay.soft_404 else None,
+            )
+        )
+        link = self._link
+        base_url = facts.base
+        for href, text, tag in facts.links:
+            req = link(base_url, depth, href, text, tag)
+            if req is not None:
+                yield req
 
     def closed(self, reason: str) -> None:
         if reason != "finished":

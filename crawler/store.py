@@ -179,6 +179,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN owner_token TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE runs ADD COLUMN crashed_by TEXT NOT NULL DEFAULT ''",
     ),
+    # 4: the re-run cache (crawler/fetch_cache.py). ``fetch_cache``: per in-scope URL and
+    # probe mode, the validators of the last 2xx answer and what was learnt from its body
+    # (zlib JSON), for conditional requests. ``link_cache``: per outside target, the last
+    # good probe and when it was made. ``profile`` = site + the settings the facts depend on.
+    (
+        """CREATE TABLE fetch_cache (
+            profile TEXT NOT NULL,
+            url TEXT NOT NULL,
+            mode INTEGER NOT NULL,
+            run_id INTEGER NOT NULL,
+            fetched_at TEXT NOT NULL,
+            etag TEXT NOT NULL DEFAULT '',
+            last_modified TEXT NOT NULL DEFAULT '',
+            facts BLOB NOT NULL,
+            PRIMARY KEY (profile, url, mode)
+        )""",
+        """CREATE TABLE link_cache (
+            profile TEXT NOT NULL,
+            url TEXT NOT NULL,
+            mode INTEGER NOT NULL,
+            run_id INTEGER NOT NULL,
+            checked_at TEXT NOT NULL,
+            probe TEXT NOT NULL,
+            PRIMARY KEY (profile, url)
+        )""",
+    ),
 )
 
 FINISHED = ("complete", "incomplete")

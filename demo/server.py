@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -256,7 +257,14 @@ class SiteServer:
         routes: Mapping[str, Route] | None = None,
         name: str | None = None,
         substitutions: Mapping[str, str] | None = None,
+        validators: bool = False,
     ) -> None:
+        #: Static files carry ETag and Last-Modified and are answered 304 to a matching
+        #: If-None-Match / If-Modified-Since, as nginx does (off by default: Last-Modified
+        #: is a review-date source of last resort).
+        self.validators = validators
+        #: 304 answers given (``validators``).
+        self.not_modified = 0
         self.root: Path | None = Path(root).resolve() if root is not None else None
         self.name = name or f"site@{host}"
         #: Routes as registered (path as given -> Route).
@@ -496,7 +504,22 @@ class SiteServer:
         except OSError:
             self._send(h, head, 404, NOT_FOUND_HTML, "text/html; charset=utf-8", {})
             return
-        self._send(h, head, 200, body, content_type_for(fs, body), {})
+        headers: dict[str, str] = {}
+        if self.validators:
+            st = fs.stat()
+            etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+            last_mod = formatdate(int(st.st_mtime), usegmt=True)
+            headers = {"ETag": etag, "Last-Modified": last_mod}
+            inm = h.headers.get("If-None-Match")
+            ims = h.headers.get("If-Modified-Since")
+            if (inm is not None and etag in [v.strip() for v in inm.split(",")]) or (
+                inm is None and ims == last_mod
+            ):
+                with self._lock:
+                    self.not_modified += 1
+                self._send(h, head, 304, b"", "", headers)
+                return
+        self._send(h, head, 200, body, content_type_for(fs, body), headers)
 
     def _resolve(self, path_key: str) -> Path | None:
         if self.root is None or "\x00" in path_key:

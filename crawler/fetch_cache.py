@@ -1,0 +1,334 @@
+"""The re-run cache: what earlier audits of a site learnt, reused by the next one.
+
+Two tables in the history database (``crawler.store`` migration 4):
+
+* ``fetch_cache``: per in-scope URL and probe mode, the validators (``ETag``,
+  ``Last-Modified``) of the last 2xx answer and the facts taken from its body (status,
+  content type, first bytes, ids, soft-404 flag and, for crawled pages, title, review date
+  and every link as (href, text, tag)), zlib-compressed JSON. A re-run sends
+  ``If-None-Match``/``If-Modified-Since``; a 304 replays the facts through the spider's
+  own code path, so the crawl continues through unchanged pages without a body or a parse.
+* ``link_cache``: per outside target, the last probe that was judged ``ok`` or a permanent
+  redirect to an ``ok`` page, with the time it was made. A re-run reuses it while younger
+  than ``links.cache_max_age`` days; anything broken, unverified or transient last time has
+  no row (a bad verdict deletes it) and is checked again; watched targets are never reused.
+
+Rows are keyed by a *profile*: the site plus every setting the facts depend on (scopes,
+exclusions, fragment checks, page size cap, soft-404 phrases, user agent, this module's
+``CACHE_VERSION``), so a run with other settings starts afresh. Rows are written only for
+answers actually received (in batches during the crawl, so a crash keeps what was
+learnt and nothing else); a run never reuses rows it wrote itself. Every cache failure is
+swallowed: the audit then simply fetches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from checks.models import LinkResult, RedirectHop, Verdict
+from checks.policy import Policy
+from checks.verdicts import Probe, judge
+
+#: Bump when the spider extracts facts differently (rows of older versions are ignored).
+CACHE_VERSION = 1
+_BATCH = 200
+_GOOD = (Verdict.OK, Verdict.REDIRECT)
+
+
+def profile_key(site: str, settings: dict[str, Any]) -> str:
+    """The cache profile of a site under ``settings`` (JSON-able values)."""
+    blob = json.dumps(
+        {"v": CACHE_VERSION, "site": site, **settings}, sort_keys=True, ensure_ascii=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class PageFacts:
+    """What a crawled page's body said (``spider._parse_page``)."""
+
+    title: str
+    review_date: str | None
+    review_source: str | None
+    base: str
+    #: (href as written, link text, tag), in document order, after the page's own dedupe.
+    links: tuple[tuple[str, str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One 2xx answer, as a 304 replays it."""
+
+    status: int
+    content_type: str
+    method: str
+    html: bool
+    has_body: bool
+    truncated: bool
+    head_bytes: bytes | None
+    ids: frozenset[str] | None
+    soft_404: bool
+    page: PageFacts | None
+
+
+def encode_fetched(f: Fetched) -> bytes:
+    doc: dict[str, Any] = {
+        "s": f.status,
+        "ct": f.content_type,
+        "m": f.method,
+        "h": f.html,
+        "b": f.has_body,
+        "t": f.truncated,
+        "hb": None if f.head_bytes is None else f.head_bytes.decode("latin-1"),
+        "ids": None if f.ids is None else sorted(f.ids),
+        "s4": f.soft_404,
+    }
+    if f.page is not None:
+        p = f.page
+        doc["p"] = [p.title, p.review_date, p.review_source, p.base, [list(x) for x in p.links]]
+    return zlib.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 6)
+
+
+def decode_fetched(blob: bytes) -> Fetched:
+    doc = json.loads(zlib.decompress(blob))
+    page = None
+    if "p" in doc:
+        title, review, source, base, links = doc["p"]
+        page = PageFacts(title, review, source, base, tuple((h, x, g) for h, x, g in links))
+    hb = doc["hb"]
+    ids = doc["ids"]
+    return Fetched(
+        status=doc["s"],
+        content_type=doc["ct"],
+        method=doc["m"],
+        html=doc["h"],
+        has_body=doc["b"],
+        truncated=doc["t"],
+        head_bytes=None if hb is None else hb.encode("latin-1"),
+        ids=None if ids is None else frozenset(ids),
+        soft_404=doc["s4"],
+        page=page,
+    )
+
+
+def _probe_json(p: Probe) -> str:
+    return json.dumps(
+        {
+            "s": p.status,
+            "f": p.final_url,
+            "c": [[h.url, h.status] for h in p.chain],
+            "ct": p.content_type,
+            "s4": p.soft_404,
+            "ids": None if p.ids is None else sorted(p.ids),
+            "hb": None if p.head_bytes is None else p.head_bytes.decode("latin-1"),
+            "m": p.method,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _probe_from_json(url: str, text: str) -> Probe:
+    d = json.loads(text)
+    return Probe(
+        url=url,
+        status=d["s"],
+        final_url=d["f"],
+        chain=tuple(RedirectHop(u, s) for u, s in d["c"]),
+        content_type=d["ct"],
+        soft_404=d["s4"],
+        ids=None if d["ids"] is None else frozenset(d["ids"]),
+        head_bytes=None if d["hb"] is None else d["hb"].encode("latin-1"),
+        method=d["m"],
+    )
+
+
+def _ts(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class FetchCache:
+    """The cache as one audit sees it. ``reuse=False`` (``--no-cache``) reads nothing and
+    still writes what this run learns, so the next run can use it."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        profile: str,
+        run_id: int,
+        *,
+        max_age_days: int,
+        reuse: bool = True,
+        now: dt.datetime | None = None,
+    ) -> None:
+        self.profile = profile
+        self.run_id = run_id
+        self.reuse = reuse
+        self.max_age_days = max_age_days
+        now = now or dt.datetime.now(dt.UTC)
+        self._now = _ts(now)
+        self._oldest = _ts(now - dt.timedelta(days=max_age_days))
+        self._pending: list[tuple[Any, ...]] = []
+        #: Outside targets probed live this run: URL -> mode of the probe they hold.
+        self.live_links: dict[str, int] = {}
+        self.written = 0
+        self.failed = ""
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout = 10000")
+        except sqlite3.Error as e:
+            self._fail(e)
+
+    def _fail(self, e: BaseException) -> None:
+        self.failed = f"{type(e).__name__}: {e}"[:200]
+        self._pending.clear()
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+        self._db = None
+
+    # -- pages and other in-scope URLs --------------------------------------------------
+
+    def validators(self, url: str, mode: int) -> tuple[str, str] | None:
+        """(ETag, Last-Modified) stored for ``url`` fetched in ``mode`` by an earlier run."""
+        if not self.reuse or self._db is None:
+            return None
+        try:
+            row = self._db.execute(
+                "SELECT etag, last_modified FROM fetch_cache "
+                "WHERE profile = ? AND url = ? AND mode = ? AND run_id != ?",
+                (self.profile, url, mode, self.run_id),
+            ).fetchone()
+        except sqlite3.Error as e:
+            self._fail(e)
+            return None
+        return (row[0], row[1]) if row else None
+
+    def fetched(self, url: str, mode: int) -> Fetched | None:
+        """The facts to replay for a 304 answer to ``url`` in ``mode``."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute(
+                "SELECT facts FROM fetch_cache "
+                "WHERE profile = ? AND url = ? AND mode = ? AND run_id != ?",
+                (self.profile, url, mode, self.run_id),
+            ).fetchone()
+            return decode_fetched(row[0]) if row else None
+        except (sqlite3.Error, ValueError, KeyError, TypeError, zlib.error) as e:
+            self._fail(e)
+            return None
+
+    def record(self, url: str, mode: int, etag: str, last_modified: str, f: Fetched) -> None:
+        """Remember a 2xx answer that carried validators (written in batches)."""
+        if self._db is None:
+            return
+        self._pending.append(
+            (
+                self.profile,
+                url,
+                mode,
+                self.run_id,
+                self._now,
+                etag,
+                last_modified,
+                encode_fetched(f),
+            )
+        )
+        if len(self._pending) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._db is None or not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO fetch_cache (profile, url, mode, run_id, "
+                    "fetched_at, etag, last_modified, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self.written += len(rows)
+        except sqlite3.Error as e:
+            self._fail(e)
+
+    # -- outside links ------------------------------------------------------------------
+
+    def cached_link(self, url: str, needed: int) -> Probe | None:
+        """A good probe of ``url`` younger than the max age, as strong as ``needed``."""
+        if not self.reuse or self.max_age_days <= 0 or self._db is None:
+            return None
+        try:
+            row = self._db.execute(
+                "SELECT probe FROM link_cache WHERE profile = ? AND url = ? AND mode >= ? "
+                "AND checked_at >= ? AND run_id != ?",
+                (self.profile, url, needed, self._oldest, self.run_id),
+            ).fetchone()
+            return _probe_from_json(url, row[0]) if row else None
+        except (sqlite3.Error, ValueError, KeyError, TypeError) as e:
+            self._fail(e)
+            return None
+
+    def note_link(self, url: str, mode: int) -> None:
+        self.live_links[url] = mode
+
+    def finish(
+        self, probes: dict[str, Probe | None], links: Iterable[LinkResult], policy: Policy
+    ) -> None:
+        """After the report: store the outside probes made live this run that were good,
+        and drop the rows of every outside target that is not good now."""
+        self.flush()
+        if self._db is None:
+            return
+        bad = set()
+        for link in links:
+            if not link.internal and (link.verdict not in _GOOD or link.pdf_problem):
+                bad.add(link.url.partition("#")[0])
+        good = []
+        for url, mode in self.live_links.items():
+            p = probes.get(url)
+            if p is None or url in bad or policy.is_watched(url):
+                continue
+            if judge(p, None, policy)[0] in _GOOD:
+                good.append((self.profile, url, mode, self.run_id, self._now, _probe_json(p)))
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "DELETE FROM link_cache WHERE profile = ? AND url = ?",
+                    [(self.profile, u) for u in bad],
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO link_cache (profile, url, mode, run_id, "
+                    "checked_at, probe) VALUES (?, ?, ?, ?, ?, ?)",
+                    good,
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self.written += len(good)
+        except sqlite3.Error as e:
+            self._fail(e)
+
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None

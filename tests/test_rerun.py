@@ -1,0 +1,248 @@
+"""The weekly re-run (crawler/fetch_cache.py): conditional requests and cached outside verdicts.
+
+A site on 127.0.0.1 served with ETag/Last-Modified (answering 304 like nginx) and an
+outside site on 127.0.0.2. One history database; the real ``sitewatch audit`` runs five
+times in a row, the sites changing in between:
+
+1. first run (full);
+2. nothing changed: every page is answered 304 and replayed, same report content;
+3. a page gained a broken link, an image went missing, an outside link broke (still
+   reused: its cache entry is young) and a previously broken outside link was fixed;
+4. the outside cache entries aged past ``links.cache_max_age``: the broken link is found;
+5. ``--no-cache``: a full run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from demo.server import Route, SiteServer
+from tests.cli_runner import CliResult, sitewatch, write_config
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def page(title: str, body: str) -> str:
+    return (
+        '<!doctype html><html lang="sv"><head><meta charset="utf-8">'
+        f"<title>{title}</title></head><body>{body}"
+        "<footer>Senast granskad: 2026-02-03</footer></body></html>"
+    )
+
+
+def key_findings(r: CliResult) -> set[tuple[str, str, str, str]]:
+    return {(f["check"], f["page"], f["target"], f["detail"]) for f in r.report["findings"]}
+
+
+def link_view(r: CliResult) -> dict[str, Any]:
+    return {
+        u: (
+            x["verdict"],
+            x["detail"],
+            x["status"],
+            sorted((f["page"], f["text"]) for f in x["found_on"]),
+            x["content_type"],
+            x.get("pdf_link"),
+            x["redirect_chain"],
+        )
+        for u, x in r.links().items()
+    }
+
+
+def page_view(r: CliResult) -> dict[str, Any]:
+    return {
+        u: (p["status"], p["title"], p["review_date"], p["review_date_source"], p["depth"])
+        for u, p in r.pages().items()
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("rerun")
+    www = tmp / "www"
+    www.mkdir()
+    ext = SiteServer(
+        "127.0.0.2",
+        name="outside",
+        routes={
+            "/ok": Route(body=page("Ok", "<p>ok</p>")),
+            "/later-broken": Route(body=page("Snart borta", "<p>här</p>")),
+            "/bad": Route(status=404, body=page("Saknas", "<p>nej</p>")),
+            "/moved": Route(status=301, redirect_to="/ok"),
+        },
+    )
+    e = ext.base_url
+    (www / "index.html").write_text(
+        page(
+            "Start",
+            '<a href="a.html">A</a> <a href="b.html">B</a> <a href="a.html#sec">A, del</a>'
+            '<img src="img.png" alt="Bild"> <a href="doc.pdf">Rapport (pdf)</a>'
+            f'<a href="{e}/ok">Ute</a> <a href="{e}/later-broken">Snart</a>'
+            f'<a href="{e}/bad">Trasig</a> <a href="{e}/moved">Flyttad</a>',
+        ),
+        encoding="utf-8",
+    )
+    (www / "a.html").write_text(
+        page("A", '<h2 id="sec">Del</h2><a href="index.html">Start</a><a href="c.html">C</a>'),
+        encoding="utf-8",
+    )
+    (www / "b.html").write_text(page("B", '<a href="c.html">C</a>'), encoding="utf-8")
+    (www / "c.html").write_text(page("C", '<a href="a.html#nope">Fel ankare</a>'), encoding="utf-8")
+    (www / "img.png").write_bytes(PNG)
+    (www / "doc.pdf").write_bytes(PDF)
+    main = SiteServer("127.0.0.1", root=www, name="kommun", validators=True)
+    db = tmp / "history.db"
+    cfg = write_config(
+        tmp / "site.toml",
+        f"""
+[site]
+name = "rerun"
+start_urls = ["{main.url("/index.html")}"]
+[crawl]
+obey_robots = false
+[history]
+db = "{db}"
+[links]
+cache_max_age = 7
+""",
+    )
+
+    def audit(n: int, *extra: str) -> CliResult:
+        r = sitewatch(
+            "audit",
+            "--config",
+            str(cfg),
+            "--out",
+            str(tmp / f"out{n}"),
+            "--as-of",
+            "2026-11-27",
+            "-q",
+            "--format",
+            "json",
+            *extra,
+            cwd=tmp,
+        )
+        assert r.code in (0, 1), r.stderr
+        return r
+
+    out: dict[str, Any] = {"ext": ext, "main": main}
+    with main, ext:
+        out[1] = audit(1)
+        out["304_after_1"] = main.not_modified
+        out["ext_hits_1"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
+        out[2] = audit(2)
+        out["304_after_2"] = main.not_modified
+        out["ext_hits_2"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
+        # Changes since: b.html gains a broken link, the image is gone, one outside link
+        # breaks (its cache entry is young), the broken one is fixed.
+        (www / "b.html").write_text(
+            page("B", '<a href="c.html">C</a> <a href="nope.html">Ny trasig</a>'),
+            encoding="utf-8",
+        )
+        (www / "img.png").unlink()
+        ext.add_route("/later-broken", Route(status=404, body=page("Borta", "<p>borta</p>")))
+        ext.add_route("/bad", Route(body=page("Lagad", "<p>lagad</p>")))
+        out[3] = audit(3)
+        out["ext_hits_3"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
+        # A week and a day later, as far as the outside verdicts go.
+        con = sqlite3.connect(db)
+        con.execute("UPDATE link_cache SET checked_at = '2000-01-01T00:00:00.000000Z'")
+        con.commit()
+        con.close()
+        out[4] = audit(4)
+        before = main.not_modified
+        out["ext_hits_4"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
+        out[5] = audit(5, "--no-cache")
+        out["304_in_5"] = main.not_modified - before
+        out["ext_hits_5"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
+    return out
+
+
+def stats(r: CliResult) -> dict[str, Any]:
+    return r.report["run"]["stats"]
+
+
+def test_first_run_stores_the_cache(runs: dict[str, Any]) -> None:
+    s = stats(runs[1])
+    assert runs["304_after_1"] == 0
+    assert s.get("pages_not_modified", 0) == 0 and s.get("links_from_cache", 0) == 0
+    assert s["cache_rows_written"] > 0
+    assert runs[1].report["run"]["complete"]
+
+
+def test_unchanged_rerun_uses_conditional_requests_and_gives_the_same_report(
+    runs: dict[str, Any],
+) -> None:
+    first, second = runs[1], runs[2]
+    s = stats(second)
+    assert s["pages_not_modified"] == len(first.report["pages"]) == 4
+    assert runs["304_after_2"] >= 4  # the server really answered 304
+    assert s["links_from_cache"] == 2  # /ok and /moved; /bad was broken: checked again
+    assert runs["ext_hits_2"]["/ok"] == runs["ext_hits_1"]["/ok"]
+    assert runs["ext_hits_2"]["/bad"] > runs["ext_hits_1"]["/bad"]
+    assert key_findings(second) == key_findings(first)
+    assert link_view(second) == link_view(first)
+    assert page_view(second) == page_view(first)
+    assert second.report["run"]["complete"]
+
+
+def test_changed_page_is_parsed_again_and_its_new_broken_link_found(
+    runs: dict[str, Any],
+) -> None:
+    r = runs[3]
+    nope = runs["main"].url("/nope.html")
+    assert r.links()[nope]["verdict"] == "broken"
+    assert ("broken_link", runs["main"].url("/b.html"), nope, "http_404") in key_findings(r)
+    assert stats(r)["pages_not_modified"] == 3  # index, a, c
+
+
+def test_internal_target_that_now_404s_is_detected(runs: dict[str, Any]) -> None:
+    img = runs["main"].url("/img.png")
+    assert runs[2].links()[img]["verdict"] == "ok"
+    assert runs[3].links()[img]["verdict"] == "broken"
+    assert runs[3].links()[img]["detail"] == "http_404"
+
+
+def test_outside_link_broken_since_found_once_its_cache_entry_is_old(
+    runs: dict[str, Any],
+) -> None:
+    url = runs["ext"].url("/later-broken")
+    # Young cache entry: reused (the documented bound of the cache) ...
+    assert runs[3].links()[url]["verdict"] == "ok"
+    assert runs["ext_hits_3"]["/later-broken"] == runs["ext_hits_1"]["/later-broken"]
+    # ... older than links.cache_max_age: checked again and found broken.
+    assert runs[4].links()[url]["verdict"] == "broken"
+    assert runs["ext_hits_4"]["/later-broken"] > runs["ext_hits_3"]["/later-broken"]
+
+
+def test_previously_broken_outside_link_is_always_checked_again(runs: dict[str, Any]) -> None:
+    url = runs["ext"].url("/bad")
+    assert runs[1].links()[url]["verdict"] == "broken"
+    assert runs[2].links()[url]["verdict"] == "broken"
+    assert runs[3].links()[url]["verdict"] == "ok"  # fixed: seen at once
+
+
+def test_no_cache_is_a_full_run(runs: dict[str, Any]) -> None:
+    r = runs[5]
+    s = stats(r)
+    assert runs["304_in_5"] == 0
+    assert s.get("pages_not_modified", 0) == 0
+    assert s.get("links_from_cache", 0) == 0
+    assert s.get("conditional_requests", 0) == 0
+    assert runs["ext_hits_5"]["/ok"] > runs["ext_hits_4"]["/ok"]
+    assert key_findings(r) == key_findings(runs[4])
+    assert link_view(r) == link_view(runs[4])
+
+
+def test_cache_rows_only_for_the_site_profile(runs: dict[str, Any], tmp_path: Path) -> None:
+    # Same database, another scope: nothing is reused (a different profile).
+    from crawler.fetch_cache import profile_key
+
+    a = profile_key("rerun", {"scopes": ["http://127.0.0.1/"]})
+    b = profile_key("rerun", {"scopes": ["http://127.0.0.1/a/"]})
+    assert a != b
