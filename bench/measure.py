@@ -111,6 +111,19 @@ def parse_sitewatch(path: str) -> dict[str, Any]:
         "broken_urls": sorted({lk["url"] for lk in broken}),
         "broken_details": dict(Counter(lk["detail"] for lk in broken)),
         "crawl_seconds": run["stats"].get("seconds"),
+        # bench/run.sh's re-run scenario plants this broken link in a changed page.
+        "rerun_planted_found": any(
+            lk["url"].endswith("/rerun-planted-broken.html") for lk in broken
+        ),
+        "reused": {
+            k: run["stats"].get(k, 0)
+            for k in (
+                "conditional_requests",
+                "pages_not_modified",
+                "targets_not_modified",
+                "links_from_cache",
+            )
+        },
     }
 
 

@@ -13,6 +13,10 @@ TARGETS = {  # peer -> how many times faster sitewatch must be on the PostgreSQL
     "linkinator --check-fragments": 1.5,
     "linkchecker": 5.0,
 }
+#: A re-run of an unchanged site must be this many times faster than the first run.
+RERUN_TARGET = 3.0
+RERUN_TOOLS = ("sitewatch first run", "sitewatch re-run", "sitewatch re-run, 1 page changed")
+PLANTED = "rerun-planted-broken.html"
 
 
 def med(xs: list[float]) -> float:
@@ -80,7 +84,8 @@ def ratios(recs: list[dict[str, Any]]) -> list[str]:
     pg = [r for r in recs if r["site"] == "pg" and r["exit_code"] in (0, 1)]
     by_tool: dict[str, list[float]] = defaultdict(list)
     for r in pg:
-        by_tool[r["tool"]].append(r["wall_s"])
+        if r["tool"] not in RERUN_TOOLS:
+            by_tool[r["tool"]].append(r["wall_s"])
     if "sitewatch" not in by_tool:
         return ["No sitewatch run on the PostgreSQL manual."]
     sw = med(by_tool["sitewatch"])
@@ -107,6 +112,8 @@ def _base(url: str) -> str:
 def agreement(recs: list[dict[str, Any]]) -> list[str]:
     last: dict[str, dict[str, Any]] = {}
     for r in recs:
+        if r["tool"] in RERUN_TOOLS:
+            continue
         if r["site"] == "pg" and r.get("found") and "broken_urls" in r["found"]:
             last[r["tool"]] = r["found"]
     sw = last.get("sitewatch")
@@ -171,6 +178,52 @@ def generated(recs: list[dict[str, Any]], work: Path) -> list[str]:
     return lines
 
 
+def rerun(recs: list[dict[str, Any]]) -> list[str]:
+    """First run vs re-run of an unchanged site (same history database), medians."""
+    by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in recs:
+        if r["tool"] in RERUN_TOOLS and r["exit_code"] in (0, 1):
+            by[(r["site"], r["tool"])].append(r)
+    sites = sorted({site for site, _ in by}, key=lambda s: (s != "pg", s))
+    if not sites:
+        return ["Not run (BENCH_RERUN=0)."]
+    lines = [
+        "| site | first run wall s | re-run wall s | faster by (wall) | first run CPU s "
+        "| re-run CPU s | faster by (CPU) | target | met | reused in the re-run | same findings |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for site in sites:
+        first, again = by.get((site, RERUN_TOOLS[0]), []), by.get((site, RERUN_TOOLS[1]), [])
+        if not first or not again:
+            continue
+        fw, rw = med([r["wall_s"] for r in first]), med([r["wall_s"] for r in again])
+        fc, rc = med([r["cpu_s"] for r in first]), med([r["cpu_s"] for r in again])
+        ratio = fw / rw
+        f_last, r_last = first[-1].get("found") or {}, again[-1].get("found") or {}
+        same = f_last.get("findings_by_check") == r_last.get("findings_by_check") and f_last.get(
+            "broken_urls"
+        ) == r_last.get("broken_urls")
+        reused = ", ".join(f"{k} {v}" for k, v in (r_last.get("reused") or {}).items())
+        lines.append(
+            f"| {site} | {fw:.2f} | {rw:.2f} | {ratio:.2f}× | {fc:.2f} | {rc:.2f} | "
+            f"{fc / rc:.2f}× | ≥ {RERUN_TARGET:g}× | "
+            f"{'yes' if ratio >= RERUN_TARGET else '**no**'} | {reused} | "
+            f"{'yes' if same else '**no**'} |"
+        )
+    for r in recs:
+        if r["tool"] == RERUN_TOOLS[2]:
+            f = r.get("found") or {}
+            hit = f.get("rerun_planted_found")
+            lines += [
+                "",
+                f"Re-run after {r['site']}'s index.html gained a link to {PLANTED}: "
+                f"{r['wall_s']:.2f} s wall; the new broken link was "
+                f"{'**found**' if hit else '**NOT found**'}; reused "
+                f"{f.get('reused', {})}.",
+            ]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", type=Path, required=True)
@@ -213,6 +266,14 @@ def main() -> None:
         "## Generated sites: throughput and memory by size",
         "",
         *generated(recs, a.work),
+        "",
+        "## Weekly re-run: first run vs re-run of the unchanged site (medians)",
+        "",
+        "Each pair starts from an empty history database; the re-run reuses it "
+        "(conditional requests answered 304 replay stored page facts; outside verdicts "
+        "younger than links.cache_max_age are reused).",
+        "",
+        *rerun(recs),
         "",
     ]
     a.out.write_text("\n".join(out), encoding="utf-8")

@@ -13,6 +13,7 @@
 #   BENCH_SIZES ["2000 20000 100000"]   generated site sizes
 #   BENCH_BIG_REPS [1]      repetitions for sizes >= 20000 (the 20-minute budget)
 #   BENCH_LINKCHECKER [1]   0 skips LinkChecker (slowest peer, ~30 s a run)
+#   BENCH_RERUN [1]         0 skips the weekly re-run scenario (~1 min)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +25,7 @@ REPS=${BENCH_REPS:-3}
 SIZES=${BENCH_SIZES:-"2000 20000 100000"}
 BIG_REPS=${BENCH_BIG_REPS:-1}
 WITH_LC=${BENCH_LINKCHECKER:-1}
+WITH_RERUN=${BENCH_RERUN:-1}
 PGDOC=/usr/share/doc/postgresql-doc-15/html
 RESULTS=$BENCH/results.jsonl
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
@@ -176,6 +178,47 @@ for n in $SIZES; do
             "$LK" "$BASE/s$n/" --recurse --concurrency 32 --format json --check-fragments
     fi
 done
+
+# ---------------------------------------------------------------------------- weekly re-run
+# First run (empty history) against a re-run of the unchanged site with the same history
+# database (conditional requests, cached outside verdicts), twice each, alternating; then,
+# on s2000, one re-run after a page gained a broken link (it must be found).
+rerun_pair() {  # SITE START [EXTRA-ARGS...]
+    local site=$1 start=$2
+    shift 2
+    local db="$WORK/out/rerun-$site.db" out="$WORK/out/rerun-$site"
+    grep -v -e '^db = ' -e '^\[history\]' "$WORK/cfg/$site.toml" > "$WORK/cfg/rerun-$site.toml"
+    printf '[history]\ndb = "%s"\n' "$db" >> "$WORK/cfg/rerun-$site.toml"
+    for rep in 1 2; do
+        rm -rf "$out" "$WORK/out/rerun-$site.db" "$WORK/out/rerun-$site.db-wal" \
+            "$WORK/out/rerun-$site.db-shm"
+        for tool in "sitewatch first run" "sitewatch re-run"; do
+            M --site "$site" --tool "$tool" --settings "--config cfg/rerun-$site.toml" \
+                --rep "$rep" --parse "sitewatch:$out/report.json" --stdout "$out.out" -- \
+                "$ROOT/.venv/bin/sitewatch" audit "$start" --config "$WORK/cfg/rerun-$site.toml" \
+                --out "$out" --as-of 2026-11-26 -q "$@"
+        done
+    done
+}
+if [ "$WITH_RERUN" = 1 ]; then
+    log "weekly re-run: first run vs re-run of the unchanged site (PostgreSQL manual, s2000 if generated)"
+    rerun_pair pg "$BASE/pg/index.html" --scope "$BASE/pg/"
+    if [ -f "$WORK/www/s2000/index.html" ] && [ -f "$WORK/cfg/s2000.toml" ]; then
+        rerun_pair s2000 "$BASE/s2000/"
+        # index.html gains a broken link: the re-run must parse it again and report it.
+        changed=$WORK/www/s2000/index.html
+        cp "$changed" "$WORK/out/rerun-index.html.orig"
+        sed -i 's#</body>#<p><a href="/s2000/rerun-planted-broken.html">Ny sida</a></p></body>#' \
+            "$changed"
+        M --site s2000 --tool "sitewatch re-run, 1 page changed" \
+            --settings "--config cfg/rerun-s2000.toml; index.html gained a link to rerun-planted-broken.html" \
+            --rep 1 --parse "sitewatch:$WORK/out/rerun-s2000/report.json" \
+            --stdout "$WORK/out/rerun-s2000.out" -- \
+            "$ROOT/.venv/bin/sitewatch" audit "$BASE/s2000/" --config "$WORK/cfg/rerun-s2000.toml" \
+            --out "$WORK/out/rerun-s2000" --as-of 2026-11-26 -q
+        cp "$WORK/out/rerun-index.html.orig" "$changed"
+    fi
+fi
 
 # ---------------------------------------------------------------------------- report
 log "writing bench/RESULTS.md"
