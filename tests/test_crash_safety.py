@@ -515,7 +515,7 @@ def test_upgrade_from_schema_2_reaps_ownerless_running_runs(tmp_path: Path) -> N
     )
     con.close()
     with Store(db) as s:
-        assert s.schema_version == len(MIGRATIONS) == 3
+        assert s.schema_version == len(MIGRATIONS) >= 3
         assert s.run_status(1) == "running"
         rid = s.begin_run("s", dt.datetime.now(dt.UTC))
         assert (s.run_status(1), s.run_status(rid)) == ("crashed", "running")
