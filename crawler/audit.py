@@ -105,6 +105,17 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     settings["LOG_INSTALL_ROOT_HANDLER"] = True
     # Reactorless (TWISTED_REACTOR_ENABLED=False in audit_settings): one asyncio loop and
     # Scrapy's aiohttp download handler, markedly cheaper per request than Twisted's.
+    if cache is not None and cache.reuse and c.delay <= 0:
+        # Re-run: one cheap conditional request per stored URL before the crawl; what
+        # is unchanged is then replayed without a Scrapy request (not with crawl.delay:
+        # a polite crawl asks page by page, through Scrapy's slots).
+        cache.revalidate(
+            user_agent=c.user_agent,
+            concurrency=c.concurrency,
+            per_host=c.per_host_concurrency,
+            timeout=c.timeout,
+        )
+        state.stats["revalidated"] = cache.revalidated
     process = AsyncCrawlerProcess(settings)
     # An audit allocates millions of small, long-lived objects (link references, pages):
     # with the default GC thresholds the collector rescans them over and over. Freeze

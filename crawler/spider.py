@@ -14,7 +14,7 @@ import re
 import ssl
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
@@ -207,6 +207,8 @@ class AuditSpider(Spider):
         #: URL -> probe mode still needed. Checked when the crawl runs dry, unless a page
         #: crawl fetched them meanwhile (``<link rel=next>`` in every page of a manual).
         self._deferred: dict[str, int] = {}
+        #: Targets the revalidation pass found unchanged, replayed without a request.
+        self._replays: deque[tuple[Target, int, int]] = deque()
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AuditSpider:
@@ -304,6 +306,12 @@ class AuditSpider(Spider):
                 cache.live_links.pop(t.url, None)
                 self.state.stats["links_from_cache"] += 1
                 return None
+        if cache is not None and t.internal and not t.start and (t.url, needed) in cache.fresh:
+            t.mode = needed
+            if needed == PAGE:
+                self.state.pages_scheduled += 1
+            self._replays.append((t, needed, depth))
+            return None
         t.mode = needed
         if needed == PAGE:
             self.state.pages_scheduled += 1
@@ -352,7 +360,7 @@ class AuditSpider(Spider):
 
     def _on_idle(self) -> None:
         """Check the deferred targets that no page crawl has fetched."""
-        if not self._deferred:
+        if not self._deferred and not self._replays:
             return
         pending, self._deferred = self._deferred, {}
         engine = self.crawler.engine
@@ -364,7 +372,10 @@ class AuditSpider(Spider):
             else:
                 engine.crawl(req)
                 issued += 1
-        if issued:
+        for req in self._drain():
+            engine.crawl(req)
+            issued += 1
+        if issued or self._deferred:
             raise DontCloseSpider
 
     def _crawl_refusal(self, t: Target, depth: int) -> str | None:
@@ -514,7 +525,9 @@ class AuditSpider(Spider):
                     if replay is None:
                         pages = self._parse_page(t, response, root, ids, soft_404, ctype, facts)
                     else:
-                        pages = self._replay_page(t, response, replay, replay.page)
+                        pages = self._replay_page(
+                            t, response.url, meta["sw_depth"], replay, replay.page
+                        )
                     for req in pages:
                         yield req
                 st.page_ids[final_base] = ids
@@ -547,6 +560,9 @@ class AuditSpider(Spider):
             method=response.request.method,
         )
         st.resolved += 1
+        if self._replays:
+            for req in self._drain():
+                yield req
         cache = self.cache
         if cache is None or replay is not None:
             return
@@ -805,18 +821,74 @@ class AuditSpider(Spider):
                 )
             )
 
+    def _drain(self) -> Iterator[Request]:
+        """Replay the targets the revalidation pass found unchanged (``on_response`` for
+        a 304 without a request), and the ones their stored links lead to."""
+        queue = self._replays
+        while queue:
+            t, mode, depth = queue.popleft()
+            yield from self._replay_fresh(t, mode, depth)
+
+    def _replay_fresh(self, t: Target, mode: int, depth: int) -> Iterator[Request]:
+        st = self.state
+        assert self.cache is not None
+        f = self.cache.fetched(t.url, mode)
+        if f is None:  # the row went away: fetch it after all
+            t.mode = 0
+            if mode == PAGE:
+                st.pages_scheduled -= 1
+            req = self._ensure(t, mode, depth)
+            if req is not None:
+                yield req
+            return
+        st.stats["pages_not_modified" if mode == PAGE else "targets_not_modified"] += 1
+        ids: frozenset[str] | None = None
+        soft_404 = False
+        if mode >= FULL and f.status < 300 and f.html and f.has_body:
+            ids, soft_404 = f.ids, f.soft_404
+            if ids is not None:
+                if mode == PAGE and st.in_scope(t.url) and t.url not in st.parsed:
+                    if f.page is None:
+                        yield self._request(t, mode, depth=depth, conditional=False)
+                        return
+                    st.parsed.add(t.url)
+                    yield from self._replay_page(t, t.url, depth, f, f.page)
+                st.page_ids[t.url] = ids
+        elif mode == PAGE:
+            st.pages.append(
+                Page(
+                    url=t.url,
+                    status=f.status,
+                    final_url=t.url,
+                    content_type=f.content_type,
+                    depth=depth,
+                    is_html=f.html,
+                )
+            )
+        if mode == PAGE and f.html and f.truncated:
+            st.stats["pages_truncated"] += 1
+        t.probe = Probe(
+            url=t.url,
+            status=f.status,
+            final_url=t.url,
+            content_type=f.content_type,
+            soft_404=soft_404,
+            ids=ids,
+            head_bytes=f.head_bytes,
+            method=f.method,
+        )
+
     def _replay_page(
-        self, t: Target, response: Response, replay: Fetched, facts: PageFacts
+        self, t: Target, final_url: str, depth: int, replay: Fetched, facts: PageFacts
     ) -> Iterator[Request]:
         """``_parse_page`` for a page answered 304: the same records from stored facts."""
         st = self.state
-        depth = response.meta["sw_depth"]
         st.pages.append(
             Page(
                 url=t.url,
                 status=replay.status,
                 title=facts.title,
-                final_url=response.url,
+                final_url=final_url,
                 content_type=replay.content_type,
                 depth=depth,
                 review_date=(
