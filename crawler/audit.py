@@ -114,6 +114,7 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
             concurrency=c.concurrency,
             per_host=c.per_host_concurrency,
             timeout=c.timeout,
+            obey_robots=c.obey_robots,
         )
         state.stats["revalidated"] = cache.revalidated
     process = AsyncCrawlerProcess(settings)

@@ -249,3 +249,52 @@ def test_cache_rows_only_for_the_site_profile(runs: dict[str, Any], tmp_path: Pa
     a = profile_key("rerun", {"scopes": ["http://127.0.0.1/"]})
     b = profile_key("rerun", {"scopes": ["http://127.0.0.1/a/"]})
     assert a != b
+
+
+@pytest.mark.parametrize(
+    ("robots", "expect"),
+    [
+        ("User-agent: *\nDisallow: /private/\n", {"/a.html"}),
+        ("User-agent: *\nCrawl-delay: 2\n", set()),
+        (None, {"/a.html", "/private/b.html"}),
+    ],
+)
+def test_revalidation_pass_obeys_robots(
+    tmp_path: Path, robots: str | None, expect: set[str]
+) -> None:
+    """The pass before the crawl asks nothing robots.txt disallows, and leaves a host that
+    asks for a Crawl-delay to the crawl's polite slots."""
+    from crawler.fetch_cache import FetchCache
+
+    www = tmp_path / "www"
+    (www / "private").mkdir(parents=True)
+    (www / "a.html").write_text("a", encoding="utf-8")
+    (www / "private" / "b.html").write_text("b", encoding="utf-8")
+    if robots is not None:
+        (www / "robots.txt").write_text(robots, encoding="utf-8")
+    with SiteServer("127.0.0.1", root=www, validators=True) as site:
+        urls = [site.url("/a.html"), site.url("/private/b.html")]
+        # An earlier run (1) stored the validators the server really sends.
+        from crawler.fetch_cache import Fetched
+        from crawler.store import Store
+
+        db = tmp_path / "h.db"
+        Store(db).close()
+
+        c = FetchCache(db, "p", 1, max_age_days=7)
+        import urllib.request
+
+        for url in urls:
+            with urllib.request.urlopen(url) as resp:
+                etag = resp.headers["ETag"]
+            f = Fetched(200, "text/html", "GET", True, True, False, b"a", frozenset(), False, None)
+            c.record(url, 4, etag, "", f)
+        c.flush()
+        c.close()
+        site.reset()
+        again = FetchCache(db, "p", 2, max_age_days=7)
+        again.revalidate(user_agent="sw-test", concurrency=4, per_host=2, timeout=5)
+        again.close()
+        asked = {p for m, p, _ in site.requests if p != "/robots.txt"}
+    assert {u.removeprefix(site.base_url) for u, _ in again.fresh} == expect
+    assert asked == expect
