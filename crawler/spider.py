@@ -19,8 +19,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
-import lxml.html
-from lxml import etree
 from scrapy import Request, Spider, signals
 from scrapy.exceptions import (
     CannotResolveHostError,
@@ -37,7 +35,6 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
-from checks.freshness import find_review_date
 from checks.models import Page, RedirectHop
 from checks.verdicts import (
     REDIRECT_STATUSES,
@@ -47,7 +44,15 @@ from checks.verdicts import (
     is_html_type,
 )
 from crawler.crawl_state import CrawlState, Target
+from crawler.extract import (
+    XPATH_HEADINGS,
+    ParsedPage,
+    facts_from_body,
+    is_soft_404,
+    parser_for,
+)
 from crawler.fetch_cache import FetchCache, Fetched, PageFacts
+from crawler.parse_worker import ParseWorker, WorkerGone
 from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
@@ -55,47 +60,15 @@ HEAD, SNIFF, FULL, PAGE = 1, 2, 3, 4
 SNIFF_BYTES = 1024
 FULL_BYTES = 2_000_000
 CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
-_LINK_ATTRS: dict[str, tuple[str, ...]] = {
-    "a": ("href",),
-    "area": ("href",),
-    "link": ("href",),
-    "img": ("src", "srcset"),
-    "source": ("src", "srcset"),
-    "iframe": ("src",),
-    "frame": ("src",),
-    "script": ("src",),
-    "embed": ("src",),
-    "video": ("src", "poster"),
-    "audio": ("src",),
-}
-_SKIP_LINK_RELS = frozenset({"preconnect", "dns-prefetch", "preload", "prefetch", "modulepreload"})
-_PARSERS: dict[str, lxml.html.HTMLParser | None] = {}
-_TEXT_PARSER = lxml.html.HTMLParser(collect_ids=False)
-_XPATH_IDS = etree.XPath("//@id | //a/@name", smart_strings=False)
-_XPATH_HEADINGS = etree.XPath("//title | //h1 | //h2", smart_strings=False)
-_XPATH_HEADING_TEXT = etree.XPath(
-    "//title//text() | //h1//text() | //h2//text()", smart_strings=False
-)
-_XPATH_BASE = etree.XPath("//base/@href", smart_strings=False)
+_XPATH_HEADINGS = XPATH_HEADINGS
+#: Parse pages in a forked worker process (crawler.parse_worker) while this one fetches.
+PARSE_WORKER = True
 #: URLs that ``safe_url_string`` (Scrapy's Request) would leave exactly as they are: ASCII
 #: host and port, a path and query of characters it never quotes, every ``%`` starting an
 #: escape. Such requests skip Scrapy's re-quoting (meta ``verbatim_url``); tested against it.
 _VERBATIM_URL = re.compile(
     r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?/(?:[A-Za-z0-9/:@!$&()*+,;=._~?\-]|%[0-9A-Fa-f]{2})*"
 )
-
-
-def _parser(encoding: str) -> lxml.html.HTMLParser | None:
-    """A parser for bytes in ``encoding``; None when libxml2 does not know the name
-    (Python's "utf-16-le", say): the caller then parses the decoded text instead."""
-    if encoding in _PARSERS:
-        return _PARSERS[encoding]
-    try:
-        p: lxml.html.HTMLParser | None = lxml.html.HTMLParser(encoding=encoding, collect_ids=False)
-    except LookupError:
-        p = None
-    _PARSERS[encoding] = p
-    return p
 
 
 _SAYS_PDF = re.compile(r"\(\s*pdf\b|\[\s*pdf\b|\bpdf\s*[)\],]|\.pdf\b|\bpdf\s*$", re.I)
@@ -107,20 +80,6 @@ def says_pdf(text: str) -> bool:
     A mere mention ("Building the PDF documentation") does not count.
     """
     return "pdf" in text.lower() and _SAYS_PDF.search(text) is not None
-
-
-def _clean_text(s: str, limit: int = 300) -> str:
-    s = " ".join(s.split())
-    return s if len(s) <= limit else s[: limit - 1] + "…"
-
-
-def _srcset_urls(value: str) -> list[str]:
-    out = []
-    for part in value.split(","):
-        bits = part.strip().split()
-        if bits:
-            out.append(bits[0])
-    return out
 
 
 def _error_detail(exc: BaseException) -> str:
@@ -207,6 +166,8 @@ class AuditSpider(Spider):
         #: URL -> probe mode still needed. Checked when the crawl runs dry, unless a page
         #: crawl fetched them meanwhile (``<link rel=next>`` in every page of a manual).
         self._deferred: dict[str, int] = {}
+        #: Parses pages in a second process (crawler.parse_worker); forked in start().
+        self._worker: ParseWorker | None = None
         #: Targets the revalidation pass found unchanged, replayed without a request.
         self._replays: deque[tuple[Target, int, int]] = deque()
 
@@ -223,6 +184,8 @@ class AuditSpider(Spider):
 
     async def start(self) -> AsyncIterator[Request]:
         st = self.state
+        if PARSE_WORKER:
+            self._worker = ParseWorker.start(self.soft_404_phrases)
         for url in st.settings.start_urls:
             r = resolve(url, "")
             t = st.target(r.base, internal=True)
@@ -496,12 +459,13 @@ class AuditSpider(Spider):
         if mode == PAGE and html and truncated:
             st.stats["pages_truncated"] += 1
         if mode >= FULL and status < 300 and html and has_body:
-            root = None
+            parsed: ParsedPage | None = None
             if replay is None:
-                root = self._parse(response)
-                if root is not None:
-                    ids = frozenset(map(str, _XPATH_IDS(root)))
-                    soft_404 = self._is_soft_404(root)
+                base = resolve(final, "").base
+                want = mode == PAGE and st.in_scope(base) and base not in st.parsed
+                parsed = await self._facts(response, want)
+                if parsed is not None:
+                    ids, soft_404 = parsed.ids, parsed.soft_404
             else:
                 ids, soft_404 = replay.ids, replay.soft_404
             if ids is not None:
@@ -522,8 +486,8 @@ class AuditSpider(Spider):
                         )
                         return
                     st.parsed.add(final_base)
-                    if replay is None:
-                        pages = self._parse_page(t, response, root, ids, soft_404, ctype, facts)
+                    if parsed is not None:
+                        pages = self._parse_page(t, response, parsed, ctype, facts)
                     else:
                         pages = self._replay_page(
                             t, response.url, meta["sw_depth"], replay, replay.page
@@ -711,43 +675,44 @@ class AuditSpider(Spider):
 
     # -- pages -------------------------------------------------------------------
 
-    def _parse(self, response: Response) -> Any:
+    def _encoding(self, response: Response) -> str:
         encoding = getattr(response, "encoding", None) or "utf-8"
         if encoding not in ("utf-8", "cp1252") and not _declared_encoding(response):
             # Undeclared and not UTF-8: Scrapy's statistical guess often says cp1250 for
             # short Swedish text (Å shown as Ĺ); browsers in Western European locales
             # read such pages as windows-1252, and so do we.
             encoding = "cp1252"
-        parser = _parser(encoding)
-        try:
-            if parser is None:  # decoded by Scrapy (BOM, header, meta), parsed as text
-                return lxml.html.document_fromstring(response.text, parser=_TEXT_PARSER)
-            return lxml.html.document_fromstring(response.body, parser=parser)
-        except (etree.ParserError, ValueError, etree.XMLSyntaxError):
-            return None
+        return encoding
+
+    async def _facts(self, response: Response, links: bool) -> ParsedPage | None:
+        """Parse the body (in the parse worker when there is one) and read it; title,
+        review date and links only with ``links``."""
+        encoding = self._encoding(response)
+        last_mod = response.headers.get(b"Last-Modified")
+        last_modified = last_mod.decode("latin-1") if last_mod else None
+        body: bytes | str = response.body
+        if parser_for(encoding) is None:  # decoded by Scrapy (BOM, header, meta)
+            body = response.text
+        elif self._worker is not None:
+            try:
+                return await self._worker.facts(
+                    response.body, encoding, response.url, last_modified, links
+                )
+            except WorkerGone:
+                self._worker = None
+                self.state.stats["parse_worker_lost"] += 1
+        return facts_from_body(
+            body, encoding, response.url, last_modified, self.soft_404_phrases, links
+        )
 
     def _is_soft_404(self, root: Any) -> bool:
-        phrases = self.soft_404_phrases
-        if not phrases:
-            return False
-        # Every heading's text is a contiguous run of this text, so a phrase found in one
-        # heading is found here too: most pages stop at this one cheap test.
-        every = " ".join("".join(_XPATH_HEADING_TEXT(root)).split()).lower()
-        if not any(p in every for p in phrases):
-            return False
-        for el in _XPATH_HEADINGS(root):
-            text = " ".join(el.text_content().split()).lower()
-            if any(p in text for p in phrases):
-                return True
-        return False
+        return is_soft_404(root, self.soft_404_phrases)
 
     def _parse_page(
         self,
         t: Target,
         response: Response,
-        root: Any,
-        ids: frozenset[str],
-        soft_404: bool,
+        parsed: ParsedPage,
         ctype: str,
         facts: list[PageFacts] | None = None,
     ) -> Iterator[Request]:
@@ -755,69 +720,35 @@ class AuditSpider(Spider):
         once every link was taken (for the re-run cache)."""
         st = self.state
         depth = response.meta["sw_depth"]
-        title_el = root.find(".//title")
-        title = _clean_text(title_el.text_content()) if title_el is not None else ""
-        last_mod = response.headers.get(b"Last-Modified")
-        review = find_review_date(root, last_mod.decode("latin-1") if last_mod else None)
+        review = parsed.review
         st.pages.append(
             Page(
                 url=t.url,
                 status=response.status,
-                title=title,
+                title=parsed.title,
                 final_url=response.url,
                 content_type=ctype,
                 depth=depth,
                 review_date=review.date if review else None,
                 review_date_source=review.source if review else None,
                 is_html=True,
-                error="soft_404" if soft_404 else None,
+                error="soft_404" if parsed.soft_404 else None,
             )
         )
-        base_url = response.url
-        for b in _XPATH_BASE(root):
-            base_url = resolve(response.url, str(b)).base or base_url
-            break
-        seen: set[tuple[str, str]] = set()
-        taken: list[tuple[str, str, str]] | None = [] if facts is not None else None
-        for el in root.iter(*_LINK_ATTRS):
-            tag = el.tag
-            attrs = _LINK_ATTRS[tag]
-            if tag == "link":
-                rel = (el.get("rel") or "").lower().split()
-                if any(r in _SKIP_LINK_RELS for r in rel):
-                    continue
-            for attr in attrs:
-                value = el.get(attr)
-                if not value:
-                    continue
-                hrefs = _srcset_urls(value) if attr == "srcset" else (value,)
-                for href in hrefs:
-                    if (href, tag) in seen:
-                        continue
-                    seen.add((href, tag))
-                    if tag in ("a", "area"):
-                        text = _clean_text(el.text_content() if tag == "a" else el.get("alt", ""))
-                        if not text:
-                            text = _clean_text(el.get("title") or el.get("aria-label") or "")
-                            if not text:
-                                img = el.find(".//img")
-                                if img is not None:
-                                    text = _clean_text(img.get("alt") or "")
-                    else:
-                        text = _clean_text(el.get("alt") or el.get("title") or "")
-                    if taken is not None:
-                        taken.append((href, text, tag))
-                    req = self._link(base_url, depth, href, text, tag)
-                    if req is not None:
-                        yield req
-        if facts is not None and taken is not None:
+        base_url = parsed.base_url
+        link = self._link
+        for href, text, tag in parsed.links:
+            req = link(base_url, depth, href, text, tag)
+            if req is not None:
+                yield req
+        if facts is not None:
             facts.append(
                 PageFacts(
-                    title,
+                    parsed.title,
                     review.date.isoformat() if review else None,
                     review.source if review else None,
                     base_url,
-                    tuple(taken),
+                    parsed.links,
                 )
             )
 
@@ -907,6 +838,9 @@ class AuditSpider(Spider):
                 yield req
 
     def closed(self, reason: str) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
         if reason != "finished":
             self.state.incomplete_reason(f"crawl stopped early ({reason})")
 

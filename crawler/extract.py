@@ -1,0 +1,174 @@
+"""What the audit reads from an HTML page: ids, soft-404 test, title, review date, links.
+
+Plain functions of the body (no Scrapy), so the same code runs in the spider's process or
+in the parse worker (``crawler.parse_worker``) while the spider's process keeps fetching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lxml.html
+from lxml import etree
+
+from checks.freshness import ReviewDate, find_review_date
+from crawler.urls import resolve
+
+LINK_ATTRS: dict[str, tuple[str, ...]] = {
+    "a": ("href",),
+    "area": ("href",),
+    "link": ("href",),
+    "img": ("src", "srcset"),
+    "source": ("src", "srcset"),
+    "iframe": ("src",),
+    "frame": ("src",),
+    "script": ("src",),
+    "embed": ("src",),
+    "video": ("src", "poster"),
+    "audio": ("src",),
+}
+SKIP_LINK_RELS = frozenset({"preconnect", "dns-prefetch", "preload", "prefetch", "modulepreload"})
+_PARSERS: dict[str, lxml.html.HTMLParser | None] = {}
+TEXT_PARSER = lxml.html.HTMLParser(collect_ids=False)
+XPATH_IDS = etree.XPath("//@id | //a/@name", smart_strings=False)
+XPATH_HEADINGS = etree.XPath("//title | //h1 | //h2", smart_strings=False)
+XPATH_HEADING_TEXT = etree.XPath(
+    "//title//text() | //h1//text() | //h2//text()", smart_strings=False
+)
+XPATH_BASE = etree.XPath("//base/@href", smart_strings=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPage:
+    """One parsed HTML body. ``links`` (href, text, tag), first of each (href, tag), in
+    document order; title, review date and links only when asked for (a crawled page)."""
+
+    ids: frozenset[str]
+    soft_404: bool
+    title: str = ""
+    review: ReviewDate | None = None
+    base_url: str = ""
+    links: tuple[tuple[str, str, str], ...] = ()
+
+
+def parser_for(encoding: str) -> lxml.html.HTMLParser | None:
+    """A parser for bytes in ``encoding``; None when libxml2 does not know the name
+    (Python's "utf-16-le", say): the caller then parses the decoded text instead."""
+    if encoding in _PARSERS:
+        return _PARSERS[encoding]
+    try:
+        p: lxml.html.HTMLParser | None = lxml.html.HTMLParser(encoding=encoding, collect_ids=False)
+    except LookupError:
+        p = None
+    _PARSERS[encoding] = p
+    return p
+
+
+def parse_html(body: bytes | str, encoding: str) -> lxml.html.HtmlElement | None:
+    """The document tree, or None when libxml2 gives up. ``str`` bodies are parsed as text."""
+    try:
+        if isinstance(body, str):
+            return lxml.html.document_fromstring(body, parser=TEXT_PARSER)
+        return lxml.html.document_fromstring(body, parser=parser_for(encoding))
+    except (etree.ParserError, ValueError, etree.XMLSyntaxError):
+        return None
+
+
+def clean_text(s: str, limit: int = 300) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def srcset_urls(value: str) -> list[str]:
+    out = []
+    for part in value.split(","):
+        bits = part.strip().split()
+        if bits:
+            out.append(bits[0])
+    return out
+
+
+def is_soft_404(root: lxml.html.HtmlElement, phrases: tuple[str, ...]) -> bool:
+    if not phrases:
+        return False
+    # Every heading's text is a contiguous run of this text, so a phrase found in one
+    # heading is found here too: most pages stop at this one cheap test.
+    every = " ".join("".join(XPATH_HEADING_TEXT(root)).split()).lower()
+    if not any(p in every for p in phrases):
+        return False
+    for el in XPATH_HEADINGS(root):
+        text = " ".join(el.text_content().split()).lower()
+        if any(p in text for p in phrases):
+            return True
+    return False
+
+
+def page_facts(
+    root: lxml.html.HtmlElement,
+    url: str,
+    last_modified: str | None,
+    phrases: tuple[str, ...],
+    links: bool,
+) -> ParsedPage:
+    """Facts of a parsed body served at ``url`` (after redirects); with ``links`` also
+    title, review date, ``<base>`` and every link."""
+    ids = frozenset(map(str, XPATH_IDS(root)))
+    soft_404 = is_soft_404(root, phrases)
+    if not links:
+        return ParsedPage(ids, soft_404)
+    title_el = root.find(".//title")
+    title = clean_text(title_el.text_content()) if title_el is not None else ""
+    review = find_review_date(root, last_modified)
+    base_url = url
+    for b in XPATH_BASE(root):
+        base_url = resolve(url, str(b)).base or base_url
+        break
+    return ParsedPage(ids, soft_404, title, review, base_url, tuple(_links(root)))
+
+
+def _links(root: lxml.html.HtmlElement) -> list[tuple[str, str, str]]:
+    out: list[tuple[str, str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for el in root.iter(*LINK_ATTRS):
+        tag = el.tag
+        attrs = LINK_ATTRS[tag]
+        if tag == "link":
+            rel = (el.get("rel") or "").lower().split()
+            if any(r in SKIP_LINK_RELS for r in rel):
+                continue
+        for attr in attrs:
+            value = el.get(attr)
+            if not value:
+                continue
+            hrefs = srcset_urls(value) if attr == "srcset" else (value,)
+            for href in hrefs:
+                if (href, tag) in seen:
+                    continue
+                seen.add((href, tag))
+                if tag in ("a", "area"):
+                    text = clean_text(el.text_content() if tag == "a" else el.get("alt", ""))
+                    if not text:
+                        text = clean_text(el.get("title") or el.get("aria-label") or "")
+                        if not text:
+                            img = el.find(".//img")
+                            if img is not None:
+                                text = clean_text(img.get("alt") or "")
+                else:
+                    text = clean_text(el.get("alt") or el.get("title") or "")
+                out.append((href, text, tag))
+    return out
+
+
+def facts_from_body(
+    body: bytes | str,
+    encoding: str,
+    url: str,
+    last_modified: str | None,
+    phrases: tuple[str, ...],
+    links: bool,
+) -> ParsedPage | None:
+    """Parse and read one body; None when it cannot be parsed."""
+    root = parse_html(body, encoding)
+    if root is None:
+        return None
+    return page_facts(root, url, last_modified, phrases, links)

@@ -1,0 +1,174 @@
+"""A forked helper process that parses pages while the spider's process keeps fetching.
+
+Parsing (lxml, ids, review date, link text) is most of the spider's own CPU; Scrapy's
+per-request work is most of the rest, and both ran on one core. The worker is forked from
+the audit process once the spider starts (so it has every module loaded already) and talks
+over a socket pair: the spider sends (body, encoding, URL, Last-Modified, links wanted) and
+awaits :class:`crawler.extract.ParsedPage`. Requests are answered in order, one at a time.
+
+If the worker cannot be started or dies, :meth:`ParseWorker.facts` raises
+:class:`WorkerGone` and the spider parses in its own process from then on: slower, same
+results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import signal
+import socket
+import struct
+import time
+from typing import Any
+
+from crawler.extract import ParsedPage, facts_from_body
+
+_LEN = struct.Struct("!I")
+
+
+class WorkerGone(Exception):
+    """The parse worker is not (or no longer) there."""
+
+
+class ParseWorker:
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self._sock: socket.socket | None = sock
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._next_id = 0
+        self._dead = False
+        self._connecting: asyncio.Future[None] | None = None
+
+    @classmethod
+    def start(cls, phrases: tuple[str, ...]) -> ParseWorker | None:
+        """Fork the worker; None where fork is not available or fails."""
+        if not hasattr(os, "fork"):
+            return None
+        try:
+            parent, child = socket.socketpair()
+        except OSError:
+            return None
+        try:
+            pid = os.fork()
+        except OSError:
+            parent.close()
+            child.close()
+            return None
+        if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow fork)
+            code = 0
+            try:
+                parent.close()
+                _serve(child, phrases)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        child.close()
+        return cls(pid, parent)
+
+    async def facts(
+        self, body: bytes, encoding: str, url: str, last_modified: str | None, links: bool
+    ) -> ParsedPage | None:
+        if self._dead:
+            raise WorkerGone
+        if self._writer is None:
+            # One connection for all callers: the first one's, awaited by the others.
+            if self._connecting is None:
+                self._connecting = asyncio.ensure_future(self._connect())
+            await asyncio.shield(self._connecting)
+        assert self._writer is not None
+        req_id = self._next_id
+        self._next_id += 1
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = fut
+        payload = pickle.dumps(
+            (req_id, body, encoding, url, last_modified, links), protocol=pickle.HIGHEST_PROTOCOL
+        )
+        try:
+            self._writer.write(_LEN.pack(len(payload)) + payload)
+        except (OSError, RuntimeError) as e:
+            self._pending.pop(req_id, None)
+            self._fail_all()
+            raise WorkerGone from e
+        ok, value = await fut
+        if not ok:
+            raise RuntimeError(f"parse worker: {value}")
+        return value  # type: ignore[no-any-return]
+
+    async def _connect(self) -> None:
+        assert self._sock is not None
+        reader, self._writer = await asyncio.open_connection(sock=self._sock)
+        self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                (n,) = _LEN.unpack(await reader.readexactly(_LEN.size))
+                req_id, result = pickle.loads(await reader.readexactly(n))
+                fut = self._pending.pop(req_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(result)
+        except (asyncio.IncompleteReadError, OSError, pickle.UnpicklingError, EOFError):
+            pass
+        finally:
+            self._fail_all()
+
+    def _fail_all(self) -> None:
+        self._dead = True
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(WorkerGone())
+
+    def close(self) -> None:
+        """Stop the worker (it exits when its socket closes) and reap it."""
+        self._dead = True
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            # Shut down now: the stream's own close only happens on the loop's next turn.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            if self._writer is not None:
+                with contextlib.suppress(Exception):
+                    self._writer.close()
+            else:
+                sock.close()
+        deadline = time.monotonic() + 5.0
+        with contextlib.suppress(ChildProcessError, OSError):
+            while os.waitpid(self.pid, os.WNOHANG)[0] == 0:
+                if time.monotonic() > deadline:
+                    os.kill(self.pid, signal.SIGKILL)
+                    os.waitpid(self.pid, 0)
+                    break
+                time.sleep(0.002)
+
+
+def _serve(sock: socket.socket, phrases: tuple[str, ...]) -> None:  # pragma: no cover
+    """The worker's loop: answer each request in order until the socket closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    stream = sock.makefile("rb")
+    while True:
+        head = stream.read(_LEN.size)
+        if len(head) < _LEN.size:
+            return
+        (n,) = _LEN.unpack(head)
+        data = stream.read(n)
+        if len(data) < n:
+            return
+        req_id, body, encoding, url, last_modified, links = pickle.loads(data)
+        try:
+            result: tuple[bool, Any] = (
+                True,
+                facts_from_body(body, encoding, url, last_modified, phrases, links),
+            )
+        except Exception as e:
+            result = (False, f"{type(e).__name__}: {e}"[:300])
+        out = pickle.dumps((req_id, result), protocol=pickle.HIGHEST_PROTOCOL)
+        sock.sendall(_LEN.pack(len(out)) + out)

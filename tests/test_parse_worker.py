@@ -1,0 +1,67 @@
+"""The forked parse worker answers exactly what parsing in-process answers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from crawler.extract import facts_from_body
+from crawler.parse_worker import ParseWorker, WorkerGone
+
+PHRASES = ("sidan finns inte",)
+PAGE = (
+    "<html><head><title>Om  oss</title><base href='/sub/'>"
+    "<meta name='dcterms.modified' content='2026-01-02'></head><body>"
+    "<h1 id='top'>Rubrik</h1><a name='old'></a>"
+    "<a href='a.html#x'>A  länk</a><a href='a.html#x'>dubblett</a>"
+    "<img src='b.png' alt='bild'><link rel='preload' href='c.css'>"
+    "<a href='d.pdf'><img src='i.png' alt='Folder (pdf)'></a></body></html>"
+).encode()
+
+
+def test_worker_matches_in_process() -> None:
+    async def go() -> None:
+        worker = ParseWorker.start(PHRASES)
+        assert worker is not None
+        try:
+            got = await asyncio.gather(
+                worker.facts(PAGE, "utf-8", "http://h/p/x.html", None, True),
+                worker.facts(PAGE, "utf-8", "http://h/p/x.html", None, False),
+                worker.facts(b"<h1>Sidan finns inte</h1>", "utf-8", "http://h/", None, True),
+            )
+        finally:
+            worker.close()
+        want = [
+            facts_from_body(PAGE, "utf-8", "http://h/p/x.html", None, PHRASES, True),
+            facts_from_body(PAGE, "utf-8", "http://h/p/x.html", None, PHRASES, False),
+            facts_from_body(
+                b"<h1>Sidan finns inte</h1>", "utf-8", "http://h/", None, PHRASES, True
+            ),
+        ]
+        assert got == want
+        assert got[0] is not None and got[0].base_url == "http://h/sub/"
+        assert got[0].ids == frozenset({"top", "old"})
+        assert [href for href, _, _ in got[0].links] == ["a.html#x", "b.png", "d.pdf", "i.png"]
+        assert got[2] is not None and got[2].soft_404
+
+    asyncio.run(go())
+
+
+def test_dead_worker_raises_worker_gone() -> None:
+    async def go() -> None:
+        worker = ParseWorker.start(PHRASES)
+        assert worker is not None
+        try:
+            assert await worker.facts(PAGE, "utf-8", "http://h/", None, False) is not None
+            os.kill(worker.pid, signal.SIGKILL)
+            with pytest.raises(WorkerGone):
+                for _ in range(50):  # the loss is seen at the next request or read
+                    await worker.facts(PAGE, "utf-8", "http://h/", None, False)
+                    await asyncio.sleep(0.01)
+        finally:
+            worker.close()
+
+    asyncio.run(go())
