@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 
 from checks.models import Report
 from reports.json_report import clean_unicode, ordered_findings
@@ -42,11 +43,20 @@ def safe_cell(value: str) -> str:
 
 def render_csv(report: Report) -> str:
     """The CSV text (without BOM; :func:`reports.render.write_reports` adds it)."""
+    return "".join(iter_csv(report))
+
+
+def iter_csv(report: Report, rows_per_chunk: int = 500) -> Iterator[str]:
+    """The CSV text in chunks of ``rows_per_chunk`` rows, for writing as it goes."""
     titles = {p.url: p.title for p in report.pages}
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    for f in ordered_findings(report.findings):
+    for i, f in enumerate(ordered_findings(report.findings), 1):
+        if i % rows_per_chunk == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
         writer.writerow(
             [
                 f.severity.value,
@@ -60,4 +70,4 @@ def render_csv(report: Report) -> str:
                 "yes" if f.watched else "no",
             ]
         )
-    return buf.getvalue()
+    yield buf.getvalue()

@@ -8,7 +8,7 @@ by problem (grouped by check), by page.
 from __future__ import annotations
 
 import http
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from checks.models import Check, Finding, LinkResult, Page, Report, Severity
@@ -231,7 +231,8 @@ def build_context(report: Report) -> dict[str, object]:
     for r in rows:  # pages appear in the order of their first (most important) finding
         view_for(r.page).rows.append(r)
     problem_pages = list(views.values())
-    clean_pages = [view_for(p.url) for p in report.pages if p.url not in views]
+    clean_urls = [p.url for p in report.pages if p.url not in views]
+    clean_pages = [view_for(url) for url in clean_urls[:CLEAN_PAGES_LIMIT]]
 
     counts = report.counts()
     return {
@@ -246,14 +247,19 @@ def build_context(report: Report) -> dict[str, object]:
         "watched_groups": _watched_groups(rows),
         "problem_groups": problem_groups,
         "problem_pages": problem_pages,
-        "clean_pages": clean_pages[:CLEAN_PAGES_LIMIT],
-        "clean_pages_more": max(len(clean_pages) - CLEAN_PAGES_LIMIT, 0),
+        "clean_pages": clean_pages,
+        "clean_pages_more": max(len(clean_urls) - CLEAN_PAGES_LIMIT, 0),
         "reasons_limit": 20,
     }
 
 
 #: How many problem-free pages are listed by name.
 CLEAN_PAGES_LIMIT = 2000
+
+
+def iter_html(report: Report) -> Iterator[str]:
+    """``report.html`` in chunks (Jinja2 ``generate``), for writing as it renders."""
+    return get_env().get_template("report.html.j2").generate(**build_context(report))
 
 
 def render_html(report: Report) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from enum import Enum
 
 from checks.models import Check, Finding, LinkResult, Page, Report, RunInfo
@@ -176,15 +176,63 @@ def report_to_dict(report: Report) -> dict[str, object]:
     }
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
+def _json_array(key: str, items: Iterable[object], last: bool = False) -> Iterator[str]:
+    """``"key": [`` then one item per line, each encoded on its own with the C encoder."""
+    yield f"  {_ENCODE(key)}: ["
+    sep = "\n    "
+    empty = True
+    for item in items:
+        yield sep
+        yield _ENCODE(item)
+        sep = ",\n    "
+        empty = False
+    yield "]" if empty else "\n  ]"
+    yield "\n" if last else ",\n"
+
+
+def iter_json(report: Report) -> Iterator[str]:
+    """``report.json`` in chunks: the contract's object, one page/link/finding per line.
+
+    Each item is encoded on its own (``json.dumps`` with ``indent`` uses the pure-Python
+    encoder, which holds millions of string pieces for a big site), so a writer can send
+    the chunks to a file as they come and memory does not grow with the report.
+    """
+    stale = stale_pages(report)
+    as_of = report.run.as_of
+    yield "{\n"
+    yield f'  "schema": {_ENCODE(SCHEMA_ID)},\n'
+    yield '  "run": '
+    yield json.dumps(_run_dict(report.run), ensure_ascii=False, allow_nan=False, indent=2).replace(
+        "\n", "\n  "
+    )
+    yield ",\n"
+    yield from _json_array("pages", (page_to_dict(p, as_of, p.url in stale) for p in report.pages))
+    yield from _json_array("links", (link_to_dict(link) for link in report.links))
+    yield from _json_array(
+        "findings", (finding_to_dict(f) for f in ordered_findings(report.findings))
+    )
+    yield '  "summary": '
+    yield _ENCODE(summary_dict(report))
+    yield "\n}\n"
+
+
 def render_json(report: Report) -> str:
-    """``report.json``: UTF-8 (not ASCII-escaped), indented, keys in contract order."""
-    return json.dumps(report_to_dict(report), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+    """``report.json``: UTF-8 (not ASCII-escaped), keys in contract order.
+
+    The top level is indented; each page, link and finding is one line (see
+    :func:`iter_json`).
+    """
+    return "".join(iter_json(report))
 
 
 __all__ = [
     "SCHEMA_ID",
     "clean_unicode",
     "finding_sort_key",
+    "iter_json",
     "ordered_findings",
     "render_json",
     "report_to_dict",

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from checks.models import Report
 from reports.csv_report import ENCODING as CSV_ENCODING
-from reports.csv_report import render_csv
-from reports.html_report import render_html
-from reports.json_report import render_json, report_to_dict
+from reports.csv_report import iter_csv, render_csv
+from reports.html_report import iter_html, render_html
+from reports.json_report import iter_json, render_json, report_to_dict
 from reports.junit_report import render_junit
 from reports.markdown_report import render_markdown
 
@@ -24,6 +24,14 @@ FORMATS: dict[str, tuple[str, Callable[[Report], str], str]] = {
     "csv": ("report.csv", render_csv, CSV_ENCODING),
     "junit": ("junit.xml", render_junit, "utf-8"),
     "md": ("summary.md", render_markdown, "utf-8"),
+}
+
+#: Formats written chunk by chunk as they render (same text as the renderer above), so a
+#: big site's report is never held whole in memory.
+CHUNKED: dict[str, Callable[[Report], Iterable[str]]] = {
+    "html": iter_html,
+    "json": iter_json,
+    "csv": iter_csv,
 }
 
 
@@ -47,16 +55,23 @@ def write_reports(report: Report, out_dir: Path, formats: Iterable[str]) -> dict
         file_name, render, encoding = FORMATS[name]
         path = out_dir / file_name
         tmp = path.with_name(f".{file_name}.tmp")
-        text = render(report)  # render before touching the file system
-        # newline="" keeps the renderers' own line endings (CSV uses CRLF by RFC 4180).
-        with open(tmp, "w", encoding=encoding, newline="") as fh:
-            fh.write(text)
+        chunked = CHUNKED.get(name)
+        chunks: Iterable[str] = chunked(report) if chunked else (render(report),)
+        try:
+            # newline="" keeps the renderers' own line endings (CSV uses CRLF by RFC 4180).
+            with open(tmp, "w", encoding=encoding, newline="") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         tmp.replace(path)
         written[name] = path
     return written
 
 
 __all__ = [
+    "CHUNKED",
     "FORMATS",
     "render_csv",
     "render_html",

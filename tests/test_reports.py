@@ -26,13 +26,13 @@ from checks.models import (
     Verdict,
 )
 from checks.policy import DEFAULT_SEVERITIES
-from reports.csv_report import COLUMNS, render_csv, safe_cell
+from reports.csv_report import COLUMNS, iter_csv, render_csv, safe_cell
 from reports.html_report import render_html
 from reports.jinja_env import display_text, safe_href
 from reports.json_report import finding_sort_key, ordered_findings, render_json, report_to_dict
 from reports.junit_report import render_junit
 from reports.markdown_report import MAX_BYTES, MAX_ROWS, md_cell, render_markdown
-from reports.render import FORMATS, write_reports
+from reports.render import CHUNKED, FORMATS, write_reports
 
 try:
     from tests import report_samples as samples
@@ -682,6 +682,44 @@ def test_write_reports_writes_every_format(tmp_path):
     assert not written["json"].read_bytes().startswith(b"\xef\xbb\xbf")
     ET.parse(written["junit"])
     assert "Umeå" in written["html"].read_text(encoding="utf-8")
+
+
+def test_written_files_equal_the_renderers_text(tmp_path):
+    """Chunked writing (JSON, HTML, CSV) gives exactly what the string renderers give."""
+    for report in (samples.sample_report(), samples.hostile_report(1000)):
+        written = write_reports(report, tmp_path, list(FORMATS))
+        for name, (_file, render, encoding) in FORMATS.items():
+            text = written[name].read_bytes().decode(encoding)
+            assert text == render(report), name
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_json_is_one_item_per_line():
+    report = samples.sample_report()
+    lines = render_json(report).splitlines()
+    data = report_to_dict(report)
+    for key in ("pages", "links", "findings"):
+        start = lines.index(f'  "{key}": [')
+        items = lines[start + 1 : start + 1 + len(data[key])]
+        assert [json.loads(line.rstrip(",")) for line in items] == data[key]
+    empty = replace(report, pages=(), links=(), findings=())
+    assert json.loads(render_json(empty))["pages"] == []
+
+
+def test_csv_chunks_join_to_the_same_text():
+    report = samples.sample_report()
+    assert "".join(iter_csv(report, rows_per_chunk=2)) == render_csv(report)
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    def boom(report):
+        yield "{"
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(CHUNKED, "json", boom)
+    with pytest.raises(RuntimeError):
+        write_reports(samples.sample_report(), tmp_path, ["json"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_write_reports_subset_and_unknown(tmp_path):
