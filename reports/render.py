@@ -14,7 +14,7 @@ from reports.csv_report import ENCODING as CSV_ENCODING
 from reports.csv_report import iter_csv, render_csv
 from reports.html_report import iter_html, render_html
 from reports.json_report import iter_json, render_json, report_to_dict
-from reports.junit_report import render_junit
+from reports.junit_report import iter_junit, render_junit
 from reports.markdown_report import render_markdown
 
 #: Format name -> (file name, renderer, encoding).
@@ -32,6 +32,7 @@ CHUNKED: dict[str, Callable[[Report], Iterable[str]]] = {
     "html": iter_html,
     "json": iter_json,
     "csv": iter_csv,
+    "junit": iter_junit,
 }
 
 
