@@ -34,9 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from checks.freshness import ReviewDate
 from checks.models import LinkResult, RedirectHop, Verdict
 from checks.policy import Policy
 from checks.verdicts import Probe, judge
+from crawler.extract import ParsedPage
 
 #: Bump when the spider extracts facts differently (rows of older versions are ignored).
 CACHE_VERSION = 1
@@ -53,18 +55,6 @@ def profile_key(site: str, settings: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class PageFacts:
-    """What a crawled page's body said (``spider._parse_page``)."""
-
-    title: str
-    review_date: str | None
-    review_source: str | None
-    base: str
-    #: (href as written, link text, tag), in document order, after the page's own dedupe.
-    links: tuple[tuple[str, str, str], ...]
-
-
-@dataclass(frozen=True, slots=True)
 class Fetched:
     """One 2xx answer, as a 304 replays it."""
 
@@ -77,7 +67,8 @@ class Fetched:
     head_bytes: bytes | None
     ids: frozenset[str] | None
     soft_404: bool
-    page: PageFacts | None
+    #: For a crawled page, what its body said (title, review date, links).
+    page: ParsedPage | None
 
 
 def encode_fetched(f: Fetched) -> bytes:
@@ -94,18 +85,32 @@ def encode_fetched(f: Fetched) -> bytes:
     }
     if f.page is not None:
         p = f.page
-        doc["p"] = [p.title, p.review_date, p.review_source, p.base, [list(x) for x in p.links]]
+        review = p.review
+        doc["p"] = [
+            p.title,
+            review.date.isoformat() if review else None,
+            review.source if review else None,
+            p.base_url,
+            [list(x) for x in p.links],
+        ]
     return zlib.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 6)
 
 
 def decode_fetched(blob: bytes) -> Fetched:
     doc = json.loads(zlib.decompress(blob))
+    hb = doc["hb"]
+    ids = None if doc["ids"] is None else frozenset(doc["ids"])
     page = None
     if "p" in doc:
         title, review, source, base, links = doc["p"]
-        page = PageFacts(title, review, source, base, tuple((h, x, g) for h, x, g in links))
-    hb = doc["hb"]
-    ids = doc["ids"]
+        page = ParsedPage(
+            ids or frozenset(),
+            doc["s4"],
+            title,
+            ReviewDate(dt.date.fromisoformat(review), source) if review else None,
+            base,
+            tuple((h, x, g) for h, x, g in links),
+        )
     return Fetched(
         status=doc["s"],
         content_type=doc["ct"],
@@ -114,7 +119,7 @@ def decode_fetched(blob: bytes) -> Fetched:
         has_body=doc["b"],
         truncated=doc["t"],
         head_bytes=None if hb is None else hb.encode("latin-1"),
-        ids=None if ids is None else frozenset(ids),
+        ids=ids,
         soft_404=doc["s4"],
         page=page,
     )

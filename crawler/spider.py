@@ -8,7 +8,6 @@ follows redirects, retries and deduplicates itself, and accounts for every targe
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import email.utils
 import re
 import ssl
@@ -44,14 +43,8 @@ from checks.verdicts import (
     is_html_type,
 )
 from crawler.crawl_state import CrawlState, Target
-from crawler.extract import (
-    XPATH_HEADINGS,
-    ParsedPage,
-    facts_from_body,
-    is_soft_404,
-    parser_for,
-)
-from crawler.fetch_cache import FetchCache, Fetched, PageFacts
+from crawler.extract import ParsedPage, facts_from_body, parser_for
+from crawler.fetch_cache import FetchCache, Fetched
 from crawler.parse_worker import ParseWorker, WorkerGone
 from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
@@ -60,7 +53,6 @@ HEAD, SNIFF, FULL, PAGE = 1, 2, 3, 4
 SNIFF_BYTES = 1024
 FULL_BYTES = 2_000_000
 CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
-_XPATH_HEADINGS = XPATH_HEADINGS
 #: Parse pages in a forked worker process (crawler.parse_worker) while this one fetches.
 PARSE_WORKER = True
 #: URLs that ``safe_url_string`` (Scrapy's Request) would leave exactly as they are: ASCII
@@ -402,16 +394,7 @@ class AuditSpider(Spider):
             # Not modified since an earlier run: replay what its answer said.
             replay = self.cache.fetched(response.url, mode)
             if replay is None:  # the row went away: ask again, unconditionally
-                st.resolved += 1
-                yield self._request(
-                    t,
-                    mode,
-                    url=response.url if chain else None,
-                    chain=chain,
-                    depth=meta["sw_depth"],
-                    method=response.request.method,
-                    conditional=False,
-                )
+                yield self._refetch(t, mode, response, chain)
                 return
             st.stats["pages_not_modified" if mode == PAGE else "targets_not_modified"] += 1
             status = replay.status
@@ -447,7 +430,7 @@ class AuditSpider(Spider):
         ids: frozenset[str] | None = None
         soft_404 = False
         final = response.url
-        facts: list[PageFacts] = []
+        facts: list[ParsedPage] = []
         if replay is None:
             ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
             html = is_html_type(ctype) or (not ctype and _looks_like_html(response.body))
@@ -459,40 +442,34 @@ class AuditSpider(Spider):
         if mode == PAGE and html and truncated:
             st.stats["pages_truncated"] += 1
         if mode >= FULL and status < 300 and html and has_body:
-            parsed: ParsedPage | None = None
+            final_base = resolve(final, "").base
+            parsed: ParsedPage | None
             if replay is None:
-                base = resolve(final, "").base
-                want = mode == PAGE and st.in_scope(base) and base not in st.parsed
+                want = mode == PAGE and st.in_scope(final_base) and final_base not in st.parsed
                 parsed = await self._facts(response, want)
-                if parsed is not None:
-                    ids, soft_404 = parsed.ids, parsed.soft_404
             else:
+                parsed = replay.page
                 ids, soft_404 = replay.ids, replay.soft_404
+            if parsed is not None:
+                ids, soft_404 = parsed.ids, parsed.soft_404
             if ids is not None:
-                final_base = resolve(final, "").base
+                # Checked again after the parse: another response may have taken the page.
                 if mode == PAGE and st.in_scope(final_base) and final_base not in st.parsed:
-                    if replay is not None and replay.page is None:
-                        # Stored without its page facts (it was parsed via another URL
-                        # then): fetch it in full.
-                        st.resolved += 1
-                        yield self._request(
-                            t,
-                            mode,
-                            url=response.url if chain else None,
-                            chain=chain,
-                            depth=meta["sw_depth"],
-                            method=response.request.method,
-                            conditional=False,
-                        )
+                    if parsed is None:
+                        # A 304 stored without its page facts (it was parsed via another
+                        # URL then): fetch it in full.
+                        yield self._refetch(t, mode, response, chain)
                         return
                     st.parsed.add(final_base)
-                    if parsed is not None:
-                        pages = self._parse_page(t, response, parsed, ctype, facts)
-                    else:
-                        pages = self._replay_page(
-                            t, response.url, meta["sw_depth"], replay, replay.page
-                        )
-                    for req in pages:
+                    for req in self._parse_page(
+                        t,
+                        status,
+                        final,
+                        meta["sw_depth"],
+                        ctype,
+                        parsed,
+                        facts if replay is None else None,
+                    ):
                         yield req
                 st.page_ids[final_base] = ids
         elif mode == PAGE:
@@ -545,7 +522,7 @@ class AuditSpider(Spider):
         html: bool,
         truncated: bool,
         ids: frozenset[str] | None,
-        facts: list[PageFacts],
+        facts: list[ParsedPage],
     ) -> None:
         """Store a 2xx answer with validators for the next run's conditional request."""
         etag = (response.headers.get(b"ETag") or b"").decode("latin-1")
@@ -574,6 +551,21 @@ class AuditSpider(Spider):
                 soft_404=probe.soft_404,
                 page=page,
             ),
+        )
+
+    def _refetch(
+        self, t: Target, mode: int, response: Response, chain: tuple[RedirectHop, ...]
+    ) -> Request:
+        """Ask again without validators: a 304 whose stored answer cannot be replayed."""
+        self.state.resolved += 1
+        return self._request(
+            t,
+            mode,
+            url=response.url if chain else None,
+            chain=chain,
+            depth=response.meta["sw_depth"],
+            method=response.request.method,
+            conditional=False,
         )
 
     def _follow(
@@ -705,28 +697,26 @@ class AuditSpider(Spider):
             body, encoding, response.url, last_modified, self.soft_404_phrases, links
         )
 
-    def _is_soft_404(self, root: Any) -> bool:
-        return is_soft_404(root, self.soft_404_phrases)
-
     def _parse_page(
         self,
         t: Target,
-        response: Response,
-        parsed: ParsedPage,
+        status: int,
+        final_url: str,
+        depth: int,
         ctype: str,
-        facts: list[PageFacts] | None = None,
+        parsed: ParsedPage,
+        facts: list[ParsedPage] | None = None,
     ) -> Iterator[Request]:
-        """Take the page's facts and follow its links; with ``facts``, append them there
-        once every link was taken (for the re-run cache)."""
-        st = self.state
-        depth = response.meta["sw_depth"]
+        """Record the page and follow its links, from a parse or from stored facts (a
+        304); with ``facts``, append ``parsed`` there once every link was taken (for the
+        re-run cache)."""
         review = parsed.review
-        st.pages.append(
+        self.state.pages.append(
             Page(
                 url=t.url,
-                status=response.status,
+                status=status,
                 title=parsed.title,
-                final_url=response.url,
+                final_url=final_url,
                 content_type=ctype,
                 depth=depth,
                 review_date=review.date if review else None,
@@ -742,15 +732,7 @@ class AuditSpider(Spider):
             if req is not None:
                 yield req
         if facts is not None:
-            facts.append(
-                PageFacts(
-                    parsed.title,
-                    review.date.isoformat() if review else None,
-                    review.source if review else None,
-                    base_url,
-                    parsed.links,
-                )
-            )
+            facts.append(parsed)
 
     def _drain(self) -> Iterator[Request]:
         """Replay the targets the revalidation pass found unchanged (``on_response`` for
@@ -783,7 +765,7 @@ class AuditSpider(Spider):
                         yield self._request(t, mode, depth=depth, conditional=False)
                         return
                     st.parsed.add(t.url)
-                    yield from self._replay_page(t, t.url, depth, f, f.page)
+                    yield from self._parse_page(t, f.status, t.url, depth, f.content_type, f.page)
                 st.page_ids[t.url] = ids
         elif mode == PAGE:
             st.pages.append(
@@ -808,34 +790,6 @@ class AuditSpider(Spider):
             head_bytes=f.head_bytes,
             method=f.method,
         )
-
-    def _replay_page(
-        self, t: Target, final_url: str, depth: int, replay: Fetched, facts: PageFacts
-    ) -> Iterator[Request]:
-        """``_parse_page`` for a page answered 304: the same records from stored facts."""
-        st = self.state
-        st.pages.append(
-            Page(
-                url=t.url,
-                status=replay.status,
-                title=facts.title,
-                final_url=final_url,
-                content_type=replay.content_type,
-                depth=depth,
-                review_date=(
-                    dt.date.fromisoformat(facts.review_date) if facts.review_date else None
-                ),
-                review_date_source=facts.review_source,
-                is_html=True,
-                error="soft_404" if replay.soft_404 else None,
-            )
-        )
-        link = self._link
-        base_url = facts.base
-        for href, text, tag in facts.links:
-            req = link(base_url, depth, href, text, tag)
-            if req is not None:
-                yield req
 
     def closed(self, reason: str) -> None:
         if self._worker is not None:

@@ -1,5 +1,6 @@
-"""The spider's soft-404 test with its cheap whole-document precheck gives the same answer
-as checking each title/h1/h2 on its own (the precheck may only skip pages with no hit)."""
+"""The soft-404 test (``crawler.extract.is_soft_404``) with its cheap whole-document
+precheck gives the same answer as checking each title/h1/h2 on its own
+(the precheck may only skip pages with no hit)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import lxml.html
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawler.spider import _XPATH_HEADINGS, AuditSpider
+from crawler.extract import XPATH_HEADINGS, is_soft_404
 
 PHRASES = ("sidan kunde inte hittas", "page not found", "404 not found")
 WORDS = st.sampled_from(
@@ -30,17 +31,11 @@ WORDS = st.sampled_from(
 
 
 def reference(root: object) -> bool:
-    for el in _XPATH_HEADINGS(root):
+    for el in XPATH_HEADINGS(root):
         text = " ".join(el.text_content().split()).lower()
         if any(p in text for p in PHRASES):
             return True
     return False
-
-
-def spider() -> AuditSpider:
-    s = AuditSpider.__new__(AuditSpider)
-    s.soft_404_phrases = PHRASES
-    return s
 
 
 TAGS = st.sampled_from(["title", "h1", "h2", "p", "b"])
@@ -54,14 +49,14 @@ def test_precheck_agrees_with_per_heading_check(elements: list) -> None:
         f"<{tag}>{' '.join(a)}<b>{''.join(b)}</b>{' '.join(b)}</{tag}>" for tag, a, b in elements
     )
     root = lxml.html.document_fromstring(f"<html><body>{body or '<p>x</p>'}</body></html>")
-    assert spider()._is_soft_404(root) == reference(root)
+    assert is_soft_404(root, PHRASES) == reference(root)
 
 
 def test_split_phrase_inside_one_heading_is_found() -> None:
     root = lxml.html.document_fromstring("<html><body><h1>Sid<b>an</b> kunde inte hittas</h1>")
-    assert spider()._is_soft_404(root)
+    assert is_soft_404(root, PHRASES)
 
 
 def test_phrase_across_two_headings_is_not_a_soft_404() -> None:
     root = lxml.html.document_fromstring("<html><body><h1>Page</h1><h2>not found</h2></body>")
-    assert not spider()._is_soft_404(root)
+    assert not is_soft_404(root, PHRASES)
