@@ -30,6 +30,7 @@ import json
 import sqlite3
 import zlib
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from checks.models import LinkResult, RedirectHop, Verdict
 from checks.policy import Policy
 from checks.verdicts import Probe, judge
 from crawler.extract import ParsedPage
+from crawler.store import write_tx
 
 #: Bump when the spider extracts facts differently (rows of older versions are ignored).
 CACHE_VERSION = 1
@@ -277,9 +279,18 @@ class FetchCache:
         self.written = 0
         self.failed = ""
         self._db: sqlite3.Connection | None = None
+        #: Whether an earlier run stored anything to reuse (a first run asks nothing).
+        self._earlier = False
         try:
             self._db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout = 10000")
+            self._earlier = reuse and (
+                self._db.execute(
+                    "SELECT 1 FROM fetch_cache WHERE profile = ? AND run_id != ? LIMIT 1",
+                    (profile, run_id),
+                ).fetchone()
+                is not None
+            )
         except sqlite3.Error as e:
             self._fail(e)
 
@@ -291,11 +302,17 @@ class FetchCache:
                 self._db.close()
         self._db = None
 
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        assert self._db is not None
+        return write_tx(self._db)
+
     # -- pages and other in-scope URLs --------------------------------------------------
 
     def validators(self, url: str, mode: int) -> tuple[str, str] | None:
-        """(ETag, Last-Modified) stored for ``url`` fetched in ``mode`` by an earlier run."""
-        if not self.reuse or self._db is None:
+        """(ETag, Last-Modified) stored for ``url`` fetched in ``mode`` by an earlier run.
+
+        Asked for every in-scope request: a first run (nothing stored) skips the query."""
+        if not self._earlier or self._db is None:
             return None
         try:
             row = self._db.execute(
@@ -310,7 +327,7 @@ class FetchCache:
 
     def stored(self) -> list[tuple[str, int, str, str]]:
         """(URL, mode, ETag, Last-Modified) of every row an earlier run stored."""
-        if not self.reuse or self._db is None:
+        if not self._earlier or self._db is None:
             return []
         try:
             return [
@@ -388,17 +405,12 @@ class FetchCache:
             return
         rows, self._pending = self._pending, []
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
+            with self._tx() as db:
+                db.executemany(
                     "INSERT OR REPLACE INTO fetch_cache (profile, url, mode, run_id, "
                     "fetched_at, etag, last_modified, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
             self.written += len(rows)
         except sqlite3.Error as e:
             self._fail(e)
@@ -443,21 +455,16 @@ class FetchCache:
             if judge(p, None, policy)[0] in _GOOD:
                 good.append((self.profile, url, mode, self.run_id, self._now, _probe_json(p)))
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
+            with self._tx() as db:
+                db.executemany(
                     "DELETE FROM link_cache WHERE profile = ? AND url = ?",
                     [(self.profile, u) for u in bad],
                 )
-                self._db.executemany(
+                db.executemany(
                     "INSERT OR REPLACE INTO link_cache (profile, url, mode, run_id, "
                     "checked_at, probe) VALUES (?, ?, ?, ?, ?, ?)",
                     good,
                 )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
             self.written += len(good)
         except sqlite3.Error as e:
             self._fail(e)

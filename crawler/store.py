@@ -40,7 +40,7 @@ import os
 import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,6 +213,19 @@ _CHUNK = 500
 #: A run owned by another host is taken for crashed after this long (its pid is not ours
 #: to ask). Local runs are judged by their process, however long they take.
 STALE_AFTER = dt.timedelta(days=2)
+
+
+@contextmanager
+def write_tx(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (BEGIN IMMEDIATE: the write lock is taken up front), rolled
+    back on any error. ``db`` must be in autocommit mode (``isolation_level=None``)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 class StoreError(RuntimeError):
@@ -399,16 +412,8 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: the write lock is taken up front)."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_tx(self._db)
 
     def _migrate(self) -> None:
         # Readers of an up-to-date database need no write lock (``sitewatch history`` while
