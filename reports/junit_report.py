@@ -87,15 +87,6 @@ def _suite_head(check: Check, tests: int, failures: int) -> ET.Element:
     return suite
 
 
-def _suite(
-    check: Check, page_urls: list[str], failing: dict[tuple[Check, str], list[Finding]]
-) -> ET.Element:
-    failures = sum(1 for url in page_urls if (check, url) in failing)
-    suite = _suite_head(check, len(page_urls), failures)
-    suite.extend(_case(check, url, failing.get((check, url))) for url in page_urls)
-    return suite
-
-
 def _open_tag(elem: ET.Element) -> str:
     ET.SubElement(elem, "x")
     text = ET.tostring(elem, encoding="unicode")
@@ -114,17 +105,9 @@ def _root(report: Report, tests: int, failures: int) -> ET.Element:
     return root
 
 
-def build_junit(report: Report) -> ET.Element:
-    """The whole document as one ElementTree (small reports; files use :func:`iter_junit`)."""
-    page_urls, failing = _collect(report)
-    root = _root(report, len(page_urls) * len(Check), len(failing))
-    root.extend(_suite(check, page_urls, failing) for check in Check)
-    return root
-
-
 def iter_junit(report: Report) -> Iterator[str]:
     """``junit.xml`` in chunks, one test case at a time (a tree of every page times every
-    check is ~150 MB at 20,000 pages). Same text as indenting :func:`build_junit`."""
+    check is ~150 MB at 20,000 pages); tests compare it with a whole-tree rendering."""
     page_urls, failing = _collect(report)
     root = _root(report, len(page_urls) * len(Check), len(failing))
     yield '<?xml version="1.0" encoding="utf-8"?>\n'

@@ -26,6 +26,7 @@ from checks.models import (
     Verdict,
 )
 from checks.policy import DEFAULT_SEVERITIES
+from reports import junit_report
 from reports.csv_report import COLUMNS, iter_csv, render_csv, safe_cell
 from reports.html_report import render_html
 from reports.jinja_env import display_text, safe_href
@@ -691,6 +692,8 @@ def test_written_files_equal_the_renderers_text(tmp_path):
         for name, (_file, render, encoding) in FORMATS.items():
             text = written[name].read_bytes().decode(encoding)
             assert text == render(report), name
+        # The streamed JSON still says exactly what the contract's dict says.
+        assert json.loads(written["json"].read_text(encoding="utf-8")) == report_to_dict(report)
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -704,6 +707,65 @@ def test_json_is_one_item_per_line():
         assert [json.loads(line.rstrip(",")) for line in items] == data[key]
     empty = replace(report, pages=(), links=(), findings=())
     assert json.loads(render_json(empty))["pages"] == []
+
+
+def whole_tree_junit(report):
+    """The JUnit document built as one ElementTree, then indented (how junit.xml was
+    written before it was streamed one test case at a time)."""
+    j = junit_report
+    page_urls = list(dict.fromkeys(p.url for p in report.pages))
+    listed = set(page_urls)
+    failing = {}
+    for f in ordered_findings(report.findings):
+        if f.page not in listed:
+            listed.add(f.page)
+            page_urls.append(f.page)
+        if f.severity in j.FAILING:
+            failing.setdefault((f.check, f.page), []).append(f)
+    root = ET.Element("testsuites", name="sitewatch")
+    total_failures = 0
+    for check in Check:
+        suite = ET.SubElement(root, "testsuite", name=f"sitewatch: {check.value}")
+        failures = 0
+        for url in page_urls:
+            case = ET.SubElement(
+                suite, "testcase", classname=j.xml_text(url, j.MAX_ATTR), name=check.value
+            )
+            found = failing.get((check, url))
+            if not found:
+                continue
+            failures += 1
+            first = found[0]
+            message = first.message or j._describe(first)
+            if len(found) > 1:
+                message = f"{len(found)} problems: {message}"
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=j.xml_text(message, j.MAX_ATTR),
+                type=j.xml_text(first.detail or check.value, j.MAX_ATTR),
+            )
+            failure.text = j.xml_text("\n".join(j._describe(f) for f in found), j.MAX_BODY)
+        for key, value in (("tests", len(page_urls)), ("failures", failures)):
+            suite.set(key, str(value))
+        suite.set("errors", "0")
+        suite.set("skipped", "0")
+        total_failures += failures
+    root.set("tests", str(len(page_urls) * len(Check)))
+    root.set("failures", str(total_failures))
+    root.set("errors", "0")
+    started = j.aware(report.run.started_at)
+    finished = j.aware(report.run.finished_at)
+    root.set("timestamp", started.isoformat())
+    root.set("time", f"{max((finished - started).total_seconds(), 0.0):.3f}")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def test_streamed_junit_equals_the_whole_tree_document():
+    report = samples.sample_report()
+    for r in (report, samples.hostile_report(1000), replace(report, pages=(), findings=())):
+        assert render_junit(r) == whole_tree_junit(r)
 
 
 def test_csv_chunks_join_to_the_same_text():
