@@ -103,8 +103,6 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     # handler at all, Python's last-resort handler prints Scrapy's warnings and tracebacks
     # (a robots.txt that times out, a data loss) to stderr.
     settings["LOG_INSTALL_ROOT_HANDLER"] = True
-    # Reactorless (TWISTED_REACTOR_ENABLED=False in audit_settings): one asyncio loop and
-    # Scrapy's aiohttp download handler, markedly cheaper per request than Twisted's.
     if cache is not None and cache.reuse and c.delay <= 0:
         # Re-run: one cheap conditional request per stored URL before the crawl; what
         # is unchanged is then replayed without a Scrapy request (not with crawl.delay:
@@ -115,8 +113,11 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
             per_host=c.per_host_concurrency,
             timeout=c.timeout,
             obey_robots=c.obey_robots,
+            robots_agent=settings["ROBOTSTXT_USER_AGENT"],
         )
         state.stats["revalidated"] = cache.revalidated
+    # Reactorless (TWISTED_REACTOR_ENABLED=False in audit_settings): one asyncio loop and
+    # Scrapy's aiohttp download handler, markedly cheaper per request than Twisted's.
     process = AsyncCrawlerProcess(settings)
     # An audit allocates millions of small, long-lived objects (link references, pages):
     # with the default GC thresholds the collector rescans them over and over. Freeze

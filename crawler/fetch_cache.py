@@ -166,13 +166,14 @@ async def _revalidate(
     per_host: int,
     timeout: float,
     obey_robots: bool,
+    robots_agent: str,
 ) -> tuple[set[tuple[str, int]], int]:
     import asyncio
     from urllib.parse import urlsplit
-    from urllib.robotparser import RobotFileParser
 
     import aiohttp
     import yarl
+    from protego import Protego
 
     fresh: set[tuple[str, int]] = set()
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=per_host)
@@ -188,22 +189,22 @@ async def _revalidate(
                 p = urlsplit(row[0])
                 origins.setdefault(f"{p.scheme}://{p.netloc}", None)
 
-            async def robots(origin: str) -> RobotFileParser | None:
-                rp = RobotFileParser()
+            async def robots(origin: str) -> Protego | None:
+                # Protego, as the crawl's robots middleware (Scrapy's default parser), so
+                # both read wildcards and agent groups alike. None: leave it to the crawl.
                 try:
                     async with session.get(f"{origin}/robots.txt", allow_redirects=True) as resp:
                         if resp.status >= 500:
                             return None
-                        if resp.status in (401, 403):
-                            rp.disallow_all = True
+                        text = ""
+                        if resp.status in (401, 403):  # ask about no page there
+                            text = "User-agent: *\nDisallow: /\n"
                         elif resp.status < 300:
                             text = (await resp.read()).decode("utf-8", "replace")
-                            rp.parse(text.splitlines())
-                        else:
-                            rp.allow_all = True
+                    rp = Protego.parse(text)
                 except Exception:
                     return None
-                if rp.crawl_delay(user_agent) or rp.request_rate(user_agent):
+                if rp.crawl_delay(robots_agent) or rp.request_rate(robots_agent):
                     return None
                 return rp
 
@@ -215,7 +216,7 @@ async def _revalidate(
                 rp = by_origin[f"{p.scheme}://{p.netloc}"]
                 if rp is None:
                     continue
-                if row[1] == 4 and not rp.can_fetch(user_agent, row[0]):
+                if row[1] == 4 and not rp.can_fetch(row[0], robots_agent):
                     continue
                 kept.append(row)
             rows = kept
@@ -350,6 +351,7 @@ class FetchCache:
         per_host: int,
         timeout: float,
         obey_robots: bool = True,
+        robots_agent: str = "sitewatch",
     ) -> None:
         """Ask the server about every stored URL at once, before the crawl (conditional
         requests with a bare aiohttp client: a fraction of a Scrapy request's cost).
@@ -363,7 +365,7 @@ class FetchCache:
         import asyncio
 
         self.fresh, self.revalidated = asyncio.run(
-            _revalidate(rows, user_agent, concurrency, per_host, timeout, obey_robots)
+            _revalidate(rows, user_agent, concurrency, per_host, timeout, obey_robots, robots_agent)
         )
 
     def fetched(self, url: str, mode: int) -> Fetched | None:

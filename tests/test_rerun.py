@@ -255,6 +255,9 @@ def test_cache_rows_only_for_the_site_profile(runs: dict[str, Any], tmp_path: Pa
     ("robots", "expect"),
     [
         ("User-agent: *\nDisallow: /private/\n", {"/a.html"}),
+        # Wildcards and $ as the crawl's parser (Protego) reads them; urllib's did not.
+        ("User-agent: *\nDisallow: /*/b.html$\n", {"/a.html"}),
+        ("User-agent: sitewatch\nDisallow: /private\n\nUser-agent: *\nDisallow: /\n", {"/a.html"}),
         ("User-agent: *\nCrawl-delay: 2\n", set()),
         (None, {"/a.html", "/private/b.html"}),
     ],
