@@ -73,6 +73,16 @@ class Fetched:
     page: ParsedPage | None
 
 
+def conditional_headers(etag: str, last_modified: str) -> dict[str, str]:
+    """The request headers that ask whether an answer with these validators changed."""
+    headers = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return headers
+
+
 def encode_fetched(f: Fetched) -> bytes:
     doc: dict[str, Any] = {
         "s": f.status,
@@ -224,11 +234,7 @@ async def _revalidate(
 
         async def worker() -> None:
             for url, mode, etag, last_modified in todo:
-                headers = {}
-                if etag:
-                    headers["If-None-Match"] = etag
-                if last_modified:
-                    headers["If-Modified-Since"] = last_modified
+                headers = conditional_headers(etag, last_modified)
                 try:
                     async with session.request(
                         "HEAD" if mode == 1 else "GET",

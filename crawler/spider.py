@@ -44,7 +44,7 @@ from checks.verdicts import (
 )
 from crawler.crawl_state import CrawlState, Target
 from crawler.extract import ParsedPage, facts_from_body, parser_for
-from crawler.fetch_cache import FetchCache, Fetched
+from crawler.fetch_cache import FetchCache, Fetched, conditional_headers
 from crawler.parse_worker import ParseWorker, WorkerGone
 from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
@@ -224,11 +224,7 @@ class AuditSpider(Spider):
         if conditional and self.cache is not None and self.state.in_scope(target_url):
             known = self.cache.validators(target_url, mode)
             if known is not None:
-                headers = {}
-                if known[0]:
-                    headers["If-None-Match"] = known[0]
-                if known[1]:
-                    headers["If-Modified-Since"] = known[1]
+                headers = conditional_headers(*known)
                 meta["sw_cond"] = True
                 self.state.stats["conditional_requests"] += 1
         return Request(
@@ -473,16 +469,7 @@ class AuditSpider(Spider):
                         yield req
                 st.page_ids[final_base] = ids
         elif mode == PAGE:
-            st.pages.append(
-                Page(
-                    url=t.url,
-                    status=status,
-                    final_url=final,
-                    content_type=ctype,
-                    depth=meta["sw_depth"],
-                    is_html=html,
-                )
-            )
+            self._unparsed_page(t, status, final, ctype, meta["sw_depth"], html)
         t.probe = Probe(
             url=t.url,
             status=status,
@@ -734,6 +721,21 @@ class AuditSpider(Spider):
         if facts is not None:
             facts.append(parsed)
 
+    def _unparsed_page(
+        self, t: Target, status: int, final_url: str, ctype: str, depth: int, html: bool
+    ) -> None:
+        """Record a crawled URL whose body was not read as a page (an error, not HTML)."""
+        self.state.pages.append(
+            Page(
+                url=t.url,
+                status=status,
+                final_url=final_url,
+                content_type=ctype,
+                depth=depth,
+                is_html=html,
+            )
+        )
+
     def _drain(self) -> Iterator[Request]:
         """Replay the targets the revalidation pass found unchanged (``on_response`` for
         a 304 without a request), and the ones their stored links lead to."""
@@ -768,16 +770,7 @@ class AuditSpider(Spider):
                     yield from self._parse_page(t, f.status, t.url, depth, f.content_type, f.page)
                 st.page_ids[t.url] = ids
         elif mode == PAGE:
-            st.pages.append(
-                Page(
-                    url=t.url,
-                    status=f.status,
-                    final_url=t.url,
-                    content_type=f.content_type,
-                    depth=depth,
-                    is_html=f.html,
-                )
-            )
+            self._unparsed_page(t, f.status, t.url, f.content_type, depth, f.html)
         if mode == PAGE and f.html and f.truncated:
             st.stats["pages_truncated"] += 1
         t.probe = Probe(
