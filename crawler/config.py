@@ -775,7 +775,7 @@ def _fail_on(value: Any) -> str | tuple[str, ...]:
     if isinstance(value, list | tuple):
         for i, item in enumerate(value):
             try:
-                _parse_fail_on((item,) if isinstance(item, str) else item)
+                _parse_fail_on((item,))
             except _Invalid as exc:
                 raise exc.at(i) from None
         items = tuple(dict.fromkeys(item.strip() for item in value if item.strip()))

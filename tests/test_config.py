@@ -342,6 +342,8 @@ def test_ranges(tmp_path, toml, message):
         ("[report]\nfail_on = ['stale_page', 'x']", "report.fail_on[1]: 'x' is neither"),
         ("[report]\nfail_on = ''", "report.fail_on: expected a level"),
         ("[report]\nfail_on = 3", "report.fail_on: expected a level"),
+        ("[report]\nfail_on = [false]", "report.fail_on[0]: expected a level or check names"),
+        ("[report]\nfail_on = ['error', ['x']]", "report.fail_on[1]: expected a level or check"),
     ],
 )
 def test_enums(tmp_path, toml, message):

@@ -14,6 +14,7 @@ import copy
 import datetime as dt
 import json
 import math
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,7 @@ def mutated_defaults(draw: st.DrawFn) -> dict[str, Any]:
 configs = st.one_of(random_trees, mutated_defaults())
 
 SETTINGS = settings(
-    max_examples=300,
+    max_examples=int(os.environ.get("SITEWATCH_HYPOTHESIS_EXAMPLES", "300")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
