@@ -58,7 +58,32 @@ def _overrides(**opts: Any) -> dict[str, Any]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Commands defined in ``crawler.commands`` (imported only when one of them is run or
+#: listed, so an audit does not load the email and scheduling code).
+LAZY_COMMANDS = ("send", "history", "schedule")
+
+
+class _Group(click.Group):
+    """The ``sitewatch`` group: ``audit`` here, :data:`LAZY_COMMANDS` loaded on demand."""
+
+    def _load_lazy(self) -> None:
+        from crawler.commands import COMMANDS
+
+        for cmd in COMMANDS:
+            if cmd.name not in self.commands:
+                self.add_command(cmd)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_lazy()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self._load_lazy()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sitewatch")
 def main() -> None:
     """sitewatch: content-freshness and link audits for public-sector websites."""
@@ -112,17 +137,6 @@ def audit(
         use_cache=not no_cache,
     )
     sys.exit(code)
-
-
-def _register_extra_commands() -> None:
-    """Commands that live in their own module (send, history, schedule)."""
-    from crawler.commands import COMMANDS
-
-    for cmd in COMMANDS:
-        main.add_command(cmd)
-
-
-_register_extra_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

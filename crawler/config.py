@@ -1020,8 +1020,6 @@ class _Validator:
         return tuple(out)
 
     def schedule(self, sched: dict[str, Any]) -> None:
-        from apscheduler.triggers.cron import CronTrigger
-
         path = ("schedule",)
         try:
             tz = ZoneInfo(sched["timezone"])
@@ -1031,6 +1029,11 @@ class _Validator:
                 f"unknown time zone {sched['timezone']!r} (use an IANA name such as "
                 f"'Europe/Stockholm'): {exc}",
             ) from None
+        default = DEFAULTS["schedule"]
+        if all(sched[k] == default[k] for k in ("day_of_week", "hour", "minute")):
+            return  # the default schedule is valid (tested): no APScheduler import for it
+        from apscheduler.triggers.cron import CronTrigger
+
         for key in ("day_of_week", "hour", "minute"):
             try:
                 CronTrigger(**{key: sched[key]}, timezone=tz)

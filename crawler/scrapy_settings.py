@@ -17,7 +17,7 @@ DOWNLOADER_MIDDLEWARES_BASE = {
     "scrapy.downloadermiddlewares.defaultheaders.DefaultHeadersMiddleware": 400,
     "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": 500,
     "crawler.compression.CappedHttpCompressionMiddleware": 590,
-    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": 700,
+    "crawler.cookies_middleware.LazyCookiesMiddleware": 700,
     "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": 750,
 }
 SPIDER_MIDDLEWARES_BASE = {
