@@ -40,7 +40,9 @@ def after(phase: str, fn: Any) -> Any:
 
 audit.crawl = after("crawl", audit.crawl)
 audit.build_report = after("report built", audit.build_report)
-history.History.finish = after("history stored", history.History.finish)
+history.History.store_run = after("history stored", history.History.store_run)
+# Phases one after another in this process (the forked report child has its own RSS).
+render.PARALLEL = False
 for _name, (_file, _render, _enc) in list(render.FORMATS.items()):
     if _name in render.CHUNKED:
         _chunked = render.CHUNKED[_name]

@@ -46,18 +46,35 @@ class History:
 
     def finish(self, report: Report) -> tuple[Report, Changes]:
         """Apply flaky-link grace from the history, store the run, return what changed."""
+        report = self.prepare(report)
+        return report, self.store_run(report)
+
+    def prepare(self, report: Report) -> Report:
+        """The report with flaky-link grace from the history applied (nothing stored yet).
+
+        On failure the store is closed and :class:`HistoryError` raised.
+        """
         try:
             state = self.store.previous_state(self.site)
             findings = apply_flakiness(
                 report.findings, report.links, state, self.flaky, self.started
             )
-            report = replace(report, findings=tuple(sorted(findings, key=sort_key)))
-            changes = self.store.finish_run(self.run_id, report)
+        except (sqlite3.Error, StoreError) as e:
+            self.store.close()
+            raise HistoryError(f"run {self.run_id} could not be stored in the history: {e}") from e
+        except BaseException:
+            self.store.close()
+            raise
+        return replace(report, findings=tuple(sorted(findings, key=sort_key)))
+
+    def store_run(self, report: Report) -> Changes:
+        """Store the run (``report`` from :meth:`prepare`) and close the store."""
+        try:
+            return self.store.finish_run(self.run_id, report)
         except (sqlite3.Error, StoreError) as e:
             raise HistoryError(f"run {self.run_id} could not be stored in the history: {e}") from e
         finally:
             self.store.close()
-        return report, changes
 
     def abandon(self, reason: str) -> None:
         self.store.mark_crashed(self.run_id, reason)

@@ -57,7 +57,7 @@ def audit_command(
     record: bool = True,
     use_cache: bool = True,
 ) -> int:
-    from reports.render import write_reports
+    from reports.render import start_reports
 
     try:
         cfg = load(config_path, overrides)
@@ -93,20 +93,42 @@ def audit_command(
     history_failed = False
     if history:
         try:
-            report, changes = history.finish(report)
+            report = history.prepare(report)
         except HistoryError as e:  # the reports are still written; exit 2 says it
             err(str(e))
             history_failed = True
-        else:
-            c = changes.counts()
-            changes_line = (
-                f"history: run {history.run_id} — {c.get('new', 0)} new, "
-                f"{c.get('still_open', 0)} still open, {c.get('fixed', 0)} fixed"
-                + ("" if changes.complete else " (incomplete run: nothing marked fixed)")
-            )
     out_dir = Path(cfg.report.out_dir)
+    # The reports that need Jinja2 render in a forked child (reports.render.PARALLEL)
+    # while this process stores the run and renders the others.
+    pending = None
+    write_error: OSError | None = None
     try:
-        written = write_reports(report, out_dir, cfg.report.formats)
+        pending = start_reports(report, out_dir, cfg.report.formats)
+    except OSError as e:
+        write_error = e
+    try:
+        if history and not history_failed:
+            try:
+                changes = history.store_run(report)
+            except HistoryError as e:
+                err(str(e))
+                history_failed = True
+            else:
+                c = changes.counts()
+                changes_line = (
+                    f"history: run {history.run_id} — {c.get('new', 0)} new, "
+                    f"{c.get('still_open', 0)} still open, {c.get('fixed', 0)} fixed"
+                    + ("" if changes.complete else " (incomplete run: nothing marked fixed)")
+                )
+    except BaseException:
+        if pending is not None:
+            pending.abort()
+        raise
+    try:
+        if pending is None:
+            assert write_error is not None
+            raise write_error
+        written = pending.finish()
     except OSError as e:
         err(f"cannot write reports to {out_dir}: {e.strerror or e}")
         return EXIT_ERROR

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import io
 import json
+import os
 import re
+import signal
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import replace
@@ -27,6 +30,7 @@ from checks.models import (
 )
 from checks.policy import DEFAULT_SEVERITIES
 from reports import junit_report
+from reports import render as render_module
 from reports.csv_report import COLUMNS, iter_csv, render_csv, safe_cell
 from reports.html_report import render_html
 from reports.jinja_env import display_text, safe_href
@@ -782,6 +786,94 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_reports(samples.sample_report(), tmp_path, ["json"])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(params=[True, False], ids=["parallel", "serial"])
+def parallel(request, monkeypatch):
+    """Both ways of writing: HTML and Markdown in a forked child, or all in this process."""
+    monkeypatch.setattr(render_module, "PARALLEL", request.param)
+    forks = []
+    real_fork = os.fork
+
+    def counting_fork():
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(render_module.os, "fork", counting_fork)
+    yield request.param
+    assert len(forks) == (1 if request.param else 0)
+
+
+def test_forked_and_in_process_writing_give_the_same_files(tmp_path, monkeypatch):
+    for i, report in enumerate((samples.sample_report(), samples.hostile_report(1000))):
+        files = {}
+        for mode in (True, False):
+            monkeypatch.setattr(render_module, "PARALLEL", mode)
+            out = tmp_path / f"{i}-{mode}"
+            written = write_reports(report, out, list(FORMATS))
+            assert list(written) == list(FORMATS)
+            assert sorted(p.name for p in out.iterdir()) == sorted(FORMATS[n][0] for n in FORMATS)
+            files[mode] = {name: path.read_bytes() for name, path in written.items()}
+        assert files[True] == files[False]
+
+
+def test_start_reports_lets_work_happen_between(tmp_path, parallel):
+    """What run.py does: start, store the history meanwhile, then finish."""
+    pending = render_module.start_reports(samples.sample_report(), tmp_path, ["md", "json"])
+    (tmp_path / "meanwhile").write_text("x", encoding="utf-8")
+    written = pending.finish()
+    assert list(written) == ["md", "json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meanwhile", "report.json", "summary.md"]
+
+
+def _failing(exc):
+    def boom(report):
+        yield "<html>"
+        raise exc
+
+    return boom
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [RuntimeError("template bug"), OSError(errno.ENOSPC, "No space left on device")],
+    ids=["bug", "disk-full"],
+)
+def test_a_failed_render_raises_the_same_error_either_way(tmp_path, monkeypatch, parallel, exc):
+    """HTML fails (in the child when forked): the formats before it are written, its
+    temporary file and those after it are gone, and the same exception is raised."""
+    monkeypatch.setitem(CHUNKED, "html", _failing(exc))
+    with pytest.raises(type(exc)) as info:
+        write_reports(samples.sample_report(), tmp_path, ["json", "html", "csv", "md"])
+    assert str(info.value) == str(exc)
+    if isinstance(exc, OSError):
+        assert (info.value.errno, info.value.strerror) == (exc.errno, exc.strerror)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_a_failed_format_in_this_process_waits_for_the_child(tmp_path, monkeypatch, parallel):
+    monkeypatch.setitem(CHUNKED, "json", _failing(RuntimeError("json bug")))
+    with pytest.raises(RuntimeError, match="json bug"):
+        write_reports(samples.sample_report(), tmp_path, ["csv", "html", "json", "md"])
+    # csv and html came before json in the asked-for order; md after it.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.csv", "report.html"]
+
+
+def test_a_killed_child_is_a_write_error(tmp_path, monkeypatch):
+    """The child dies without a word (here SIGKILL, e.g. the OOM killer): an OSError that
+    names the file and says how, and no temporary file left behind."""
+    monkeypatch.setattr(render_module, "PARALLEL", True)
+
+    def killed(report):
+        yield "<html>"
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setitem(CHUNKED, "html", killed)
+    with pytest.raises(OSError, match=r"report\.html.*killed by signal 9"):
+        write_reports(samples.sample_report(), tmp_path, ["json", "html", "csv"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
 
 
 def test_write_reports_subset_and_unknown(tmp_path):
