@@ -391,6 +391,9 @@ class Store:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+        #: (site, PRAGMA data_version, state) of the last ``previous_state``: reused by
+        #: ``finish_run`` when no connection wrote since (``_tx`` drops it).
+        self._state_read: tuple[str, int, dict[Key, FindingState]] | None = None
         self._db.row_factory = sqlite3.Row
         self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         # WAL is a property of the file: set it once (switching needs the only connection).
@@ -413,7 +416,11 @@ class Store:
         self.close()
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        return write_tx(self._db)
+        self._state_read = None  # this connection may write: its own writes do not
+        return write_tx(self._db)  # change data_version
+
+    def _data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
     def _migrate(self) -> None:
         # Readers of an up-to-date database need no write lock (``sitewatch history`` while
@@ -543,6 +550,7 @@ class Store:
         history (also available later from ``changes_for``).
         """
         info = report.run
+        state_read = self._state_read
         with self._tx() as db:
             run = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
             if run is None:
@@ -565,7 +573,14 @@ class Store:
                     f"overtaken: run {newer[0]} of this site began later and finished first",
                 )
             status = "complete" if complete else "incomplete"
-            previous = self._open_state(db, site)
+            if (
+                state_read is not None
+                and state_read[0] == site
+                and state_read[1] == self._data_version()
+            ):
+                previous = state_read[2]  # read by previous_state; nobody wrote since
+            else:
+                previous = self._open_state(db, site)
             changes = compute_changes(
                 report.findings,
                 previous,
@@ -717,7 +732,10 @@ class Store:
 
         Cumulative: closed only by complete runs, refreshed by every finished run.
         """
-        return self._open_state(self._db, site)
+        version = self._data_version()
+        state = self._open_state(self._db, site)
+        self._state_read = (site, version, state)
+        return state
 
     def last_run(self, site: str, *, statuses: Iterable[str] = FINISHED) -> int | None:
         """The newest run of the site with one of these statuses, or None."""

@@ -238,3 +238,27 @@ def test_naive_datetimes_are_utc(tmp_path: Path) -> None:
         rid = s.begin_run(SITE, naive)
         s.finish_run(rid, dataclasses.replace(report(T0, []), run=report(naive, []).run))
         assert s.run_info(rid).started_at == T0
+
+
+def test_finish_run_reuses_the_state_read_only_while_nobody_wrote(tmp_path: Path) -> None:
+    """``previous_state`` (read for the flaky grace) is reused by ``finish_run`` unless
+    another connection wrote in between: then the finding state is read again."""
+    db = tmp_path / "h.db"
+    x, y, z = (broken(f"https://x.se/{n}") for n in "xyz")
+    with Store(db) as s:
+        run(s, T0, [x, y])
+        # Unchanged in between: the same answer as reading again.
+        rid = s.begin_run(SITE, T0 + WEEK, ["https://x.se/"])
+        assert set(s.previous_state(SITE)) == {x.key, y.key}
+        changes = s.finish_run(rid, report(T0 + WEEK, [x, y, z]))
+        assert targets(changes.new) == [z.target]
+        assert targets(changes.still_open) == [x.target, y.target]
+        # Another connection closes y in between: finish_run must not use the old read.
+        rid = s.begin_run(SITE, T0 + 2 * WEEK, ["https://x.se/"])
+        assert set(s.previous_state(SITE)) == {x.key, y.key, z.key}
+        con = sqlite3.connect(db, isolation_level=None)
+        con.execute("UPDATE finding_state SET open = 0 WHERE target = ?", (y.target,))
+        con.close()
+        changes = s.finish_run(rid, report(T0 + 2 * WEEK, [x, y, z]))
+        assert targets(changes.new) == [y.target]
+        assert targets(changes.still_open) == [x.target, z.target]
