@@ -7,6 +7,7 @@ fills these in, ``checks`` turns them into findings, ``reports`` renders them.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -109,7 +110,9 @@ class LinkResult:
     final_url: str = ""
     redirect_chain: tuple[RedirectHop, ...] = ()
     content_type: str = ""
-    found_on: tuple[LinkRef, ...] = ()
+    #: Every place the link is found; a tuple, or a lazy sequence from the crawler
+    #: (``crawler.crawl_state.PackedRefs``, equal to the tuple of the same items).
+    found_on: Sequence[LinkRef] = ()
     #: True when the link is a PDF link (by URL, link text or served type).
     pdf_link: bool = False
     #: For PDF links: None when not sniffed, else whether the body began with %PDF-.

@@ -14,6 +14,7 @@ from checks.models import Report, RunInfo
 from crawler.config import Config
 from crawler.crawl_state import CrawlParams, CrawlState
 from crawler.fetch_cache import FetchCache, profile_key
+from crawler.memory import trim
 from crawler.urls import resolve
 
 
@@ -134,6 +135,11 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
         # Ctrl-C and SIGTERM would be ignored while the reports of a big site are written.
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+    # Scrapy's crawler, engine and spider refer to each other: collect them now (the GC
+    # threshold above would keep them for the rest of the audit) and hand the space back.
+    del process
+    gc.collect()
+    trim()
     if opts.progress:
         import sys
 

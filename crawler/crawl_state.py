@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from array import array
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 from checks.models import LinkRef, LinkResult, Page, Verdict
@@ -54,8 +57,10 @@ class Target:
     def __init__(self, url: str, internal: bool) -> None:
         self.url = url
         self.internal = internal
-        #: (page, text, tag, fragment-or-None) for every reference.
-        self.refs: list[tuple[str, str, str, str | None]] = []
+        #: Every reference as four string ids (``CrawlState.strings``): page, text, tag,
+        #: fragment (``NO_FRAGMENT`` for none). 16 bytes a reference instead of a tuple
+        #: of four strings (~150 bytes with the link text): see docs/performance.md.
+        self.refs: array[int] = array("i")
         self.fragments = False
         try:
             parts = urlsplit(url) if "://" in url else None
@@ -71,6 +76,55 @@ class Target:
         self.probe: Probe | None = None
         self.skip: str | None = None
         self.start = False
+
+
+#: Fragment id of a reference without ``#fragment``; ``ALL`` selects every reference.
+NO_FRAGMENT = -1
+ALL = -2
+
+
+class PackedRefs(Sequence[LinkRef]):
+    """``LinkResult.found_on`` read from a target's packed references: ``LinkRef``
+    objects are made as they are iterated, not kept (a big site has ~20 references per
+    page). Compares equal to a tuple of the same ``LinkRef`` items."""
+
+    __slots__ = ("_frag", "_len", "_refs", "_strings")
+
+    def __init__(self, strings: list[str], refs: array[int], frag: int, count: int) -> None:
+        self._strings = strings
+        self._refs = refs
+        self._frag = frag
+        self._len = count
+
+    def __iter__(self) -> Iterator[LinkRef]:
+        strings, refs, frag = self._strings, self._refs, self._frag
+        for i in range(0, len(refs), 4):
+            if frag == ALL or refs[i + 3] == frag:
+                yield LinkRef(strings[refs[i]], strings[refs[i + 1]], strings[refs[i + 2]])
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> LinkRef: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[LinkRef, ...]: ...
+    def __getitem__(self, index: int | slice) -> LinkRef | tuple[LinkRef, ...]:
+        return tuple(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (PackedRefs, tuple)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (tuple(self),))
 
 
 class CrawlState:
@@ -93,6 +147,24 @@ class CrawlState:
         self._incomplete: list[str] = []
         self._exclude = [re.compile(p) for p in settings.exclude]
         self._scopes = settings.scopes
+        #: Interned strings of every reference (pages, link texts, tags, fragments): a
+        #: navigation link's page and text repeat across a site. ``_string_ids`` inverts it.
+        self.strings: list[str] = []
+        self._string_ids: dict[str, int] = {}
+
+    def _sid(self, value: str) -> int:
+        sid = self._string_ids.get(value)
+        if sid is None:
+            sid = self._string_ids[value] = len(self.strings)
+            self.strings.append(value)
+        return sid
+
+    def add_ref(self, t: Target, page: str, text: str, tag: str, fragment: str | None) -> None:
+        """Record that ``page`` links to ``t`` (with ``text``, from a ``tag`` element)."""
+        sid = self._sid
+        t.refs.extend(
+            (sid(page), sid(text), sid(tag), NO_FRAGMENT if fragment is None else sid(fragment))
+        )
 
     def target(self, url: str, internal: bool) -> Target:
         t = self.targets.get(url)
@@ -137,12 +209,18 @@ class CrawlState:
         """One result per unique URL (with fragment), fanned out to every reference."""
         out: list[LinkResult] = []
         policy = self.policy
+        strings = self.strings
         for t in self.targets.values():
-            groups: dict[str | None, list[LinkRef]] = {}
-            for page, text, tag, frag in t.refs:
-                groups.setdefault(frag, []).append(LinkRef(page, text, tag))
+            counts = Counter(t.refs[3::4])
+            one = len(counts) == 1
+            groups: dict[str | None, PackedRefs] = {
+                (None if fid == NO_FRAGMENT else strings[fid]): PackedRefs(
+                    strings, t.refs, ALL if one else fid, n
+                )
+                for fid, n in counts.items()
+            }
             if not groups and t.start:
-                groups[None] = []
+                groups[None] = PackedRefs(strings, t.refs, ALL, 0)
             watched = policy.is_watched(t.url)
             if t.skip or t.probe is None:
                 verdict, detail = Verdict.SKIPPED, t.skip or "limit"
@@ -155,7 +233,7 @@ class CrawlState:
                             url,
                             verdict,
                             detail,
-                            found_on=tuple(refs),
+                            found_on=refs,
                             watched=watched,
                             internal=t.internal,
                         )
@@ -185,7 +263,7 @@ class CrawlState:
                         final_url=final,
                         redirect_chain=probe.chain,
                         content_type=probe.content_type,
-                        found_on=tuple(refs),
+                        found_on=refs,
                         pdf_link=pdf_link,
                         pdf_magic=(
                             probe.head_bytes.startswith(b"%PDF-")
