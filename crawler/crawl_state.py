@@ -161,10 +161,22 @@ class CrawlState:
 
     def add_ref(self, t: Target, page: str, text: str, tag: str, fragment: str | None) -> None:
         """Record that ``page`` links to ``t`` (with ``text``, from a ``tag`` element)."""
-        sid = self._sid
-        t.refs.extend(
-            (sid(page), sid(text), sid(tag), NO_FRAGMENT if fragment is None else sid(fragment))
-        )
+        get = self._string_ids.get  # inline lookups: this runs for every link of a site
+        p = get(page)
+        if p is None:
+            p = self._sid(page)
+        x = get(text)
+        if x is None:
+            x = self._sid(text)
+        g = get(tag)
+        if g is None:
+            g = self._sid(tag)
+        f = NO_FRAGMENT
+        if fragment is not None:
+            f = get(fragment)
+            if f is None:
+                f = self._sid(fragment)
+        t.refs.extend((p, x, g, f))
 
     def target(self, url: str, internal: bool) -> Target:
         t = self.targets.get(url)
