@@ -123,6 +123,8 @@ def path_trap(url: str, max_segments: int) -> bool:
 
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+#: Characters ``urlsplit`` removes from anywhere in a URL.
+_URL_REMOVES = re.compile("[\t\r\n]")
 
 
 def join_key(page_url: str, href: str) -> str:
@@ -180,7 +182,24 @@ class ResolveCache:
             self.hits += 1
             return r
         self.misses += 1
-        r = resolve(page_url, href)
+        r = None
+        cut = href.find("#")
+        if cut >= 0:
+            # ``x.html#f``: join ``x.html`` (cached once for all its fragments) and keep
+            # the fragment as ``resolve`` would, unless whitespace around the ``#`` (which
+            # ``resolve`` strips from the ends of the whole href only) or a character the
+            # join removes (tab, CR, LF) makes the two differ.
+            part, fragment = href[:cut], href[cut + 1 :]
+            if (
+                fragment == fragment.rstrip()
+                and part == part.rstrip()
+                and not _URL_REMOVES.search(fragment)
+            ):
+                r0 = self(page_url, part)
+                if r0.skip is None:
+                    r = Resolved(r0.base, fragment)
+        if r is None:
+            r = resolve(page_url, href)
         if len(self._cache) >= self._size:
             self._cache.clear()
         self._cache[key] = r
