@@ -85,10 +85,7 @@ def open_cache(cfg: Config, opts: AuditOptions) -> FetchCache | None:
 
 def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> CrawlState:
     """Crawl the configured section in this process (one audit per process)."""
-    from scrapy.crawler import AsyncCrawlerProcess
-
     from crawler.scrapy_settings import audit_settings
-    from crawler.spider import AuditSpider
 
     state = CrawlState(crawl_params(cfg), cfg.policy(), progress=opts.progress)
     c = cfg.crawl
@@ -107,11 +104,13 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     # handler at all, Python's last-resort handler prints Scrapy's warnings and tracebacks
     # (a robots.txt that times out, a data loss) to stderr.
     settings["LOG_INSTALL_ROOT_HANDLER"] = True
+    pending = None
     if cache is not None and cache.reuse and c.delay <= 0:
         # Re-run: one cheap conditional request per stored URL before the crawl; what
         # is unchanged is then replayed without a Scrapy request (not with crawl.delay:
-        # a polite crawl asks page by page, through Scrapy's slots).
-        cache.revalidate(
+        # a polite crawl asks page by page, through Scrapy's slots). The pass runs in a
+        # forked child while this process imports Scrapy and builds the crawler.
+        pending = cache.start_revalidate(
             user_agent=c.user_agent,
             concurrency=c.concurrency,
             per_host=c.per_host_concurrency,
@@ -119,21 +118,33 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
             obey_robots=c.obey_robots,
             robots_agent=settings["ROBOTSTXT_USER_AGENT"],
         )
-        state.stats["revalidated"] = cache.revalidated
-    # Reactorless (TWISTED_REACTOR_ENABLED=False in audit_settings): one asyncio loop and
-    # Scrapy's aiohttp download handler, markedly cheaper per request than Twisted's.
-    process = AsyncCrawlerProcess(settings)
+    try:
+        from scrapy.crawler import AsyncCrawlerProcess
+
+        from crawler.spider import AuditSpider
+
+        # Reactorless (TWISTED_REACTOR_ENABLED=False in audit_settings): one asyncio loop
+        # and Scrapy's aiohttp download handler, markedly cheaper per request than Twisted's.
+        process = AsyncCrawlerProcess(settings)
+    except BaseException:
+        if pending is not None:
+            pending.abort()
+        raise
     # An audit allocates millions of small, long-lived objects (link references, pages):
     # with the default GC thresholds the collector rescans them over and over. Freeze
     # what exists now (modules, config) and collect the young generation less often;
     # 5-10 % less CPU per audit here. One audit per process, so nothing else is affected.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    process.crawl(AuditSpider, state=state, cache=cache)
+    # The spider waits for the revalidation pass when it starts (after Scrapy's engine
+    # is built, which overlaps with the pass too).
+    process.crawl(AuditSpider, state=state, cache=cache, revalidation=pending)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         process.start()
     finally:
+        if pending is not None:
+            pending.abort()  # the crawl failed before it started: stop the pass
         # Scrapy's handlers only ask its (now stopped) loop to shut down: left in place,
         # Ctrl-C and SIGTERM would be ignored while the reports of a big site are written.
         for sig, handler in handlers.items():

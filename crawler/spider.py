@@ -44,7 +44,7 @@ from checks.verdicts import (
 )
 from crawler.crawl_state import CrawlState, Target
 from crawler.extract import ParsedPage, facts_from_body, parser_for
-from crawler.fetch_cache import FetchCache, Fetched, conditional_headers
+from crawler.fetch_cache import FetchCache, Fetched, PendingRevalidation, conditional_headers
 from crawler.memory import trim
 from crawler.parse_worker import ParseWorker, WorkerGone
 from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
@@ -144,11 +144,19 @@ def _retry_after(value: bytes | None) -> float | None:
 class AuditSpider(Spider):
     name = "sitewatch"
 
-    def __init__(self, state: CrawlState, cache: FetchCache | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        state: CrawlState,
+        cache: FetchCache | None = None,
+        revalidation: PendingRevalidation | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.state = state
         #: The re-run cache (conditional requests, outside verdicts), or None.
         self.cache = cache
+        #: The cache's revalidation pass, still running: awaited in ``start``.
+        self._revalidation = revalidation
         s = state.settings
         self.retries = s.retries
         self.max_retry_after = s.max_retry_after
@@ -186,6 +194,11 @@ class AuditSpider(Spider):
 
     async def start(self) -> AsyncIterator[Request]:
         st = self.state
+        pending, self._revalidation = self._revalidation, None
+        if pending is not None and self.cache is not None:
+            # Before the parse worker's fork: the pass's pipe is closed by then.
+            pending.finish()
+            st.stats["revalidated"] = self.cache.revalidated
         if PARSE_WORKER:
             self._worker = ParseWorker.start(self.soft_404_phrases)
         for url in st.settings.start_urls:

@@ -301,3 +301,101 @@ def test_revalidation_pass_obeys_robots(
         asked = {p for m, p, _ in site.requests if p != "/robots.txt"}
     assert {u.removeprefix(site.base_url) for u, _ in again.fresh} == expect
     assert asked == expect
+
+
+@pytest.mark.parametrize("how", ["fork", "no_fork", "child_dies", "child_garbles"])
+def test_revalidation_pass_in_a_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """``start_revalidate`` runs the pass in a forked child while the audit imports Scrapy:
+    the same URLs come back fresh as from the in-process pass; a child that dies or says
+    nothing readable means the pass runs again in-process (same answer)."""
+    import os
+
+    import crawler.fetch_cache as fc
+    from crawler.fetch_cache import FetchCache, Fetched
+    from crawler.store import Store
+
+    www = tmp_path / "www"
+    www.mkdir()
+    for name in ("a.html", "b.html", "c.html"):
+        (www / name).write_text(name, encoding="utf-8")
+    with SiteServer("127.0.0.1", root=www, validators=True) as site:
+        urls = [site.url(f"/{n}") for n in ("a.html", "b.html", "c.html")]
+        db = tmp_path / "h.db"
+        Store(db).close()
+        c = FetchCache(db, "p", 1, max_age_days=7)
+        import urllib.request
+
+        for url in urls:
+            with urllib.request.urlopen(url) as resp:
+                etag = resp.headers["ETag"]
+            f = Fetched(200, "text/html", "GET", True, True, False, b"a", frozenset(), False, None)
+            # c.html changed since: its stored validator no longer matches
+            c.record(url, 4, etag if not url.endswith("c.html") else '"old"', "", f)
+        c.flush()
+        c.close()
+
+        if how == "no_fork":
+            monkeypatch.setattr(fc, "FORK_REVALIDATE", False)
+        elif how == "child_dies":
+            monkeypatch.setattr(fc, "_revalidate_child", lambda rows, args, fd: os._exit(3))
+        elif how == "child_garbles":
+
+            def garble(rows: object, args: object, fd: int) -> None:
+                os.write(fd, b"not a pickle")
+                os._exit(0)
+
+            monkeypatch.setattr(fc, "_revalidate_child", garble)
+        inline = FetchCache(db, "p", 2, max_age_days=7)
+        inline.revalidate(user_agent="sw-test", concurrency=4, per_host=2, timeout=5)
+        inline.close()
+        site.reset()
+        again = FetchCache(db, "p", 2, max_age_days=7)
+        pending = again.start_revalidate(user_agent="sw-test", concurrency=4, per_host=2, timeout=5)
+        assert (pending.pid is not None) == (how != "no_fork")
+        pending.finish()
+        pending.abort()  # a no-op once finished
+        again.close()
+        asked = [p for m, p, _ in site.requests if p != "/robots.txt"]
+    expect = {site.url("/a.html"), site.url("/b.html")}
+    assert {u for u, _ in inline.fresh} == expect
+    assert again.fresh == inline.fresh
+    assert again.revalidated == inline.revalidated == 3
+    # Asked once each: by the child, or in-process (the failing stand-in children ask nothing)
+    assert sorted(asked) == ["/a.html", "/b.html", "/c.html"]
+
+
+def test_revalidation_pass_aborted(tmp_path: Path) -> None:
+    """An audit that fails while the pass runs stops and reaps its child."""
+    import os
+
+    from crawler.fetch_cache import FetchCache, Fetched
+    from crawler.store import Store
+
+    db = tmp_path / "h.db"
+    Store(db).close()
+    c = FetchCache(db, "p", 1, max_age_days=7)
+    f = Fetched(200, "text/html", "GET", True, True, False, b"a", frozenset(), False, None)
+    # A server that never answers: the child would wait for its timeout
+    import socket
+
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+        c.record(f"http://127.0.0.1:{port}/a.html", 4, '"x"', "", f)
+        c.flush()
+        c.close()
+        again = FetchCache(db, "p", 2, max_age_days=7)
+        pending = again.start_revalidate(
+            user_agent="sw-test", concurrency=1, per_host=1, timeout=60
+        )
+        pid = pending.pid
+        assert pid is not None
+        pending.abort()
+        again.close()
+    assert pending.pid is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped
+    assert again.fresh == set()
