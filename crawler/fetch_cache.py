@@ -272,7 +272,11 @@ class PendingRevalidation:
         self._args = args
         self.pid: int | None = None
         self._read_fd: int | None = None
-        if not rows or not FORK_REVALIDATE:
+        self._result: tuple[set[tuple[str, int]], int] | None = None
+        if not rows:
+            return
+        if not FORK_REVALIDATE:
+            self._result = self._in_process()
             return
         # Loaded before the fork: the child needs them and the crawl loads them anyway
         # (Scrapy's aiohttp download handler, its robots.txt parser).
@@ -299,15 +303,33 @@ class PendingRevalidation:
     def finish(self) -> None:
         """Wait for the pass; its answers go to the cache's ``fresh`` and ``revalidated``.
         A child that failed or said nothing readable: the pass runs again in-process."""
-        result: tuple[set[tuple[str, int]], int] | None = None
+        result = self._result
         if self.pid is not None:
             result = self._reap()
-        if result is None and self._rows:
-            import asyncio
-
-            result = asyncio.run(_revalidate(self._rows, *self._args))
+            if result is None:
+                result = self._in_process()
         if result is not None:
             self._cache.fresh, self._cache.revalidated = result
+
+    def _in_process(self) -> tuple[set[tuple[str, int]], int] | None:
+        """The pass in this process; in a thread of its own when an event loop runs here
+        (the spider's ``start``: ``asyncio.run`` cannot nest). None if it failed: then
+        nothing is fresh and the crawl asks about everything itself."""
+        import asyncio
+        import threading
+
+        def run() -> tuple[set[tuple[str, int]], int]:
+            return asyncio.run(_revalidate(self._rows, *self._args))
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return run()
+        box: list[tuple[set[tuple[str, int]], int]] = []
+        thread = threading.Thread(target=lambda: box.append(run()), name="revalidate")
+        thread.start()
+        thread.join()
+        return box[0] if box else None
 
     def _reap(self) -> tuple[set[tuple[str, int]], int] | None:
         assert self.pid is not None

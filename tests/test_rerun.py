@@ -354,7 +354,13 @@ def test_revalidation_pass_in_a_child(
         again = FetchCache(db, "p", 2, max_age_days=7)
         pending = again.start_revalidate(user_agent="sw-test", concurrency=4, per_host=2, timeout=5)
         assert (pending.pid is not None) == (how != "no_fork")
-        pending.finish()
+
+        async def in_the_crawl() -> None:
+            pending.finish()  # as the spider does: inside the crawl's running event loop
+
+        import asyncio
+
+        asyncio.run(in_the_crawl())
         pending.abort()  # a no-op once finished
         again.close()
         asked = [p for m, p, _ in site.requests if p != "/robots.txt"]
