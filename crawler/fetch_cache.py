@@ -261,11 +261,15 @@ FORK_REVALIDATE = hasattr(os, "fork")
 
 class PendingRevalidation:
     """A revalidation pass started by ``FetchCache.start_revalidate``: running in a forked
-    child, or (no fork, nothing stored) run by :meth:`finish`. Call ``finish`` or
-    ``abort`` exactly once."""
+    child, or (no fork) already run in this process; nothing stored: nothing to do.
+    :meth:`finish` delivers the answers; ``abort`` stops a child (a no-op otherwise)."""
 
     def __init__(
-        self, cache: FetchCache, rows: list[tuple[str, int, str, str]], args: tuple[Any, ...]
+        self,
+        cache: FetchCache,
+        rows: list[tuple[str, int, str, str]],
+        args: tuple[Any, ...],
+        fork: bool = True,
     ):
         self._cache = cache
         self._rows = rows
@@ -275,7 +279,7 @@ class PendingRevalidation:
         self._result: tuple[set[tuple[str, int]], int] | None = None
         if not rows:
             return
-        if not FORK_REVALIDATE:
+        if not fork:
             self._result = self._in_process()
             return
         # Loaded before the fork: the child needs them and the crawl loads them anyway
@@ -476,30 +480,9 @@ class FetchCache:
             self._fail(e)
             return []
 
-    def revalidate(
-        self,
-        *,
-        user_agent: str,
-        concurrency: int,
-        per_host: int,
-        timeout: float,
-        obey_robots: bool = True,
-        robots_agent: str = "sitewatch",
-    ) -> None:
-        """Ask the server about every stored URL at once, before the crawl (conditional
-        requests with a bare aiohttp client: a fraction of a Scrapy request's cost).
-        What answers 304 goes into ``fresh``; anything else is left to the crawl. With
-        ``obey_robots``, each host's robots.txt is read first: a host that asks for a
-        Crawl-delay or request rate, or whose robots.txt cannot be read, is left to the
-        crawl's polite slots, and pages it disallows are not asked about."""
-        rows = self.stored()
-        if not rows:
-            return
-        import asyncio
-
-        self.fresh, self.revalidated = asyncio.run(
-            _revalidate(rows, user_agent, concurrency, per_host, timeout, obey_robots, robots_agent)
-        )
+    def revalidate(self, **kwargs: Any) -> None:
+        """:meth:`start_revalidate` run to its end in this process (no child)."""
+        self.start_revalidate(fork=False, **kwargs).finish()
 
     def start_revalidate(
         self,
@@ -510,14 +493,22 @@ class FetchCache:
         timeout: float,
         obey_robots: bool = True,
         robots_agent: str = "sitewatch",
+        fork: bool = True,
     ) -> PendingRevalidation:
-        """:meth:`revalidate` in a forked child (``FORK_REVALIDATE``), so the caller can
-        do other work meanwhile (the audit imports Scrapy: ~0.4 s of CPU on the second
-        core); the answers arrive with ``finish()`` on the returned object. The child
-        uses no SQLite: the stored rows are read here, before the fork."""
+        """Ask the server about every stored URL at once, before the crawl (conditional
+        requests with a bare aiohttp client: a fraction of a Scrapy request's cost).
+        What answers 304 goes into ``fresh``; anything else is left to the crawl. With
+        ``obey_robots``, each host's robots.txt is read first: a host that asks for a
+        Crawl-delay or request rate, or whose robots.txt cannot be read, is left to the
+        crawl's polite slots, and pages it disallows are not asked about.
+
+        With ``fork`` (and ``FORK_REVALIDATE``) the pass runs in a forked child, so the
+        caller can do other work meanwhile (the audit imports Scrapy: ~0.4 s of CPU on the
+        second core); the answers arrive with ``finish()`` on the returned object. The
+        child uses no SQLite: the stored rows are read here, before the fork."""
         rows = self.stored()
         args = (user_agent, concurrency, per_host, timeout, obey_robots, robots_agent)
-        return PendingRevalidation(self, rows, args)
+        return PendingRevalidation(self, rows, args, fork=fork and FORK_REVALIDATE)
 
     def fetched(self, url: str, mode: int) -> Fetched | None:
         """The facts to replay for a 304 answer to ``url`` in ``mode``."""
