@@ -5,16 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import signal
+import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from checks.evaluate import evaluate
-from checks.models import Report, RunInfo
+from checks.models import LinkResult, Page, Report, RunInfo
+from checks.policy import Policy
 from crawler.config import Config
 from crawler.crawl_state import CrawlParams, CrawlState
 from crawler.fetch_cache import FetchCache, profile_key
 from crawler.memory import trim
+from crawler.scrapy_settings import ROBOTS_AGENT
 from crawler.urls import resolve
 
 #: Crawls of at least this many pages collect garbage right after the crawl (``crawl``).
@@ -88,6 +92,8 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     from crawler.scrapy_settings import audit_settings
 
     state = CrawlState(crawl_params(cfg), cfg.policy(), progress=opts.progress)
+    if cache is not None and cache.pass_done:  # asked by replay_unchanged already
+        state.stats["revalidated"] = cache.revalidated
     c = cfg.crawl
     settings = audit_settings(
         user_agent=c.user_agent,
@@ -105,7 +111,7 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     # (a robots.txt that times out, a data loss) to stderr.
     settings["LOG_INSTALL_ROOT_HANDLER"] = True
     pending = None
-    if cache is not None and cache.reuse and c.delay <= 0:
+    if cache is not None and cache.reuse and c.delay <= 0 and not cache.pass_done:
         # Re-run: one cheap conditional request per stored URL before the crawl; what
         # is unchanged is then replayed without a Scrapy request (not with crawl.delay:
         # a polite crawl asks page by page, through Scrapy's slots). The pass runs in a
@@ -183,20 +189,50 @@ def build_report(
     cfg: Config, state: CrawlState, started: dt.datetime, finished: dt.datetime, as_of: dt.date
 ) -> Report:
     links = state.link_results()
-    policy = state.policy
-    findings = evaluate(state.pages, links, policy, as_of)
+    return assemble_report(
+        cfg,
+        state.policy,
+        state.pages,
+        links,
+        started=started,
+        finished=finished,
+        as_of=as_of,
+        counts={
+            "requests": state.issued,
+            "responses": state.responses,
+            "unique_targets": len(state.targets),
+            **dict(sorted(state.stats.items())),
+            "not_crawled": dict(state.not_crawled),
+            "traps": dict(list(state.traps.items())[:20]),
+            "spider_errors": state.spider_errors[:20],
+        },
+        links_checked=sum(1 for t in state.targets.values() if t.probe is not None),
+        start_urls=state.settings.start_urls,
+        reasons=state.incomplete_reasons,
+    )
+
+
+def assemble_report(
+    cfg: Config,
+    policy: Policy,
+    pages: Sequence[Page],
+    links: Sequence[LinkResult],
+    *,
+    started: dt.datetime,
+    finished: dt.datetime,
+    as_of: dt.date,
+    counts: dict[str, object],
+    links_checked: int,
+    start_urls: tuple[str, ...],
+    reasons: tuple[str, ...] = (),
+) -> Report:
+    """The report of pages and links (crawled, or replayed from an earlier run)."""
+    findings = evaluate(pages, links, policy, as_of)
     seconds = max((finished - started).total_seconds(), 1e-6)
-    reasons = state.incomplete_reasons
     stats: dict[str, object] = {
         "seconds": round(seconds, 3),
-        "pages_per_second": round(len(state.pages) / seconds, 1),
-        "requests": state.issued,
-        "responses": state.responses,
-        "unique_targets": len(state.targets),
-        **dict(sorted(state.stats.items())),
-        "not_crawled": dict(state.not_crawled),
-        "traps": dict(list(state.traps.items())[:20]),
-        "spider_errors": state.spider_errors[:20],
+        "pages_per_second": round(len(pages) / seconds, 1),
+        **counts,
         "verdicts": _count(link.verdict.value for link in links),
     }
     return Report(
@@ -204,18 +240,85 @@ def build_report(
             started_at=started,
             finished_at=finished,
             as_of=as_of,
-            start_urls=state.settings.start_urls,
-            scopes=state.settings.scopes,
+            start_urls=start_urls,
+            scopes=cfg.effective_scopes(),
             complete=not reasons,
-            pages_crawled=len(state.pages),
-            links_checked=sum(1 for t in state.targets.values() if t.probe is not None),
+            pages_crawled=len(pages),
+            links_checked=links_checked,
             stats=stats,
             site=site_name(cfg),
             incomplete_reasons=reasons,
         ),
-        pages=tuple(state.pages),
+        pages=tuple(pages),
         links=tuple(links),
         findings=findings,
+    )
+
+
+def replay_unchanged(
+    cfg: Config, opts: AuditOptions, cache: FetchCache, started: dt.datetime, t0: float
+) -> Report | None:
+    """The report of the previous run, if the server shows the site unchanged since
+    (:mod:`crawler.replay`); None: crawl. The pass's 304s stay in ``cache`` either way."""
+    from crawler import replay
+    from crawler.store import Store, StoreError
+
+    c = cfg.crawl
+    if not (cache.reuse and c.delay <= 0 and opts.cache_run is not None and replay.enabled()):
+        return None
+    try:
+        with Store(cfg.history.db) as store:
+            source = store.replay_source(site_name(cfg), opts.cache_run, replay.replay_key(cfg))
+            if source is None or cache.written_since(source):
+                return None
+            pages, links, links_checked = store.snapshot(source)
+    except (sqlite3.Error, StoreError, OSError, ValueError, KeyError, TypeError):
+        return None
+    policy = cfg.policy()
+    try:
+        p = replay.plan(
+            source,
+            pages,
+            links,
+            links_checked,
+            in_scope=cfg.effective_scopes(),
+            cache=cache,
+            policy=policy,
+        )
+    except replay.NotReplayable:
+        return None
+    fresh, confirmed = replay.run_pass(
+        cache,
+        p,
+        user_agent=c.user_agent,
+        concurrency=c.concurrency,
+        per_host=c.per_host_concurrency,
+        timeout=c.timeout,
+        obey_robots=c.obey_robots,
+        robots_agent=ROBOTS_AGENT,
+    )
+    if not replay.holds(p, fresh, confirmed):
+        return None
+    finished = started + dt.timedelta(seconds=time.monotonic() - t0)
+    asked = cache.revalidated + len(p.confirms)
+    return assemble_report(
+        cfg,
+        policy,
+        p.pages,
+        p.links,
+        started=started,
+        finished=finished,
+        as_of=opts.as_of,
+        counts={
+            "requests": asked,
+            "responses": asked,
+            "replayed_from_run": source,
+            "revalidated": cache.revalidated,
+            "not_modified": len(fresh),
+            "confirmed": len(confirmed),
+        },
+        links_checked=p.links_checked,
+        start_urls=crawl_params(cfg).start_urls,
     )
 
 
@@ -224,6 +327,10 @@ def run_audit(cfg: Config, opts: AuditOptions) -> Report:
     t0 = time.monotonic()
     cache = open_cache(cfg, opts)
     try:
+        if cache is not None:
+            replayed = replay_unchanged(cfg, opts, cache, started, t0)
+            if replayed is not None:
+                return replayed
         state = crawl(cfg, opts, cache)
         if cache is not None:
             cache.flush()

@@ -49,6 +49,8 @@ from crawler.store import write_tx
 CACHE_VERSION = 1
 _BATCH = 200
 _GOOD = (Verdict.OK, Verdict.REDIRECT)
+#: robots.txt read by the pass, at most (Google reads 500 KiB).
+ROBOTS_BYTES = 500 * 1024
 
 
 def profile_key(site: str, settings: dict[str, Any]) -> str:
@@ -180,22 +182,29 @@ async def _revalidate(
     timeout: float,
     obey_robots: bool,
     robots_agent: str,
-) -> tuple[set[tuple[str, int]], int]:
+    confirms: Iterable[Confirm] = (),
+) -> tuple[set[tuple[str, int]], int, set[str]]:
+    """The pass: conditional requests for the stored ``rows`` (what answers 304 is
+    fresh) and one request without redirects for each of ``confirms`` (what answers as
+    expected is confirmed)."""
     import asyncio
-    from urllib.parse import urlsplit
+    from urllib.parse import urljoin, urlsplit
 
-    import aiohttp
-    import yarl
     from protego import Protego
 
+    from crawler.quick_http import Client
+
     fresh: set[tuple[str, int]] = set()
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=per_host)
-    async with aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=timeout),
-        headers={"User-Agent": user_agent},
-        auto_decompress=False,
-    ) as session:
+    confirmed: set[str] = set()
+    confirms = list(confirms)
+    clients: list[Client] = []
+
+    def client() -> Client:
+        c = Client(user_agent, timeout)
+        clients.append(c)
+        return c
+
+    try:
         if obey_robots:
             origins = {}
             for row in rows:
@@ -206,14 +215,16 @@ async def _revalidate(
                 # Protego, as the crawl's robots middleware (Scrapy's default parser), so
                 # both read wildcards and agent groups alike. None: leave it to the crawl.
                 try:
-                    async with session.get(f"{origin}/robots.txt", allow_redirects=True) as resp:
-                        if resp.status >= 500:
-                            return None
-                        text = ""
-                        if resp.status in (401, 403):  # ask about no page there
-                            text = "User-agent: *\nDisallow: /\n"
-                        elif resp.status < 300:
-                            text = (await resp.read()).decode("utf-8", "replace")
+                    resp = await client().get_following(
+                        f"{origin}/robots.txt", body_limit=ROBOTS_BYTES
+                    )
+                    if resp.status >= 500:
+                        return None
+                    text = ""
+                    if resp.status in (401, 403):  # ask about no page there
+                        text = "User-agent: *\nDisallow: /\n"
+                    elif resp.status < 300:
+                        text = resp.body.decode("utf-8", "replace")
                     rp = Protego.parse(text)
                 except Exception:
                     return None
@@ -233,25 +244,92 @@ async def _revalidate(
                     continue
                 kept.append(row)
             rows = kept
+            # A page to confirm must be one the crawl may still ask for, on a host that
+            # sets no pace (outside targets are checked whatever their robots.txt says).
+            kept_confirms = []
+            for c in confirms:
+                if c.page:
+                    p = urlsplit(c.url)
+                    rp = by_origin.get(f"{p.scheme}://{p.netloc}")
+                    if rp is None or not rp.can_fetch(c.url, robots_agent):
+                        continue
+                kept_confirms.append(c)
+            confirms = kept_confirms
         todo = iter(rows)
+        to_confirm = iter(confirms)
 
         async def worker() -> None:
+            http = client()
             for url, mode, etag, last_modified in todo:
-                headers = conditional_headers(etag, last_modified)
                 try:
-                    async with session.request(
+                    resp = await http.request(
                         "HEAD" if mode == 1 else "GET",
-                        yarl.URL(url, encoded=True),
-                        headers=headers,
-                        allow_redirects=False,
-                    ) as resp:
-                        if resp.status == 304:
-                            fresh.add((url, mode))
+                        url,
+                        conditional_headers(etag, last_modified),
+                    )
                 except Exception:
                     continue
+                if resp.status == 304:
+                    fresh.add((url, mode))
+            for c in to_confirm:
+                try:
+                    resp = await http.request("GET", c.url)
+                except Exception:
+                    continue
+                location = resp.headers.get("location")
+                went = urljoin(c.url, location.strip()) if location else ""
+                if resp.status == c.status and went == c.location:
+                    confirmed.add(c.url)
 
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    return fresh, len(rows)
+        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, per_host)))))
+    finally:
+        for c in clients:
+            c.close()
+    return fresh, len(rows), confirmed
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """A URL the pass asks once more, without following redirects: it is confirmed when
+    it answers ``status`` again and, for a redirect, leads to ``location`` again.
+    ``page``: the crawl would fetch it as a page (robots.txt applies)."""
+
+    url: str
+    status: int
+    location: str = ""
+    page: bool = False
+
+
+def check_unchanged(
+    rows: list[tuple[str, int, str, str]],
+    confirms: Iterable[Confirm],
+    *,
+    user_agent: str,
+    concurrency: int,
+    per_host: int,
+    timeout: float,
+    obey_robots: bool = True,
+    robots_agent: str = "sitewatch",
+) -> tuple[set[tuple[str, int]], int, set[str]]:
+    """The pass run here, with ``confirms`` (:mod:`crawler.replay`): (fresh (URL, mode)
+    pairs, rows asked about, confirmed URLs). Empty sets if the pass itself failed."""
+    import asyncio
+
+    try:
+        return asyncio.run(
+            _revalidate(
+                rows,
+                user_agent,
+                concurrency,
+                per_host,
+                timeout,
+                obey_robots,
+                robots_agent,
+                confirms,
+            )
+        )
+    except Exception:
+        return set(), 0, set()
 
 
 #: Run the revalidation pass in a forked child (``FetchCache.start_revalidate``) while the
@@ -282,10 +360,10 @@ class PendingRevalidation:
         if not fork:
             self._result = self._in_process()
             return
-        # Loaded before the fork: the child needs them and the crawl loads them anyway
-        # (Scrapy's aiohttp download handler, its robots.txt parser).
-        import aiohttp  # noqa: F401
+        # Loaded before the fork: the child needs them (and the crawl, protego).
         import protego  # noqa: F401
+
+        import crawler.quick_http  # noqa: F401
 
         try:
             read_fd, write_fd = os.pipe()
@@ -323,7 +401,7 @@ class PendingRevalidation:
         import threading
 
         def run() -> tuple[set[tuple[str, int]], int]:
-            return asyncio.run(_revalidate(self._rows, *self._args))
+            return asyncio.run(_revalidate(self._rows, *self._args))[:2]
 
         try:
             asyncio.get_running_loop()
@@ -372,7 +450,7 @@ def _revalidate_child(
     try:
         import asyncio
 
-        data = pickle.dumps(asyncio.run(_revalidate(rows, *args)))
+        data = pickle.dumps(asyncio.run(_revalidate(rows, *args))[:2])
         with open(write_fd, "wb") as pipe:
             pipe.write(data)
         code = 0
@@ -414,6 +492,8 @@ class FetchCache:
         #: (``revalidate``): the spider replays them without a request of its own.
         self.fresh: set[tuple[str, int]] = set()
         self.revalidated = 0
+        #: Whether ``fresh`` already holds the pass's answers (the crawl asks no more).
+        self.pass_done = False
         self.written = 0
         self.failed = ""
         self._db: sqlite3.Connection | None = None
@@ -479,6 +559,24 @@ class FetchCache:
         except sqlite3.Error as e:
             self._fail(e)
             return []
+
+    def written_since(self, run_id: int) -> bool:
+        """Whether a run after ``run_id`` (not this one) stored rows for the profile:
+        then the cache knows things that run's report does not. True on failure."""
+        if self._db is None:
+            return True
+        try:
+            return any(
+                self._db.execute(
+                    f"SELECT 1 FROM {table} WHERE profile = ? AND run_id > ? AND run_id != ? "
+                    "LIMIT 1",
+                    (self.profile, run_id, self.run_id),
+                ).fetchone()
+                for table in ("fetch_cache", "link_cache")
+            )
+        except sqlite3.Error as e:
+            self._fail(e)
+            return True
 
     def revalidate(self, **kwargs: Any) -> None:
         """:meth:`start_revalidate` run to its end in this process (no child)."""

@@ -17,6 +17,7 @@ from checks.evaluate import sort_key
 from checks.models import Report
 from crawler.audit import site_name
 from crawler.config import Config
+from crawler.replay import replay_key
 from crawler.store import Store, StoreError
 
 
@@ -38,7 +39,13 @@ class History:
         try:
             store = Store(cfg.history.db)
             site = site_name(cfg)
-            run_id = store.begin_run(site, started, cfg.site.start_urls, cfg.effective_scopes())
+            run_id = store.begin_run(
+                site,
+                started,
+                cfg.site.start_urls,
+                cfg.effective_scopes(),
+                replay_key=replay_key(cfg),
+            )
         except (sqlite3.Error, StoreError, OSError) as e:
             raise HistoryError(f"history database {cfg.history.db}: {e}") from e
         flaky = FlakyPolicy(runs=cfg.history.flaky_runs, hours=cfg.history.flaky_hours)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The agent robots.txt rules are read for (the crawl and the re-run's pre-crawl pass).
+ROBOTS_AGENT = "sitewatch"
 DOWNLOADER_MIDDLEWARES_BASE = {
     "crawler.robots_middleware.SafeRobotsTxtMiddleware": 100,
     # Gives robots.txt requests DOWNLOAD_TIMEOUT (the spider sets its own per request);
@@ -44,7 +46,7 @@ def audit_settings(
         "BOT_NAME": "sitewatch",
         "USER_AGENT": user_agent,
         "ROBOTSTXT_OBEY": obey_robots,
-        "ROBOTSTXT_USER_AGENT": "sitewatch",
+        "ROBOTSTXT_USER_AGENT": ROBOTS_AGENT,
         "CONCURRENT_REQUESTS": concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": per_host_concurrency,
         # Scrapy 2.19's own Downloader exceeds the per-host limit (crawler/downloader.py).

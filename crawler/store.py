@@ -45,7 +45,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from checks.changes import ChangeItem, Changes, FindingState, Key, compute_changes
-from checks.models import Check, Finding, Page, Report, RunInfo, Severity
+from checks.models import (
+    Check,
+    Finding,
+    LinkRef,
+    LinkResult,
+    Page,
+    RedirectHop,
+    Report,
+    RunInfo,
+    Severity,
+    Verdict,
+)
 
 UTC = dt.UTC
 
@@ -204,6 +215,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             probe TEXT NOT NULL,
             PRIMARY KEY (profile, url)
         )""",
+    ),
+    # 5: what an unchanged site's re-run is replayed from (crawler/replay.py): the
+    # settings the run's results depend on (``replay_key``), the order pages and links
+    # were reported in, and each link's ``missing_pdf`` detail.
+    (
+        "ALTER TABLE runs ADD COLUMN replay_key TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE pages ADD COLUMN seq INTEGER",
+        "ALTER TABLE links ADD COLUMN seq INTEGER",
+        "ALTER TABLE links ADD COLUMN pdf_problem TEXT NOT NULL DEFAULT ''",
     ),
 )
 
@@ -467,6 +487,7 @@ class Store:
         scopes: Iterable[str] = (),
         *,
         owner: RunOwner | None = None,
+        replay_key: str = "",
     ) -> int:
         """Record a new run (status ``running``) owned by ``owner`` (default: this process).
 
@@ -478,7 +499,7 @@ class Store:
             self._reap(db, site, "crashed", owner)
             cur = db.execute(
                 "INSERT INTO runs (site, status, started_at, start_urls, scopes, owner_host, "
-                "owner_pid, owner_token) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+                "owner_pid, owner_token, replay_key) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
                 (
                     site,
                     _ts(started_at),
@@ -487,6 +508,7 @@ class Store:
                     owner.host,
                     owner.pid,
                     owner.token,
+                    replay_key,
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -614,8 +636,8 @@ class Store:
             )
             db.executemany(
                 "INSERT OR IGNORE INTO pages (run_id, url, status, title, final_url, "
-                "content_type, depth, review_date, review_date_source, is_html, error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "content_type, depth, review_date, review_date_source, is_html, error, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         run_id,
@@ -629,14 +651,15 @@ class Store:
                         p.review_date_source,
                         int(p.is_html),
                         p.error,
+                        seq,
                     )
-                    for p in report.pages
+                    for seq, p in enumerate(report.pages)
                 ),
             )
             db.executemany(
                 "INSERT OR IGNORE INTO links (run_id, url, verdict, detail, status, final_url, "
                 "content_type, pdf_link, pdf_magic, watched, internal, redirect_chain, "
-                "found_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "found_on, pdf_problem, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         run_id,
@@ -652,8 +675,10 @@ class Store:
                         int(lr.internal),
                         json.dumps([[h.url, h.status] for h in lr.redirect_chain]),
                         json.dumps([[r.page, r.text, r.tag] for r in lr.found_on]),
+                        lr.pdf_problem,
+                        seq,
                     )
-                    for lr in report.links
+                    for seq, lr in enumerate(report.links)
                 ),
             )
             sections = (
@@ -840,6 +865,39 @@ class Store:
             ):
                 out.setdefault(r["url"], _page_from_row(r))
         return out
+
+    def replay_source(self, site: str, run_id: int, replay_key: str) -> int | None:
+        """The run an unchanged site's run ``run_id`` may be replayed from: the site's
+        newest run before it, if that one is complete, was made with the same settings
+        (``replay_key``) and stored its pages and links in order (schema 5). Else None."""
+        if not replay_key:
+            return None
+        row = self._db.execute(
+            "SELECT id, status, replay_key FROM runs WHERE site = ? AND id < ? "
+            "ORDER BY id DESC LIMIT 1",
+            (site, run_id),
+        ).fetchone()
+        if row is None or row["status"] != "complete" or row["replay_key"] != replay_key:
+            return None
+        return int(row["id"])
+
+    def snapshot(self, run_id: int) -> tuple[tuple[Page, ...], tuple[LinkResult, ...], int]:
+        """A finished run's pages and links, in the order it reported them, and its
+        number of checked links (for :mod:`crawler.replay`)."""
+        links_checked = int(self._run_row(run_id)["links_checked"])
+        pages = tuple(
+            _page_from_row(r)
+            for r in self._db.execute(
+                "SELECT * FROM pages WHERE run_id = ? ORDER BY seq", (run_id,)
+            )
+        )
+        links = tuple(
+            _link_from_row(r)
+            for r in self._db.execute(
+                "SELECT * FROM links WHERE run_id = ? ORDER BY seq", (run_id,)
+            )
+        )
+        return pages, links, links_checked
 
     def runs(self, site: str | None = None, limit: int = 20) -> list[RunRow]:
         """The newest runs first, with counts and delivery states (``sitewatch history``)."""
@@ -1070,6 +1128,24 @@ def _page_from_row(r: sqlite3.Row) -> Page:
         review_date_source=r["review_date_source"],
         is_html=bool(r["is_html"]),
         error=r["error"],
+    )
+
+
+def _link_from_row(r: sqlite3.Row) -> LinkResult:
+    return LinkResult(
+        url=r["url"],
+        verdict=Verdict(r["verdict"]),
+        detail=r["detail"],
+        status=r["status"],
+        final_url=r["final_url"],
+        redirect_chain=tuple(RedirectHop(u, int(s)) for u, s in json.loads(r["redirect_chain"])),
+        content_type=r["content_type"],
+        found_on=tuple(LinkRef(p, t, g) for p, t, g in json.loads(r["found_on"])),
+        pdf_link=bool(r["pdf_link"]),
+        pdf_magic=None if r["pdf_magic"] is None else bool(r["pdf_magic"]),
+        watched=bool(r["watched"]),
+        internal=bool(r["internal"]),
+        pdf_problem=r["pdf_problem"],
     )
 
 

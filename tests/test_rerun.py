@@ -5,7 +5,8 @@ outside site on 127.0.0.2. One history database; the real ``sitewatch audit`` ru
 times in a row, the sites changing in between:
 
 1. first run (full);
-2. nothing changed: every page is answered 304 and replayed, same report content;
+2. nothing changed: replayed from run 1 without a crawl (crawler/replay.py); then again
+   with that switched off: every page is answered 304 and replayed by the spider;
 3. a page gained a broken link, an image went missing, an outside link broke (still
    reused: its cache entry is young) and a previously broken outside link was fixed;
 4. the outside cache entries aged past ``links.cache_max_age``: the broken link is found;
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from crawler.replay import REPLAY_ENV
 from demo.server import Route, SiteServer
 from tests.cli_runner import CliResult, sitewatch, write_config
 
@@ -112,7 +114,7 @@ cache_max_age = 7
 """,
     )
 
-    def audit(n: int, *extra: str) -> CliResult:
+    def audit(n: int | str, *extra: str, env: dict[str, str] | None = None) -> CliResult:
         r = sitewatch(
             "audit",
             "--config",
@@ -126,6 +128,7 @@ cache_max_age = 7
             "json",
             *extra,
             cwd=tmp,
+            env=env,
         )
         assert r.code in (0, 1), r.stderr
         return r
@@ -135,7 +138,12 @@ cache_max_age = 7
         out[1] = audit(1)
         out["304_after_1"] = main.not_modified
         out["ext_hits_1"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
-        out[2] = audit(2)
+        # Nothing changed: replayed from run 1 (crawler/replay.py) ...
+        out["replay"] = audit("replay")
+        out["304_after_replay"] = main.not_modified
+        out["ext_hits_replay"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
+        # ... and, with that switched off, crawled with every page replayed by the spider.
+        out[2] = audit(2, env={REPLAY_ENV: "0"})
         out["304_after_2"] = main.not_modified
         out["ext_hits_2"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
         # Changes since: b.html gains a broken link, the image is gone, one outside link
@@ -192,6 +200,38 @@ def test_unchanged_rerun_uses_conditional_requests_and_gives_the_same_report(
     assert link_view(second) == link_view(first)
     assert page_view(second) == page_view(first)
     assert second.report["run"]["complete"]
+
+
+def test_unchanged_rerun_is_replayed_from_the_last_run_without_a_crawl(
+    runs: dict[str, Any],
+) -> None:
+    first, replayed, crawled = runs[1], runs["replay"], runs[2]
+    s = stats(replayed)
+    assert s["replayed_from_run"] == 1
+    assert s["not_modified"] == s["revalidated"] >= 6  # 4 pages, the image and the PDF
+    assert runs["304_after_replay"] - runs["304_after_1"] >= 6
+    # Asked again: /bad (broken last time: still 404) and /moved (its 301 still leads to
+    # /ok, whose verdict is cached).
+    assert s["confirmed"] == 2
+    assert runs["ext_hits_replay"]["/bad"] == runs["ext_hits_1"]["/bad"] + 1
+    assert runs["ext_hits_replay"]["/ok"] == runs["ext_hits_1"]["/ok"]  # cached verdict
+    assert "pages_not_modified" not in s  # no crawl
+    for other in (first, crawled):
+        assert key_findings(replayed) == key_findings(other)
+        assert link_view(replayed) == link_view(other)
+        assert page_view(replayed) == page_view(other)
+    # Same order as the run it replays (the history keeps it).
+    assert list(replayed.links()) == list(first.links())
+    assert list(replayed.pages()) == list(first.pages())
+    assert replayed.report["run"]["complete"]
+
+
+def test_changed_site_is_crawled_not_replayed(runs: dict[str, Any]) -> None:
+    # Run 3: a page changed, an image went missing, a broken outside link was fixed.
+    assert "replayed_from_run" not in stats(runs[3])
+    # Run 4: the outside verdicts aged past links.cache_max_age: they must be asked.
+    assert "replayed_from_run" not in stats(runs[4])
+    assert stats(runs[3])["revalidated"] >= 5  # the pass's 304s served the crawl
 
 
 def test_changed_page_is_parsed_again_and_its_new_broken_link_found(

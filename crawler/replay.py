@@ -1,0 +1,178 @@
+"""A re-run of an unchanged site, answered from the last run without a crawl.
+
+The weekly re-run of a site that did not change costs mostly what surrounds the crawl
+(Scrapy's start-up, replaying every stored page through the spider). When the site's
+previous run was complete and made with the same settings, this module asks the server
+whether anything changed, with one bare aiohttp pass (``fetch_cache.check_unchanged``):
+
+* every stored in-scope URL conditionally (``If-None-Match``/``If-Modified-Since``): it
+  must answer 304;
+* every target the crawl would check again (anything that answered an error status, each
+  redirect hop that no stored row covers, and targets whose cached outside verdict has
+  aged past ``links.cache_max_age``) once more, without following redirects: it must give
+  the same status and lead to the same place.
+
+If every answer is as before, the previous run's pages and links are the answer (read
+back from the history, ``Store.snapshot``) and the findings are judged again for the new
+``--as-of``. Anything else (one page answered 200, a link now answers differently, an
+error with no status, a watched target that works, a newer partial run) and the audit
+crawls as usual, reusing the pass's 304s. ``SITEWATCH_REPLAY=0`` turns this off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from checks.models import LinkResult, Page, Verdict
+from checks.policy import Policy
+from crawler.config import Config
+from crawler.fetch_cache import Confirm, FetchCache, check_unchanged
+
+#: Bump when what a run stores for replay changes meaning.
+REPLAY_VERSION = 1
+#: Environment switch: "0" makes every re-run crawl (tests of the crawl's own replay).
+REPLAY_ENV = "SITEWATCH_REPLAY"
+_PERMANENT = (301, 308)
+
+
+def enabled() -> bool:
+    return os.environ.get(REPLAY_ENV, "1") != "0"
+
+
+def replay_key(cfg: Config) -> str:
+    """The settings a run's pages and links depend on (not how fast it asks)."""
+    crawl = dataclasses.replace(cfg.crawl, concurrency=0, per_host_concurrency=0)
+    blob = repr((REPLAY_VERSION, cfg.site, crawl, cfg.links, cfg.effective_scopes()))
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What must hold for run ``source``'s pages and links to stand for this run."""
+
+    source: int
+    pages: tuple[Page, ...]
+    links: tuple[LinkResult, ...]
+    links_checked: int
+    #: In-scope URLs that must answer 304 (in any probe mode stored for them).
+    fresh: frozenset[str]
+    #: Targets to ask again (URL -> what they must answer).
+    confirms: tuple[Confirm, ...]
+
+
+class NotReplayable(Exception):
+    """The previous run cannot stand for this one; the audit crawls."""
+
+
+def plan(
+    source: int,
+    pages: tuple[Page, ...],
+    links: tuple[LinkResult, ...],
+    links_checked: int,
+    *,
+    in_scope: Iterable[str],
+    cache: FetchCache,
+    policy: Policy,
+) -> Plan:
+    """What to ask the server before reusing run ``source``; raises NotReplayable."""
+    scopes = tuple(in_scope)
+
+    def scoped(url: str) -> bool:
+        return any(url.startswith(s) for s in scopes)
+
+    fresh: set[str] = set()
+    confirms: dict[str, Confirm] = {}
+
+    def confirm(url: str, status: int, location: str = "") -> None:
+        c = Confirm(url, status, location, page=scoped(url))
+        if confirms.setdefault(url, c) != c:
+            raise NotReplayable(f"{url} answered two ways")
+
+    def final_answer(url: str, status: int | None, detail: str) -> None:
+        """``url`` answered ``status`` at the end of its chain (or directly)."""
+        if status is None:
+            raise NotReplayable(f"{url}: {detail or 'no answer'}")
+        if status >= 400:
+            if detail and detail != f"http_{status}":
+                raise NotReplayable(f"{url}: {detail}")
+            confirm(url, status)
+        elif scoped(url):
+            fresh.add(url)
+        elif policy.is_watched(url) or cache.cached_link(url, 0) is None:
+            raise NotReplayable(f"{url}: outside answer not cached")
+
+    seen: set[str] = set()
+    for link in links:
+        base = link.url.partition("#")[0]
+        if base in seen or link.verdict is Verdict.SKIPPED:
+            continue
+        seen.add(base)
+        watched = policy.is_watched(base)
+        if not link.internal and not watched and cache.cached_link(base, 0) is not None:
+            continue  # the crawl would reuse the cached outside verdict too
+        chain = link.redirect_chain
+        if not chain:
+            detail = link.detail if link.verdict is not Verdict.OK else ""
+            if watched and (link.status or 0) < 400:
+                raise NotReplayable(f"{base}: watched targets are always checked")
+            final_answer(base, link.status, detail)
+            continue
+        if link.verdict is Verdict.REDIRECT and any(h.status not in _PERMANENT for h in chain):
+            raise NotReplayable(f"{base}: mixed redirect chain")
+        if watched:
+            raise NotReplayable(f"{base}: watched targets are always checked")
+        final = link.final_url
+        for hop, nxt in zip(chain, [*(h.url for h in chain[1:]), final], strict=True):
+            confirm(hop.url, hop.status, nxt)
+        detail = link.detail if link.verdict not in (Verdict.OK, Verdict.REDIRECT) else ""
+        final_answer(final, link.status, detail)
+    for page in pages:
+        if page.status is None:
+            raise NotReplayable(f"{page.url}: {page.error or 'no answer'}")
+        if page.url not in seen and page.url not in fresh and page.url not in confirms:
+            final_answer(page.url, page.status, "")
+    return Plan(
+        source=source,
+        pages=pages,
+        links=links,
+        links_checked=links_checked,
+        fresh=frozenset(fresh),
+        confirms=tuple(confirms.values()),
+    )
+
+
+def holds(p: Plan, fresh: set[tuple[str, int]], confirmed: set[str]) -> bool:
+    """Whether the pass's answers show the site as the plan's run saw it."""
+    answered = {url for url, _mode in fresh}
+    return p.fresh <= answered and all(c.url in confirmed for c in p.confirms)
+
+
+def run_pass(
+    cache: FetchCache,
+    p: Plan,
+    *,
+    user_agent: str,
+    concurrency: int,
+    per_host: int,
+    timeout: float,
+    obey_robots: bool,
+    robots_agent: str,
+) -> tuple[set[tuple[str, int]], set[str]]:
+    """Ask the server (``check_unchanged``); the 304s also go to the cache for the crawl."""
+    rows = cache.stored()
+    fresh, count, confirmed = check_unchanged(
+        rows,
+        p.confirms,
+        user_agent=user_agent,
+        concurrency=concurrency,
+        per_host=per_host,
+        timeout=timeout,
+        obey_robots=obey_robots,
+        robots_agent=robots_agent,
+    )
+    cache.fresh, cache.revalidated, cache.pass_done = fresh, count, True
+    return fresh, confirmed
