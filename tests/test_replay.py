@@ -1,0 +1,247 @@
+"""The unchanged-site replay (crawler/replay.py) and its HTTP client (crawler/quick_http.py).
+
+What the plan asks before a previous run may stand for this one (real SQLite cache), and
+the client against real servers on 127.0.0.1. The end-to-end replay (real audits in a
+row) is in tests/test_rerun.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from checks.models import LinkRef, LinkResult, Page, RedirectHop, Verdict
+from checks.policy import Policy
+from crawler.fetch_cache import Confirm, FetchCache
+from crawler.quick_http import Client
+from crawler.replay import NotReplayable, Plan, holds, plan
+from crawler.store import Store
+from demo.server import Route, SiteServer
+from tests.cli_runner import sitewatch, write_config
+
+SITE = "https://kommun.example/"
+REF = (LinkRef(SITE + "index.html", "Länk"),)
+
+
+def cache_at(tmp_path: Path) -> FetchCache:
+    db = tmp_path / "h.db"
+    Store(db).close()  # the schema
+    return FetchCache(db, "profile", run_id=2, max_age_days=7)
+
+
+def link(url: str, verdict: Verdict = Verdict.OK, **kw: Any) -> LinkResult:
+    internal = kw.pop("internal", url.startswith(SITE))
+    return LinkResult(url, verdict, found_on=REF, internal=internal, **kw)
+
+
+def page(url: str, status: int | None = 200) -> Page:
+    return Page(url=url, status=status)
+
+
+def make(tmp_path: Path, links: list[LinkResult], pages: list[Page] | None = None, **kw: Any):
+    return plan(
+        1,
+        tuple(pages or [page(SITE + "index.html")]),
+        tuple(links),
+        len(links),
+        in_scope=(SITE,),
+        cache=cache_at(tmp_path),
+        policy=kw.pop("policy", Policy()),
+    )
+
+
+def test_pages_and_good_internal_targets_must_answer_304(tmp_path: Path) -> None:
+    p = make(
+        tmp_path,
+        [
+            link(SITE + "index.html", status=200),
+            link(SITE + "a.html#del", status=200),
+            link(SITE + "a.html", status=200),
+            link(SITE + "c.html#nej", Verdict.BROKEN, detail="missing_fragment", status=200),
+            link("mailto:x@kommun.example", Verdict.SKIPPED, detail="mailto", internal=False),
+        ],
+    )
+    assert p.fresh == {SITE + "index.html", SITE + "a.html", SITE + "c.html"}
+    assert p.confirms == ()
+
+
+def test_error_statuses_and_redirect_hops_are_asked_again(tmp_path: Path) -> None:
+    p = make(
+        tmp_path,
+        [
+            link(SITE + "borta.html", Verdict.BROKEN, detail="http_404", status=404),
+            link("https://ute.example/saknas", Verdict.BROKEN, detail="http_410", status=410),
+            link(
+                SITE + "gammal.html",
+                Verdict.REDIRECT,
+                detail="http_301",
+                status=200,
+                final_url=SITE + "ny.html",
+                redirect_chain=(RedirectHop(SITE + "gammal.html", 301),),
+            ),
+        ],
+    )
+    assert set(p.confirms) == {
+        Confirm(SITE + "borta.html", 404, page=True),
+        Confirm("https://ute.example/saknas", 410),
+        Confirm(SITE + "gammal.html", 301, SITE + "ny.html", page=True),
+    }
+    assert p.fresh == {SITE + "ny.html", SITE + "index.html"}  # the page crawled
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        link(SITE + "x.html", Verdict.BROKEN, detail="dns"),  # no status: an error
+        link("https://ute.example/ok", status=200),  # outside, verdict not cached
+        link(SITE + "slow.html", Verdict.BROKEN, detail="timeout"),
+        link(
+            SITE + "blandad.html",
+            Verdict.REDIRECT,
+            detail="http_301",
+            status=200,
+            final_url=SITE + "tillfallig.html",
+            redirect_chain=(
+                RedirectHop(SITE + "blandad.html", 301),
+                RedirectHop(SITE + "tillfallig.html", 302),
+            ),
+        ),
+    ],
+    ids=["error", "outside-uncached", "timeout", "mixed-chain"],
+)
+def test_what_cannot_be_confirmed_means_a_crawl(tmp_path: Path, bad: LinkResult) -> None:
+    with pytest.raises(NotReplayable):
+        make(tmp_path, [link(SITE + "index.html", status=200), bad])
+
+
+def test_watched_targets_are_checked_by_the_crawl_unless_broken(tmp_path: Path) -> None:
+    policy = Policy(watched=("ute.example",))
+    with pytest.raises(NotReplayable, match="watched"):
+        make(tmp_path, [link("https://ute.example/eu", status=200)], policy=policy)
+    p = make(
+        tmp_path,
+        [link("https://ute.example/eu", Verdict.BROKEN, detail="http_404", status=404)],
+        policy=policy,
+    )
+    assert p.confirms == (Confirm("https://ute.example/eu", 404),)
+
+
+def test_a_crawled_page_that_failed_means_a_crawl(tmp_path: Path) -> None:
+    with pytest.raises(NotReplayable):
+        make(tmp_path, [], pages=[page(SITE + "index.html", status=None)])
+
+
+def test_holds_needs_every_304_and_every_confirmation() -> None:
+    p = Plan(
+        1,
+        (),
+        (),
+        0,
+        fresh=frozenset({SITE + "a.html"}),
+        confirms=(Confirm(SITE + "b.html", 404),),
+    )
+    assert holds(p, {(SITE + "a.html", 4)}, {SITE + "b.html"})
+    assert not holds(p, {(SITE + "a.html", 4)}, set())
+    assert not holds(p, set(), {SITE + "b.html"})
+
+
+# -- the client -----------------------------------------------------------------------
+
+
+def test_client_conditional_get_redirects_and_body_limit(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "a.html").write_text("<p>" + "å" * 5000 + "</p>", encoding="utf-8")
+    routes = {
+        "/flytt": Route(status=301, redirect_to="/a.html"),
+        "/saknas": Route(status=404, body="nej"),
+    }
+    with SiteServer("127.0.0.1", root=www, routes=routes, validators=True) as srv:
+
+        async def go() -> dict[str, Any]:
+            http = Client("sitewatch-test", timeout=5)
+            try:
+                first = await http.request("GET", srv.url("/a.html"), body_limit=10**6)
+                etag = first.headers.get("etag", "")
+                again = await http.request("GET", srv.url("/a.html"), {"If-None-Match": etag})
+                moved = await http.request("GET", srv.url("/flytt"))
+                gone = await http.request("GET", srv.url("/saknas"), body_limit=2)
+                followed = await http.get_following(srv.url("/flytt"), body_limit=100)
+                head = await http.request("HEAD", srv.url("/a.html"))
+            finally:
+                http.close()
+            return {
+                "first": first,
+                "again": again,
+                "moved": moved,
+                "gone": gone,
+                "followed": followed,
+                "head": head,
+            }
+
+        got = asyncio.run(go())
+    assert got["first"].status == 200 and got["first"].body.decode() == (www / "a.html").read_text(
+        encoding="utf-8"
+    )
+    assert got["again"].status == 304 and got["again"].body == b""
+    assert got["moved"].status == 301 and got["moved"].headers["location"].endswith("/a.html")
+    assert got["gone"].status == 404 and got["gone"].body == b"ne"  # cut at the limit
+    assert got["followed"].status == 200 and len(got["followed"].body) == 100
+    assert got["head"].status == 200 and got["head"].body == b""
+    assert srv.not_modified == 1
+
+
+def test_client_error_on_refused_connection() -> None:
+    async def go() -> None:
+        http = Client("sitewatch-test", timeout=2)
+        try:
+            await http.request("GET", "http://127.0.0.1:9/")  # discard port: nobody listens
+        finally:
+            http.close()
+
+    with pytest.raises(OSError):
+        asyncio.run(go())
+
+
+# -- end to end: what keeps a re-run from being replayed --------------------------------
+
+
+def test_rows_written_by_a_later_partial_run_mean_a_crawl(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text(
+        '<html><body><a href="a.html">A</a><footer>Granskad 2026-01-01</footer></body></html>',
+        encoding="utf-8",
+    )
+    (www / "a.html").write_text("<html><body><p>A</p></body></html>", encoding="utf-8")
+    with SiteServer("127.0.0.1", root=www, validators=True) as srv:
+        db = tmp_path / "h.db"
+        cfg = write_config(
+            tmp_path / "site.toml",
+            f'[site]\nstart_urls = ["{srv.url("/index.html")}"]\n'
+            f'[crawl]\nobey_robots = false\n[history]\ndb = "{db}"\n',
+        )
+
+        def audit(n: int) -> dict[str, Any]:
+            r = sitewatch(
+                "audit", "--config", str(cfg), "--out", str(tmp_path / f"o{n}"),
+                "--format", "json", "-q", cwd=tmp_path,
+            )  # fmt: skip
+            assert r.code in (0, 1), r.stderr
+            return r.report["run"]["stats"]
+
+        audit(1)
+        assert audit(2)["replayed_from_run"] == 1
+        # A run that began later and crashed stored what it had learnt: the cache now
+        # knows more than run 2's report, so run 3 must crawl.
+        con = sqlite3.connect(db)
+        con.execute("UPDATE fetch_cache SET run_id = 99 WHERE url LIKE '%a.html'")
+        con.commit()
+        con.close()
+        s3 = audit(3)
+        assert "replayed_from_run" not in s3
+        assert s3["pages_not_modified"] >= 1  # the crawl still used the pass's 304s
