@@ -14,7 +14,14 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    BytecodeCache,
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
 
 from reports.json_report import aware, clean_unicode
 
@@ -77,6 +84,15 @@ def format_datetime(value: dt.datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC{sign}{hh:02d}:{mm:02d}"
 
 
+def _bytecode_cache() -> BytecodeCache | None:
+    """Compiled templates kept between runs (Jinja2's per-user directory under the temp
+    dir, mode 0700): compiling report.html.j2 costs ~0.08 s of every audit otherwise."""
+    try:
+        return FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
+
+
 @functools.cache
 def get_env() -> Environment:
     """The shared environment: autoescaping for HTML/XML templates, strict undefined."""
@@ -92,6 +108,7 @@ def get_env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters["clip"] = display_text
     env.filters["href"] = safe_href

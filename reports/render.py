@@ -4,13 +4,14 @@
 Each format has its own module; this one maps format names to renderers and file names
 and writes the files.  Every renderer consumes only :class:`checks.models.Report`.
 
-The formats that need Jinja2 (HTML and Markdown, :data:`CHILD_FORMATS`) are rendered in a
-forked child process while this process renders the others (and, in ``sitewatch audit``,
-stores the run in the history), so an audit's reports take about half the wall time on a
-machine with two cores. :data:`PARALLEL` = False renders every format here, one after the
-other. Either way each file is written to a temporary name and renamed in the order the
-formats were asked for; a failed format (in either process) removes its temporary file
-and those of the formats after it, and raises the same exception as rendering here would.
+The formats that need Jinja2 (HTML and Markdown) and JUnit XML (:data:`CHILD_FORMATS`) are
+rendered in a forked child process while this process renders the others (and, in
+``sitewatch audit``, stores the run in the history), so an audit's reports take about half
+the wall time on a machine with two cores. :data:`PARALLEL` = False renders every format
+here, one after the other. Either way each file is written to a temporary name and renamed
+in the order the formats were asked for; a failed format (in either process) removes its
+temporary file and those of the formats after it, and raises the same exception as
+rendering here would.
 The renderer modules are imported when first used, so the process that runs the audit
 never imports Jinja2 when the child renders HTML and Markdown.
 """
@@ -33,8 +34,9 @@ from reports.csv_report import ENCODING as CSV_ENCODING
 #: Render :data:`CHILD_FORMATS` in a forked child process (where ``os.fork`` exists).
 PARALLEL = True
 #: Formats the child renders: the ones that need Jinja2 (its import, the template's
-#: compilation and the HTML rendering are about half of all report work).
-CHILD_FORMATS = ("html", "md")
+#: compilation and the HTML rendering are about half of all report work), and JUnit XML,
+#: which evens out the two processes' shares (this one also stores the run).
+CHILD_FORMATS = ("html", "md", "junit")
 
 _LAZY_RENDERERS = {
     "render_html": "reports.html_report",
