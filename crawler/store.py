@@ -228,6 +228,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 FINISHED = ("complete", "incomplete")
+_PAGE_COLS = (
+    "url, status, title, final_url, content_type, depth, review_date, review_date_source, "
+    "is_html, error, seq"
+)
+_LINK_COLS = (
+    "url, verdict, detail, status, final_url, content_type, pdf_link, pdf_magic, watched, "
+    "internal, redirect_chain, found_on, pdf_problem, seq"
+)
 _MAX_ERROR = 1000
 _CHUNK = 500
 #: A run owned by another host is taken for crashed after this long (its pid is not ours
@@ -634,53 +642,12 @@ class Store:
                     run_id,
                 ),
             )
-            db.executemany(
-                "INSERT OR IGNORE INTO pages (run_id, url, status, title, final_url, "
-                "content_type, depth, review_date, review_date_source, is_html, error, seq) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        run_id,
-                        p.url,
-                        p.status,
-                        p.title,
-                        p.final_url,
-                        p.content_type,
-                        p.depth,
-                        p.review_date.isoformat() if p.review_date else None,
-                        p.review_date_source,
-                        int(p.is_html),
-                        p.error,
-                        seq,
-                    )
-                    for seq, p in enumerate(report.pages)
-                ),
-            )
-            db.executemany(
-                "INSERT OR IGNORE INTO links (run_id, url, verdict, detail, status, final_url, "
-                "content_type, pdf_link, pdf_magic, watched, internal, redirect_chain, "
-                "found_on, pdf_problem, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        run_id,
-                        lr.url,
-                        lr.verdict.value,
-                        lr.detail,
-                        lr.status,
-                        lr.final_url,
-                        lr.content_type,
-                        int(lr.pdf_link),
-                        None if lr.pdf_magic is None else int(lr.pdf_magic),
-                        int(lr.watched),
-                        int(lr.internal),
-                        json.dumps([[h.url, h.status] for h in lr.redirect_chain]),
-                        json.dumps([[r.page, r.text, r.tag] for r in lr.found_on]),
-                        lr.pdf_problem,
-                        seq,
-                    )
-                    for seq, lr in enumerate(report.links)
-                ),
-            )
+            source = info.stats.get("replayed_from_run")
+            if isinstance(source, int) and self._same_rows(db, source, report):
+                # Replayed (crawler/replay.py): the pages and links are that run's own.
+                self._copy_rows(db, source, run_id)
+            else:
+                self._insert_rows(db, run_id, report)
             sections = (
                 ("new", changes.new),
                 ("open", changes.still_open),
@@ -734,6 +701,76 @@ class Store:
                 ((_ts(now), run_id, site, *item.key) for item in changes.fixed),
             )
         return changes
+
+    @staticmethod
+    def _insert_rows(db: sqlite3.Connection, run_id: int, report: Report) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO pages (run_id, url, status, title, final_url, "
+            "content_type, depth, review_date, review_date_source, is_html, error, seq) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    run_id,
+                    p.url,
+                    p.status,
+                    p.title,
+                    p.final_url,
+                    p.content_type,
+                    p.depth,
+                    p.review_date.isoformat() if p.review_date else None,
+                    p.review_date_source,
+                    int(p.is_html),
+                    p.error,
+                    seq,
+                )
+                for seq, p in enumerate(report.pages)
+            ),
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO links (run_id, url, verdict, detail, status, final_url, "
+            "content_type, pdf_link, pdf_magic, watched, internal, redirect_chain, "
+            "found_on, pdf_problem, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    run_id,
+                    lr.url,
+                    lr.verdict.value,
+                    lr.detail,
+                    lr.status,
+                    lr.final_url,
+                    lr.content_type,
+                    int(lr.pdf_link),
+                    None if lr.pdf_magic is None else int(lr.pdf_magic),
+                    int(lr.watched),
+                    int(lr.internal),
+                    json.dumps([[h.url, h.status] for h in lr.redirect_chain]),
+                    json.dumps([[r.page, r.text, r.tag] for r in lr.found_on]),
+                    lr.pdf_problem,
+                    seq,
+                )
+                for seq, lr in enumerate(report.links)
+            ),
+        )
+
+    @staticmethod
+    def _same_rows(db: sqlite3.Connection, source: int, report: Report) -> bool:
+        """Whether run ``source`` stored as many pages and links as ``report`` has."""
+        pages = db.execute("SELECT count(*) FROM pages WHERE run_id = ?", (source,)).fetchone()
+        links = db.execute("SELECT count(*) FROM links WHERE run_id = ?", (source,)).fetchone()
+        return pages[0] == len(report.pages) and links[0] == len(report.links)
+
+    @staticmethod
+    def _copy_rows(db: sqlite3.Connection, source: int, run_id: int) -> None:
+        db.execute(
+            f"INSERT INTO pages (run_id, {_PAGE_COLS}) "
+            f"SELECT ?, {_PAGE_COLS} FROM pages WHERE run_id = ?",
+            (run_id, source),
+        )
+        db.execute(
+            f"INSERT INTO links (run_id, {_LINK_COLS}) "
+            f"SELECT ?, {_LINK_COLS} FROM links WHERE run_id = ?",
+            (run_id, source),
+        )
 
     @staticmethod
     def _open_state(db: sqlite3.Connection, site: str) -> dict[Key, FindingState]:

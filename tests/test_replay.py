@@ -236,12 +236,22 @@ def test_rows_written_by_a_later_partial_run_mean_a_crawl(tmp_path: Path) -> Non
 
         audit(1)
         assert audit(2)["replayed_from_run"] == 1
-        # A run that began later and crashed stored what it had learnt: the cache now
-        # knows more than run 2's report, so run 3 must crawl.
+        # The replayed run stored the same pages and links (copied), so it can be
+        # replayed in turn.
+        assert audit(3)["replayed_from_run"] == 2
         con = sqlite3.connect(db)
+        for table in ("pages", "links"):
+            rows = [
+                con.execute(f"SELECT * FROM {table} WHERE run_id = ? ORDER BY seq", (n,)).fetchall()
+                for n in (1, 2, 3)
+            ]
+            assert rows[0] and [r[1:] for r in rows[0]] == [r[1:] for r in rows[2]]
+            assert [r[1:] for r in rows[1]] == [r[1:] for r in rows[2]]
+        # A run that began later and crashed stored what it had learnt: the cache now
+        # knows more than run 3's report, so run 4 must crawl.
         con.execute("UPDATE fetch_cache SET run_id = 99 WHERE url LIKE '%a.html'")
         con.commit()
         con.close()
-        s3 = audit(3)
-        assert "replayed_from_run" not in s3
-        assert s3["pages_not_modified"] >= 1  # the crawl still used the pass's 304s
+        s4 = audit(4)
+        assert "replayed_from_run" not in s4
+        assert s4["pages_not_modified"] >= 1  # the crawl still used the pass's 304s
