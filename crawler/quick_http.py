@@ -12,12 +12,20 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import h11
 
 _READ = 65536
 _MAX_HEAD = 64 * 1024
+
+
+def _ascii(target: str) -> str:
+    """The request target as sent: non-ASCII characters and spaces percent-encoded (UTF-8),
+    as a browser sends a link written with them; what is encoded already stays."""
+    if target.isascii() and " " not in target:
+        return target
+    return quote(target, safe="/?&=%:@!$'()*+,;~[]")
 
 
 @dataclass
@@ -96,12 +104,16 @@ class Client:
         self._reused = conn is not None
         if conn is None:
             conn = await self._open(scheme, parts.hostname, port)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        target = _ascii((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+        host = parts.netloc.rpartition("@")[2]
+        if not host.isascii():
+            name, colon, port_text = host.rpartition(":") if parts.port else (host, "", "")
+            host = name.encode("idna").decode("ascii") + colon + port_text
         request = h11.Request(
             method=method,
             target=target,
             headers=[
-                ("Host", parts.netloc.rpartition("@")[2]),
+                ("Host", host),
                 ("User-Agent", self.user_agent),
                 ("Accept-Encoding", "identity"),
                 *headers.items(),

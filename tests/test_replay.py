@@ -156,6 +156,7 @@ def test_client_conditional_get_redirects_and_body_limit(tmp_path: Path) -> None
     www = tmp_path / "www"
     www.mkdir()
     (www / "a.html").write_text("<p>" + "å" * 5000 + "</p>", encoding="utf-8")
+    (www / "vänorter.html").write_text("<p>Vänorter</p>", encoding="utf-8")
     routes = {
         "/flytt": Route(status=301, redirect_to="/a.html"),
         "/saknas": Route(status=404, body="nej"),
@@ -172,6 +173,8 @@ def test_client_conditional_get_redirects_and_body_limit(tmp_path: Path) -> None
                 gone = await http.request("GET", srv.url("/saknas"), body_limit=2)
                 followed = await http.get_following(srv.url("/flytt"), body_limit=100)
                 head = await http.request("HEAD", srv.url("/a.html"))
+                # A link written with non-ASCII letters is sent percent-encoded (UTF-8).
+                swedish = await http.request("GET", srv.url("/vänorter.html"), body_limit=100)
             finally:
                 http.close()
             return {
@@ -181,6 +184,7 @@ def test_client_conditional_get_redirects_and_body_limit(tmp_path: Path) -> None
                 "gone": gone,
                 "followed": followed,
                 "head": head,
+                "swedish": swedish,
             }
 
         got = asyncio.run(go())
@@ -193,6 +197,7 @@ def test_client_conditional_get_redirects_and_body_limit(tmp_path: Path) -> None
     assert got["followed"].status == 200 and len(got["followed"].body) == 100
     assert got["head"].status == 200 and got["head"].body == b""
     assert srv.not_modified == 1
+    assert got["swedish"].status == 200 and "Vänorter" in got["swedish"].body.decode()
 
 
 def test_client_error_on_refused_connection() -> None:
