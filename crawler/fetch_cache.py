@@ -273,12 +273,19 @@ async def _revalidate(
                     fresh.add((url, mode))
             for c in to_confirm:
                 try:
-                    resp = await http.request("GET", c.url)
+                    resp = await http.request(c.method, c.url)
                 except Exception:
                     continue
                 location = resp.headers.get("location")
                 went = urljoin(c.url, location.strip()) if location else ""
-                if resp.status == c.status and went == c.location:
+                if (
+                    resp.status == c.status
+                    and went == c.location
+                    and (
+                        c.content_type is None
+                        or resp.headers.get("content-type", "") == c.content_type
+                    )
+                ):
                     confirmed.add(c.url)
 
         await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, per_host)))))
@@ -290,14 +297,18 @@ async def _revalidate(
 
 @dataclass(frozen=True)
 class Confirm:
-    """A URL the pass asks once more, without following redirects: it is confirmed when
-    it answers ``status`` again and, for a redirect, leads to ``location`` again.
+    """A URL the pass asks once more (``method``, without following redirects): it is
+    confirmed when it answers ``status`` again, for a redirect leads to ``location`` again
+    and, if given, sends ``content_type`` again.
     ``page``: the crawl would fetch it as a page (robots.txt applies)."""
 
     url: str
     status: int
     location: str = ""
     page: bool = False
+    method: str = "GET"
+    #: The Content-Type it must send again (None: not looked at).
+    content_type: str | None = None
 
 
 def check_unchanged(

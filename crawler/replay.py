@@ -8,14 +8,15 @@ whether anything changed, with one bare aiohttp pass (``fetch_cache.check_unchan
 * every stored in-scope URL conditionally (``If-None-Match``/``If-Modified-Since``): it
   must answer 304;
 * every target the crawl would check again (anything that answered an error status, each
-  redirect hop that no stored row covers, and targets whose cached outside verdict has
-  aged past ``links.cache_max_age``) once more, without following redirects: it must give
-  the same status and lead to the same place.
+  redirect hop that no stored row covers, watched targets, and outside targets whose
+  cached verdict has aged past ``links.cache_max_age``) once more, without following
+  redirects: it must give the same status and lead to the same place; an outside target
+  the crawl asks with HEAD (no #fragment, no PDF) must also send the same content type.
 
 If every answer is as before, the previous run's pages and links are the answer (read
 back from the history, ``Store.snapshot``) and the findings are judged again for the new
 ``--as-of``. Anything else (one page answered 200, a link now answers differently, an
-error with no status, a watched target that works, a newer partial run) and the audit
+error with no status, an outside page whose body matters, a newer partial run) and the audit
 crawls as usual, reusing the pass's 304s. ``SITEWATCH_REPLAY=0`` turns this off.
 """
 
@@ -26,6 +27,7 @@ import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from checks.models import LinkResult, Page, Verdict
 from checks.policy import Policy
@@ -86,14 +88,16 @@ def plan(
 
     fresh: set[str] = set()
     confirms: dict[str, Confirm] = {}
+    fragmented = {link.url.partition("#")[0] for link in links if "#" in link.url}
 
-    def confirm(url: str, status: int, location: str = "") -> None:
-        c = Confirm(url, status, location, page=scoped(url))
+    def confirm(url: str, status: int, location: str = "", **kw: Any) -> None:
+        c = Confirm(url, status, location, page=scoped(url), **kw)
         if confirms.setdefault(url, c) != c:
             raise NotReplayable(f"{url} answered two ways")
 
-    def final_answer(url: str, status: int | None, detail: str) -> None:
-        """``url`` answered ``status`` at the end of its chain (or directly)."""
+    def final_answer(url: str, status: int | None, detail: str, head_type: str | None) -> None:
+        """``url`` answered ``status`` at the end of its chain (or directly); with
+        ``head_type`` the crawl would ask it with HEAD and see that content type."""
         if status is None:
             raise NotReplayable(f"{url}: {detail or 'no answer'}")
         if status >= 400:
@@ -102,8 +106,12 @@ def plan(
             confirm(url, status)
         elif scoped(url):
             fresh.add(url)
-        elif policy.is_watched(url) or cache.cached_link(url, 0) is None:
-            raise NotReplayable(f"{url}: outside answer not cached")
+        elif not policy.is_watched(url) and cache.cached_link(url, 0) is not None:
+            pass  # the crawl would reuse the cached outside verdict too
+        elif head_type is not None:
+            confirm(url, status, method="HEAD", content_type=head_type)
+        else:
+            raise NotReplayable(f"{url}: an outside answer with a body to read")
 
     seen: set[str] = set()
     for link in links:
@@ -111,30 +119,30 @@ def plan(
         if base in seen or link.verdict is Verdict.SKIPPED:
             continue
         seen.add(base)
-        watched = policy.is_watched(base)
-        if not link.internal and not watched and cache.cached_link(base, 0) is not None:
+        live = not link.internal and (policy.is_watched(base) or cache.cached_link(base, 0) is None)
+        if not link.internal and not live:
             continue  # the crawl would reuse the cached outside verdict too
+        # An outside target the crawl asks live with HEAD (no #fragment to look up, no
+        # PDF to sniff): its status and content type are all the verdict rests on.
+        head = live and not link.pdf_link and base not in fragmented
+        head_type = link.content_type if head else None
         chain = link.redirect_chain
         if not chain:
             detail = link.detail if link.verdict is not Verdict.OK else ""
-            if watched and (link.status or 0) < 400:
-                raise NotReplayable(f"{base}: watched targets are always checked")
-            final_answer(base, link.status, detail)
+            final_answer(base, link.status, detail, head_type)
             continue
         if link.verdict is Verdict.REDIRECT and any(h.status not in _PERMANENT for h in chain):
             raise NotReplayable(f"{base}: mixed redirect chain")
-        if watched:
-            raise NotReplayable(f"{base}: watched targets are always checked")
         final = link.final_url
         for hop, nxt in zip(chain, [*(h.url for h in chain[1:]), final], strict=True):
-            confirm(hop.url, hop.status, nxt)
+            confirm(hop.url, hop.status, nxt, method="HEAD" if head else "GET")
         detail = link.detail if link.verdict not in (Verdict.OK, Verdict.REDIRECT) else ""
-        final_answer(final, link.status, detail)
+        final_answer(final, link.status, detail, head_type)
     for page in pages:
         if page.status is None:
             raise NotReplayable(f"{page.url}: {page.error or 'no answer'}")
         if page.url not in seen and page.url not in fresh and page.url not in confirms:
-            final_answer(page.url, page.status, "")
+            final_answer(page.url, page.status, "", None)
     return Plan(
         source=source,
         pages=pages,

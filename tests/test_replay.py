@@ -97,7 +97,9 @@ def test_error_statuses_and_redirect_hops_are_asked_again(tmp_path: Path) -> Non
     "bad",
     [
         link(SITE + "x.html", Verdict.BROKEN, detail="dns"),  # no status: an error
-        link("https://ute.example/ok", status=200),  # outside, verdict not cached
+        # outside, verdict not cached, and its body matters: a PDF to sniff, an anchor
+        link("https://ute.example/rapport.pdf", status=200, pdf_link=True),
+        link("https://ute.example/sida#del", status=200),
         link(SITE + "slow.html", Verdict.BROKEN, detail="timeout"),
         link(
             SITE + "blandad.html",
@@ -111,23 +113,43 @@ def test_error_statuses_and_redirect_hops_are_asked_again(tmp_path: Path) -> Non
             ),
         ),
     ],
-    ids=["error", "outside-uncached", "timeout", "mixed-chain"],
+    ids=["error", "outside-pdf", "outside-fragment", "timeout", "mixed-chain"],
 )
 def test_what_cannot_be_confirmed_means_a_crawl(tmp_path: Path, bad: LinkResult) -> None:
     with pytest.raises(NotReplayable):
         make(tmp_path, [link(SITE + "index.html", status=200), bad])
 
 
-def test_watched_targets_are_checked_by_the_crawl_unless_broken(tmp_path: Path) -> None:
-    policy = Policy(watched=("ute.example",))
-    with pytest.raises(NotReplayable, match="watched"):
-        make(tmp_path, [link("https://ute.example/eu", status=200)], policy=policy)
+def test_outside_targets_asked_live_are_confirmed_by_status_and_type(tmp_path: Path) -> None:
+    # Watched (always asked by the crawl) or with no young cached verdict: the crawl asks
+    # with HEAD, so the same status and Content-Type mean the same verdict.
+    policy = Policy(watched=("eu.example",))
+    html = "text/html; charset=utf-8"
     p = make(
         tmp_path,
-        [link("https://ute.example/eu", Verdict.BROKEN, detail="http_404", status=404)],
+        [
+            link("https://eu.example/kontor", status=200, content_type=html),
+            link("https://ute.example/sida", status=200, content_type=html),
+            link("https://eu.example/borta", Verdict.BROKEN, detail="http_404", status=404),
+            link(
+                "https://ute.example/flyttad",
+                Verdict.REDIRECT,
+                detail="http_301",
+                status=200,
+                content_type=html,
+                final_url="https://ute.example/ny",
+                redirect_chain=(RedirectHop("https://ute.example/flyttad", 301),),
+            ),
+        ],
         policy=policy,
     )
-    assert p.confirms == (Confirm("https://ute.example/eu", 404),)
+    assert set(p.confirms) == {
+        Confirm("https://eu.example/kontor", 200, method="HEAD", content_type=html),
+        Confirm("https://ute.example/sida", 200, method="HEAD", content_type=html),
+        Confirm("https://eu.example/borta", 404),  # GET: the crawl's HEAD falls back to it
+        Confirm("https://ute.example/flyttad", 301, "https://ute.example/ny", method="HEAD"),
+        Confirm("https://ute.example/ny", 200, method="HEAD", content_type=html),
+    }
 
 
 def test_a_crawled_page_that_failed_means_a_crawl(tmp_path: Path) -> None:
@@ -215,15 +237,17 @@ def test_client_error_on_refused_connection() -> None:
 # -- end to end: what keeps a re-run from being replayed --------------------------------
 
 
-def test_rows_written_by_a_later_partial_run_mean_a_crawl(tmp_path: Path) -> None:
+def test_replayed_runs_chain_and_a_later_partial_run_means_a_crawl(tmp_path: Path) -> None:
     www = tmp_path / "www"
     www.mkdir()
+    ext = SiteServer("127.0.0.2", routes={"/eu": Route(body="<p>Brysselkontoret</p>")})
     (www / "index.html").write_text(
-        '<html><body><a href="a.html">A</a><footer>Granskad 2026-01-01</footer></body></html>',
+        f'<html><body><a href="a.html">A</a><a href="{ext.url("/eu")}">EU</a>'
+        "<footer>Granskad 2026-01-01</footer></body></html>",
         encoding="utf-8",
     )
     (www / "a.html").write_text("<html><body><p>A</p></body></html>", encoding="utf-8")
-    with SiteServer("127.0.0.1", root=www, validators=True) as srv:
+    with SiteServer("127.0.0.1", root=www, validators=True) as srv, ext:
         db = tmp_path / "h.db"
         cfg = write_config(
             tmp_path / "site.toml",
@@ -242,9 +266,15 @@ def test_rows_written_by_a_later_partial_run_mean_a_crawl(tmp_path: Path) -> Non
         audit(1)
         assert audit(2)["replayed_from_run"] == 1
         # The replayed run stored the same pages and links (copied), so it can be
-        # replayed in turn.
-        assert audit(3)["replayed_from_run"] == 2
+        # replayed in turn; the outside verdict aged past links.cache_max_age is asked
+        # again (HEAD, as the crawl would) and confirmed.
         con = sqlite3.connect(db)
+        con.execute("UPDATE link_cache SET checked_at = '2000-01-01T00:00:00+00:00'")
+        con.commit()
+        heads = ext.hits("/eu", "HEAD")
+        s3 = audit(3)
+        assert s3["replayed_from_run"] == 2 and s3["confirmed"] == 1
+        assert ext.hits("/eu", "HEAD") == heads + 1
         for table in ("pages", "links"):
             rows = [
                 con.execute(f"SELECT * FROM {table} WHERE run_id = ? ORDER BY seq", (n,)).fetchall()
