@@ -16,7 +16,7 @@ from checks.models import LinkResult, Page, Report, RunInfo
 from checks.policy import Policy
 from crawler.config import Config
 from crawler.crawl_state import CrawlParams, CrawlState
-from crawler.fetch_cache import FetchCache, profile_key
+from crawler.fetch_cache import FetchCache, PassSettings, profile_key
 from crawler.memory import trim
 from crawler.scrapy_settings import ROBOTS_AGENT
 from crawler.urls import resolve
@@ -58,6 +58,19 @@ def crawl_params(cfg: Config) -> CrawlParams:
         max_page_bytes=c.max_page_bytes,
         max_pages_per_pattern=c.max_pages_per_pattern,
         max_path_segments=c.max_path_segments,
+    )
+
+
+def pass_settings(cfg: Config) -> PassSettings:
+    """The re-run pass asks as the crawl does (agent, limits, robots.txt)."""
+    c = cfg.crawl
+    return PassSettings(
+        user_agent=c.user_agent,
+        concurrency=c.concurrency,
+        per_host=c.per_host_concurrency,
+        timeout=c.timeout,
+        obey_robots=c.obey_robots,
+        robots_agent=ROBOTS_AGENT,
     )
 
 
@@ -116,14 +129,7 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
         # is unchanged is then replayed without a Scrapy request (not with crawl.delay:
         # a polite crawl asks page by page, through Scrapy's slots). The pass runs in a
         # forked child while this process imports Scrapy and builds the crawler.
-        pending = cache.start_revalidate(
-            user_agent=c.user_agent,
-            concurrency=c.concurrency,
-            per_host=c.per_host_concurrency,
-            timeout=c.timeout,
-            obey_robots=c.obey_robots,
-            robots_agent=settings["ROBOTSTXT_USER_AGENT"],
-        )
+        pending = cache.start_revalidate(pass_settings(cfg))
     try:
         from scrapy.crawler import AsyncCrawlerProcess
 
@@ -287,16 +293,7 @@ def replay_unchanged(
         )
     except replay.NotReplayable:
         return None
-    fresh, confirmed = replay.run_pass(
-        cache,
-        p,
-        user_agent=c.user_agent,
-        concurrency=c.concurrency,
-        per_host=c.per_host_concurrency,
-        timeout=c.timeout,
-        obey_robots=c.obey_robots,
-        robots_agent=ROBOTS_AGENT,
-    )
+    fresh, confirmed = replay.run_pass(cache, p, pass_settings(cfg))
     if not replay.holds(p, fresh, confirmed):
         return None
     finished = started + dt.timedelta(seconds=time.monotonic() - t0)

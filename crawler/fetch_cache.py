@@ -174,14 +174,22 @@ def _probe_from_json(url: str, text: str) -> Probe:
     )
 
 
+@dataclass(frozen=True)
+class PassSettings:
+    """How the pass before a re-run asks (from ``crawl``: the crawl's own agent, limits
+    and robots.txt rules)."""
+
+    user_agent: str
+    concurrency: int
+    per_host: int
+    timeout: float
+    obey_robots: bool = True
+    robots_agent: str = "sitewatch"
+
+
 async def _revalidate(
     rows: list[tuple[str, int, str, str]],
-    user_agent: str,
-    concurrency: int,
-    per_host: int,
-    timeout: float,
-    obey_robots: bool,
-    robots_agent: str,
+    settings: PassSettings,
     confirms: Iterable[Confirm] = (),
 ) -> tuple[set[tuple[str, int]], int, set[str]]:
     """The pass: conditional requests for the stored ``rows`` (what answers 304 is
@@ -198,6 +206,8 @@ async def _revalidate(
     confirmed: set[str] = set()
     confirms = list(confirms)
     clients: list[Client] = []
+    user_agent, timeout = settings.user_agent, settings.timeout
+    robots_agent = settings.robots_agent
 
     def client() -> Client:
         c = Client(user_agent, timeout)
@@ -205,7 +215,7 @@ async def _revalidate(
         return c
 
     try:
-        if obey_robots:
+        if settings.obey_robots:
             origins = {}
             for row in rows:
                 p = urlsplit(row[0])
@@ -288,7 +298,8 @@ async def _revalidate(
                 ):
                     confirmed.add(c.url)
 
-        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, per_host)))))
+        workers = max(1, min(settings.concurrency, settings.per_host))
+        await asyncio.gather(*(worker() for _ in range(workers)))
     finally:
         for c in clients:
             c.close()
@@ -312,33 +323,14 @@ class Confirm:
 
 
 def check_unchanged(
-    rows: list[tuple[str, int, str, str]],
-    confirms: Iterable[Confirm],
-    *,
-    user_agent: str,
-    concurrency: int,
-    per_host: int,
-    timeout: float,
-    obey_robots: bool = True,
-    robots_agent: str = "sitewatch",
+    rows: list[tuple[str, int, str, str]], confirms: Iterable[Confirm], settings: PassSettings
 ) -> tuple[set[tuple[str, int]], int, set[str]]:
     """The pass run here, with ``confirms`` (:mod:`crawler.replay`): (fresh (URL, mode)
     pairs, rows asked about, confirmed URLs). Empty sets if the pass itself failed."""
     import asyncio
 
     try:
-        return asyncio.run(
-            _revalidate(
-                rows,
-                user_agent,
-                concurrency,
-                per_host,
-                timeout,
-                obey_robots,
-                robots_agent,
-                confirms,
-            )
-        )
+        return asyncio.run(_revalidate(rows, settings, confirms))
     except Exception:
         return set(), 0, set()
 
@@ -357,12 +349,12 @@ class PendingRevalidation:
         self,
         cache: FetchCache,
         rows: list[tuple[str, int, str, str]],
-        args: tuple[Any, ...],
+        settings: PassSettings,
         fork: bool = True,
     ):
         self._cache = cache
         self._rows = rows
-        self._args = args
+        self._settings = settings
         self.pid: int | None = None
         self._read_fd: int | None = None
         self._result: tuple[set[tuple[str, int]], int] | None = None
@@ -388,7 +380,7 @@ class PendingRevalidation:
             return
         if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow fork)
             os.close(read_fd)
-            _revalidate_child(rows, args, write_fd)
+            _revalidate_child(rows, settings, write_fd)
         os.close(write_fd)
         self.pid = pid
         self._read_fd = read_fd
@@ -412,7 +404,7 @@ class PendingRevalidation:
         import threading
 
         def run() -> tuple[set[tuple[str, int]], int]:
-            return asyncio.run(_revalidate(self._rows, *self._args))[:2]
+            return asyncio.run(_revalidate(self._rows, self._settings))[:2]
 
         try:
             asyncio.get_running_loop()
@@ -455,13 +447,13 @@ class PendingRevalidation:
 
 
 def _revalidate_child(
-    rows: list[tuple[str, int, str, str]], args: tuple[Any, ...], write_fd: int
+    rows: list[tuple[str, int, str, str]], settings: PassSettings, write_fd: int
 ) -> None:  # pragma: no cover - runs in the child
     code = 1
     try:
         import asyncio
 
-        data = pickle.dumps(asyncio.run(_revalidate(rows, *args))[:2])
+        data = pickle.dumps(asyncio.run(_revalidate(rows, settings))[:2])
         with open(write_fd, "wb") as pipe:
             pipe.write(data)
         code = 0
@@ -589,23 +581,13 @@ class FetchCache:
             self._fail(e)
             return True
 
-    def revalidate(self, **kwargs: Any) -> None:
+    def revalidate(self, settings: PassSettings) -> None:
         """:meth:`start_revalidate` run to its end in this process (no child)."""
-        self.start_revalidate(fork=False, **kwargs).finish()
+        self.start_revalidate(settings, fork=False).finish()
 
-    def start_revalidate(
-        self,
-        *,
-        user_agent: str,
-        concurrency: int,
-        per_host: int,
-        timeout: float,
-        obey_robots: bool = True,
-        robots_agent: str = "sitewatch",
-        fork: bool = True,
-    ) -> PendingRevalidation:
+    def start_revalidate(self, settings: PassSettings, fork: bool = True) -> PendingRevalidation:
         """Ask the server about every stored URL at once, before the crawl (conditional
-        requests with a bare aiohttp client: a fraction of a Scrapy request's cost).
+        requests with a small h11 client: a fraction of a Scrapy request's cost).
         What answers 304 goes into ``fresh``; anything else is left to the crawl. With
         ``obey_robots``, each host's robots.txt is read first: a host that asks for a
         Crawl-delay or request rate, or whose robots.txt cannot be read, is left to the
@@ -615,9 +597,7 @@ class FetchCache:
         caller can do other work meanwhile (the audit imports Scrapy: ~0.4 s of CPU on the
         second core); the answers arrive with ``finish()`` on the returned object. The
         child uses no SQLite: the stored rows are read here, before the fork."""
-        rows = self.stored()
-        args = (user_agent, concurrency, per_host, timeout, obey_robots, robots_agent)
-        return PendingRevalidation(self, rows, args, fork=fork and FORK_REVALIDATE)
+        return PendingRevalidation(self, self.stored(), settings, fork=fork and FORK_REVALIDATE)
 
     def fetched(self, url: str, mode: int) -> Fetched | None:
         """The facts to replay for a 304 answer to ``url`` in ``mode``."""

@@ -32,7 +32,7 @@ from typing import Any
 from checks.models import LinkResult, Page, Verdict
 from checks.policy import Policy
 from crawler.config import Config
-from crawler.fetch_cache import Confirm, FetchCache, check_unchanged
+from crawler.fetch_cache import Confirm, FetchCache, PassSettings, check_unchanged
 
 #: Bump when what a run stores for replay changes meaning.
 REPLAY_VERSION = 1
@@ -160,27 +160,9 @@ def holds(p: Plan, fresh: set[tuple[str, int]], confirmed: set[str]) -> bool:
 
 
 def run_pass(
-    cache: FetchCache,
-    p: Plan,
-    *,
-    user_agent: str,
-    concurrency: int,
-    per_host: int,
-    timeout: float,
-    obey_robots: bool,
-    robots_agent: str,
+    cache: FetchCache, p: Plan, settings: PassSettings
 ) -> tuple[set[tuple[str, int]], set[str]]:
     """Ask the server (``check_unchanged``); the 304s also go to the cache for the crawl."""
-    rows = cache.stored()
-    fresh, count, confirmed = check_unchanged(
-        rows,
-        p.confirms,
-        user_agent=user_agent,
-        concurrency=concurrency,
-        per_host=per_host,
-        timeout=timeout,
-        obey_robots=obey_robots,
-        robots_agent=robots_agent,
-    )
+    fresh, count, confirmed = check_unchanged(cache.stored(), p.confirms, settings)
     cache.fresh, cache.revalidated, cache.pass_done = fresh, count, True
     return fresh, confirmed

@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 
+from crawler.fetch_cache import PassSettings
 from crawler.replay import REPLAY_ENV
 from demo.server import Route, SiteServer
 from tests.cli_runner import CliResult, sitewatch, write_config
 
+SETTINGS = PassSettings(user_agent="sw-test", concurrency=4, per_host=2, timeout=5)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -336,7 +338,7 @@ def test_revalidation_pass_obeys_robots(
         c.close()
         site.reset()
         again = FetchCache(db, "p", 2, max_age_days=7)
-        again.revalidate(user_agent="sw-test", concurrency=4, per_host=2, timeout=5)
+        again.revalidate(SETTINGS)
         again.close()
         asked = {p for m, p, _ in site.requests if p != "/robots.txt"}
     assert {u.removeprefix(site.base_url) for u, _ in again.fresh} == expect
@@ -388,11 +390,11 @@ def test_revalidation_pass_in_a_child(
 
             monkeypatch.setattr(fc, "_revalidate_child", garble)
         inline = FetchCache(db, "p", 2, max_age_days=7)
-        inline.revalidate(user_agent="sw-test", concurrency=4, per_host=2, timeout=5)
+        inline.revalidate(SETTINGS)
         inline.close()
         site.reset()
         again = FetchCache(db, "p", 2, max_age_days=7)
-        pending = again.start_revalidate(user_agent="sw-test", concurrency=4, per_host=2, timeout=5)
+        pending = again.start_revalidate(SETTINGS)
         assert (pending.pid is not None) == (how != "no_fork")
 
         async def in_the_crawl() -> None:
@@ -435,7 +437,7 @@ def test_revalidation_pass_aborted(tmp_path: Path) -> None:
         c.close()
         again = FetchCache(db, "p", 2, max_age_days=7)
         pending = again.start_revalidate(
-            user_agent="sw-test", concurrency=1, per_host=1, timeout=60
+            PassSettings(user_agent="sw-test", concurrency=1, per_host=1, timeout=60)
         )
         pid = pending.pid
         assert pid is not None
