@@ -116,13 +116,17 @@ def parse_sitewatch(path: str) -> dict[str, Any]:
             lk["url"].endswith("/rerun-planted-broken.html") for lk in broken
         ),
         "reused": {
-            k: run["stats"].get(k, 0)
+            k: run["stats"][k]
             for k in (
+                "replayed_from_run",
+                "not_modified",
+                "confirmed",
                 "conditional_requests",
                 "pages_not_modified",
                 "targets_not_modified",
                 "links_from_cache",
             )
+            if k in run["stats"]
         },
     }
 
