@@ -57,7 +57,7 @@ def audit_command(
     record: bool = True,
     use_cache: bool = True,
 ) -> int:
-    from reports.render import start_reports
+    from reports.render import CHILD_FORMATS, LIGHT_CHILD_FORMATS, start_reports
 
     try:
         cfg = load(config_path, overrides)
@@ -103,7 +103,15 @@ def audit_command(
     pending = None
     write_error: OSError | None = None
     try:
-        pending = start_reports(report, out_dir, cfg.report.formats)
+        # A replayed run's history write is a copy in SQL: this process then has time
+        # for more of the reports itself.
+        light = history is not None and "replayed_from_run" in report.run.stats
+        pending = start_reports(
+            report,
+            out_dir,
+            cfg.report.formats,
+            LIGHT_CHILD_FORMATS if light else CHILD_FORMATS,
+        )
     except OSError as e:
         write_error = e
     try:

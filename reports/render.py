@@ -37,6 +37,9 @@ PARALLEL = True
 #: compilation and the HTML rendering are about half of all report work), and JUnit XML,
 #: which evens out the two processes' shares (this one also stores the run).
 CHILD_FORMATS = ("html", "md", "junit")
+#: The child's share when this process has little else to do (a replayed run's history
+#: write copies its rows in SQL): JUnit XML then renders here.
+LIGHT_CHILD_FORMATS = ("html", "md")
 
 _LAZY_RENDERERS = {
     "render_html": "reports.html_report",
@@ -208,12 +211,18 @@ def _send_error(fd: int, name: str, exc: BaseException) -> None:  # pragma: no c
 class PendingReports:
     """Reports being written: :meth:`finish` renders the rest, waits and renames."""
 
-    def __init__(self, report: Report, out_dir: Path, wanted: list[str]) -> None:
+    def __init__(
+        self,
+        report: Report,
+        out_dir: Path,
+        wanted: list[str],
+        child_formats: Iterable[str] = CHILD_FORMATS,
+    ) -> None:
         self.report = report
         self.out_dir = out_dir
         self.wanted = wanted
         self._child: _Child | None = None
-        forked = [n for n in wanted if n in CHILD_FORMATS]
+        forked = [n for n in wanted if n in set(child_formats)]
         if PARALLEL and forked and hasattr(os, "fork"):
             with contextlib.suppress(OSError):  # no fork: everything is rendered here
                 self._child = _Child(report, out_dir, forked)
@@ -284,17 +293,23 @@ def _check_formats(formats: Iterable[str]) -> list[str]:
     return wanted
 
 
-def start_reports(report: Report, out_dir: Path, formats: Iterable[str]) -> PendingReports:
+def start_reports(
+    report: Report,
+    out_dir: Path,
+    formats: Iterable[str],
+    child_formats: Iterable[str] = CHILD_FORMATS,
+) -> PendingReports:
     """Begin writing ``report`` in each of ``formats`` into ``out_dir`` (created if missing).
 
-    With :data:`PARALLEL`, the :data:`CHILD_FORMATS` among them start rendering in a
-    forked child now; call :meth:`PendingReports.finish` (or ``abort``) exactly once.
-    An unknown format raises ``ValueError`` before anything is written.
+    With :data:`PARALLEL`, the ``child_formats`` among them (default
+    :data:`CHILD_FORMATS`) start rendering in a forked child now; call
+    :meth:`PendingReports.finish` (or ``abort``) exactly once. An unknown format raises
+    ``ValueError`` before anything is written.
     """
     wanted = _check_formats(formats)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return PendingReports(report, out_dir, wanted)
+    return PendingReports(report, out_dir, wanted, child_formats)
 
 
 def write_reports(report: Report, out_dir: Path, formats: Iterable[str]) -> dict[str, Path]:
@@ -311,6 +326,7 @@ __all__ = [
     "CHILD_FORMATS",
     "CHUNKED",
     "FORMATS",
+    "LIGHT_CHILD_FORMATS",
     "PARALLEL",
     "PendingReports",
     "start_reports",
