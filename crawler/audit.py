@@ -293,8 +293,8 @@ def replay_unchanged(
         )
     except replay.NotReplayable:
         return None
-    fresh, confirmed = replay.run_pass(cache, p, pass_settings(cfg))
-    if not replay.holds(p, fresh, confirmed):
+    rows, fresh, confirmed = replay.run_pass(cache, p, pass_settings(cfg))
+    if not replay.holds(p, rows, fresh, confirmed):
         return None
     finished = started + dt.timedelta(seconds=time.monotonic() - t0)
     asked = cache.revalidated + len(p.confirms)

@@ -3,7 +3,8 @@
 The weekly re-run of a site that did not change costs mostly what surrounds the crawl
 (Scrapy's start-up, replaying every stored page through the spider). When the site's
 previous run was complete and made with the same settings, this module asks the server
-whether anything changed, with one bare aiohttp pass (``fetch_cache.check_unchanged``):
+whether anything changed, with one pass of bare requests (``fetch_cache.check_unchanged``,
+the h11 client of ``crawler.quick_http``):
 
 * every stored in-scope URL conditionally (``If-None-Match``/``If-Modified-Since``): it
   must answer 304;
@@ -16,8 +17,8 @@ whether anything changed, with one bare aiohttp pass (``fetch_cache.check_unchan
 If every answer is as before, the previous run's pages and links are the answer (read
 back from the history, ``Store.snapshot``) and the findings are judged again for the new
 ``--as-of``. Anything else (one page answered 200, a link now answers differently, an
-error with no status, an outside page whose body matters, a newer partial run) and the audit
-crawls as usual, reusing the pass's 304s. ``SITEWATCH_REPLAY=0`` turns this off.
+error with no status, an outside page whose body matters, a newer partial run) and the
+audit crawls as usual, reusing the pass's 304s. ``SITEWATCH_REPLAY=0`` turns this off.
 """
 
 from __future__ import annotations
@@ -123,8 +124,14 @@ def plan(
         if not link.internal and not live:
             continue  # the crawl would reuse the cached outside verdict too
         # An outside target the crawl asks live with HEAD (no #fragment to look up, no
-        # PDF to sniff): its status and content type are all the verdict rests on.
-        head = live and not link.pdf_link and base not in fragmented
+        # PDF to sniff) and found working: its status and content type are all that
+        # verdict rests on. (A verdict read from a body, such as soft_404, is not.)
+        head = (
+            live
+            and not link.pdf_link
+            and base not in fragmented
+            and link.verdict in (Verdict.OK, Verdict.REDIRECT)
+        )
         head_type = link.content_type if head else None
         chain = link.redirect_chain
         if not chain:
@@ -153,16 +160,29 @@ def plan(
     )
 
 
-def holds(p: Plan, fresh: set[tuple[str, int]], confirmed: set[str]) -> bool:
-    """Whether the pass's answers show the site as the plan's run saw it."""
+def holds(
+    p: Plan,
+    rows: Iterable[tuple[str, int, str, str]],
+    fresh: set[tuple[str, int]],
+    confirmed: set[str],
+) -> bool:
+    """Whether the pass's answers (to the stored ``rows``) show the site as the plan's
+    run saw it: every URL it needs unchanged answered 304 in every mode stored for it."""
     answered = {url for url, _mode in fresh}
-    return p.fresh <= answered and all(c.url in confirmed for c in p.confirms)
+    changed = {url for url, mode, *_ in rows if (url, mode) not in fresh}
+    return (
+        p.fresh <= answered
+        and p.fresh.isdisjoint(changed)
+        and all(c.url in confirmed for c in p.confirms)
+    )
 
 
 def run_pass(
     cache: FetchCache, p: Plan, settings: PassSettings
-) -> tuple[set[tuple[str, int]], set[str]]:
-    """Ask the server (``check_unchanged``); the 304s also go to the cache for the crawl."""
-    fresh, count, confirmed = check_unchanged(cache.stored(), p.confirms, settings)
+) -> tuple[list[tuple[str, int, str, str]], set[tuple[str, int]], set[str]]:
+    """Ask the server (``check_unchanged``): (the stored rows asked about, the 304s,
+    the confirmed URLs). The 304s also go to the cache, for the crawl if it runs."""
+    rows = cache.stored()
+    fresh, count, confirmed = check_unchanged(rows, p.confirms, settings)
     cache.fresh, cache.revalidated, cache.pass_done = fresh, count, True
-    return fresh, confirmed
+    return rows, fresh, confirmed

@@ -158,17 +158,23 @@ def test_a_crawled_page_that_failed_means_a_crawl(tmp_path: Path) -> None:
 
 
 def test_holds_needs_every_304_and_every_confirmation() -> None:
-    p = Plan(
-        1,
-        (),
-        (),
-        0,
-        fresh=frozenset({SITE + "a.html"}),
-        confirms=(Confirm(SITE + "b.html", 404),),
-    )
-    assert holds(p, {(SITE + "a.html", 4)}, {SITE + "b.html"})
-    assert not holds(p, {(SITE + "a.html", 4)}, set())
-    assert not holds(p, set(), {SITE + "b.html"})
+    a, b = SITE + "a.html", SITE + "b.html"
+    p = Plan(1, (), (), 0, fresh=frozenset({a}), confirms=(Confirm(b, 404),))
+    rows = [(a, 4, '"e"', ""), (a, 1, '"e"', ""), (SITE + "gone.html", 4, '"x"', "")]
+    # Every stored mode of a.html unchanged; a row of a page no longer linked is no matter.
+    assert holds(p, rows, {(a, 4), (a, 1)}, {b})
+    assert not holds(p, rows, {(a, 4), (a, 1)}, set())
+    assert not holds(p, rows, set(), {b})
+    # a.html answered 304 as a page but 200 to its HEAD row: it changed.
+    assert not holds(p, rows, {(a, 4)}, {b})
+
+
+def test_an_outside_verdict_read_from_a_body_is_not_confirmed_by_head(tmp_path: Path) -> None:
+    with pytest.raises(NotReplayable):
+        make(
+            tmp_path,
+            [link("https://ute.example/sida", Verdict.BROKEN, detail="soft_404", status=200)],
+        )
 
 
 # -- the client -----------------------------------------------------------------------
