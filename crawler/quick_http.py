@@ -3,8 +3,8 @@
 The pass before a re-run (``crawler.fetch_cache``) asks one question per stored URL
 ("changed since?") and reads no body but robots.txt. aiohttp costs ~0.4 s to import and
 ~0.3 ms a request here; this client imports in ~0.05 s and keeps one connection per
-origin and worker (keep-alive; a connection whose answer has a body it does not read is
-closed instead of drained). Plain HTTP and HTTPS (certificates verified).
+origin and worker (keep-alive; a short body it does not read, such as an error page, is
+drained, a longer one closes the connection). Plain HTTP and HTTPS (certificates verified).
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import h11
 
 _READ = 65536
 _MAX_HEAD = 64 * 1024
+#: A body nobody reads, up to this long (an error page), is read and dropped so the
+#: connection can ask again; a longer one closes it.
+_DRAIN = 64 * 1024
 
 
 def _ascii(target: str) -> str:
@@ -66,9 +69,8 @@ class Client:
     ) -> Answer:
         """One request, no redirects followed; reads up to ``body_limit`` bytes of body
         (a longer body is cut there). Raises OSError/ValueError/TimeoutError/h11 errors."""
-        return await asyncio.wait_for(
-            self._asked(method, url, headers or {}, body_limit), self.timeout
-        )
+        async with asyncio.timeout(self.timeout):  # no extra task, unlike wait_for
+            return await self._asked(method, url, headers or {}, body_limit)
 
     async def _asked(
         self, method: str, url: str, headers: dict[str, str], body_limit: int
@@ -134,13 +136,19 @@ class Client:
                         event.status_code,
                         {k.decode("latin-1"): v.decode("latin-1") for k, v in event.headers},
                     )
-                    if method != "HEAD" and event.status_code not in (204, 304) and not body_limit:
-                        break  # a body nobody reads: drop the connection rather than drain it
+                    length = answer.headers.get("content-length", "")
+                    if (
+                        method != "HEAD"
+                        and event.status_code not in (204, 304)
+                        and not body_limit
+                        and not (length.isdigit() and int(length) <= _DRAIN)
+                    ):
+                        break  # a long body nobody reads: drop the connection, don't drain it
                 elif isinstance(event, h11.Data):
-                    room = body_limit - len(body)
-                    body += event.data[:room]
-                    if len(body) >= body_limit:
-                        break
+                    if body_limit:  # else a short body drained to keep the connection
+                        body += event.data[: body_limit - len(body)]
+                        if len(body) >= body_limit:
+                            break
                 elif isinstance(event, h11.EndOfMessage):
                     assert answer is not None
                     answer.body = bytes(body)

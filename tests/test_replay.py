@@ -228,6 +228,20 @@ def test_client_conditional_get_redirects_and_body_limit(tmp_path: Path) -> None
     assert got["swedish"].status == 200 and "Vänorter" in got["swedish"].body.decode()
 
 
+def test_client_gives_up_after_its_timeout() -> None:
+    with SiteServer("127.0.0.1", routes={"/slow": Route(body="zzz", delay=3)}) as srv:
+
+        async def go() -> None:
+            http = Client("sitewatch-test", timeout=0.3)
+            try:
+                await http.request("GET", srv.url("/slow"))
+            finally:
+                http.close()
+
+        with pytest.raises(TimeoutError):
+            asyncio.run(go())
+
+
 def test_client_error_on_refused_connection() -> None:
     async def go() -> None:
         http = Client("sitewatch-test", timeout=2)
