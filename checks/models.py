@@ -111,7 +111,7 @@ class LinkResult:
     redirect_chain: tuple[RedirectHop, ...] = ()
     content_type: str = ""
     #: Every place the link is found; a tuple, or a lazy sequence from the crawler
-    #: (``crawler.crawl_state.PackedRefs``, equal to the tuple of the same items).
+    #: (``crawler.crawl_state.SpilledRefs``, equal to the tuple of the same items).
     found_on: Sequence[LinkRef] = ()
     #: True when the link is a PDF link (by URL, link text or served type).
     pdf_link: bool = False
@@ -168,7 +168,10 @@ class Report:
 
     run: RunInfo
     pages: tuple[Page, ...]
-    links: tuple[LinkResult, ...]
+    #: A tuple, or (from an audit) a lazy sequence made again from the crawl's temporary
+    #: reference file each time it is iterated (``crawler.crawl_state.Links``, equal to
+    #: the tuple of the same results): iterate it, rather than index it.
+    links: Sequence[LinkResult]
     findings: tuple[Finding, ...]
 
     def counts(self) -> dict[str, int]:

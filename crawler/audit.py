@@ -7,7 +7,7 @@ import gc
 import signal
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -15,7 +15,7 @@ from checks.evaluate import evaluate
 from checks.models import LinkResult, Page, Report, RunInfo
 from checks.policy import Policy
 from crawler.config import Config
-from crawler.crawl_state import CrawlParams, CrawlState
+from crawler.crawl_state import CrawlParams, CrawlState, Links
 from crawler.fetch_cache import FetchCache, PassSettings, profile_key
 from crawler.memory import trim
 from crawler.scrapy_settings import ROBOTS_AGENT
@@ -154,6 +154,9 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         process.start()
+    except BaseException:
+        state.close()  # no report will read the reference spill
+        raise
     finally:
         if pending is not None:
             pending.abort()  # the crawl failed before it started: stop the pass
@@ -166,6 +169,7 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     # peak at 20,000 pages) and hand the freed space back. Not on small sites, where the
     # collection costs ~40 ms (PG manual) and memory is no concern.
     del process
+    state.parsed = set()  # only the crawl asks which pages were parsed
     if len(state.pages) >= COLLECT_AFTER_PAGES:
         gc.collect()
     trim()
@@ -194,27 +198,36 @@ def unreachable_start(state: CrawlState) -> list[str]:
 def build_report(
     cfg: Config, state: CrawlState, started: dt.datetime, finished: dt.datetime, as_of: dt.date
 ) -> Report:
-    links = state.link_results()
+    reasons = state.incomplete_reasons
+    counts: dict[str, object] = {
+        "requests": state.issued,
+        "responses": state.responses,
+        "unique_targets": len(state.targets),
+        **dict(sorted(state.stats.items())),
+        "not_crawled": dict(state.not_crawled),
+        "traps": dict(list(state.traps.items())[:20]),
+        "spider_errors": state.spider_errors[:20],
+    }
+    links_checked = sum(1 for t in state.targets.values() if t.probe is not None)
+    if state.big():
+        # A big crawl: its targets and probes go to the spill file too, next to the
+        # references (read back in order by every pass over the links).
+        state.pack()
+        trim()
+    # The links are made again from the crawl state and its reference spill whenever
+    # they are iterated (``Links``).
     return assemble_report(
         cfg,
         state.policy,
         state.pages,
-        links,
+        Links(state),
         started=started,
         finished=finished,
         as_of=as_of,
-        counts={
-            "requests": state.issued,
-            "responses": state.responses,
-            "unique_targets": len(state.targets),
-            **dict(sorted(state.stats.items())),
-            "not_crawled": dict(state.not_crawled),
-            "traps": dict(list(state.traps.items())[:20]),
-            "spider_errors": state.spider_errors[:20],
-        },
-        links_checked=sum(1 for t in state.targets.values() if t.probe is not None),
+        counts=counts,
+        links_checked=links_checked,
         start_urls=state.settings.start_urls,
-        reasons=state.incomplete_reasons,
+        reasons=reasons,
     )
 
 
@@ -233,13 +246,21 @@ def assemble_report(
     reasons: tuple[str, ...] = (),
 ) -> Report:
     """The report of pages and links (crawled, or replayed from an earlier run)."""
-    findings = evaluate(pages, links, policy, as_of)
+    verdicts: dict[str, int] = {}
+
+    def counted() -> Iterator[LinkResult]:  # one pass for the findings and the counts
+        for link in links:
+            v = link.verdict.value
+            verdicts[v] = verdicts.get(v, 0) + 1
+            yield link
+
+    findings = evaluate(pages, counted(), policy, as_of)
     seconds = max((finished - started).total_seconds(), 1e-6)
     stats: dict[str, object] = {
         "seconds": round(seconds, 3),
         "pages_per_second": round(len(pages) / seconds, 1),
         **counts,
-        "verdicts": _count(link.verdict.value for link in links),
+        "verdicts": verdicts,
     }
     return Report(
         run=RunInfo(
@@ -256,7 +277,7 @@ def assemble_report(
             incomplete_reasons=reasons,
         ),
         pages=tuple(pages),
-        links=tuple(links),
+        links=links if isinstance(links, Links) else tuple(links),
         findings=findings,
     )
 
@@ -323,6 +344,7 @@ def run_audit(cfg: Config, opts: AuditOptions) -> Report:
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
     cache = open_cache(cfg, opts)
+    state: CrawlState | None = None
     try:
         if cache is not None:
             replayed = replay_unchanged(cfg, opts, cache, started, t0)
@@ -338,21 +360,21 @@ def run_audit(cfg: Config, opts: AuditOptions) -> Report:
         bad = unreachable_start(state)
         if bad and len(bad) == len(state.settings.start_urls):
             raise AuditError("start URL unreachable: " + "; ".join(bad))
+        live = None
+        if cache is not None:  # before build_report, which may move the targets to disk
+            live = {u: state.targets[u].probe for u in cache.live_links if u in state.targets}
         report = build_report(cfg, state, started, finished, opts.as_of)
         if cache is not None:
-            live = {u: state.targets[u].probe for u in cache.live_links if u in state.targets}
+            assert live is not None
             cache.finish(live, report.links, state.policy)
         return report
+    except BaseException:
+        if state is not None:
+            state.close()  # the report is not made: its reference spill goes now
+        raise
     finally:
         if cache is not None:
             cache.close()
-
-
-def _count(values: object) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:  # type: ignore[attr-defined]
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 def site_name(cfg: Config) -> str:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
-from array import array
+import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import chain, groupby, islice
+from operator import itemgetter
 from typing import Any, overload
 from urllib.parse import urlsplit
 
 from checks.models import LinkRef, LinkResult, Page, Verdict
 from checks.policy import Policy
 from checks.verdicts import Probe, is_pdf_type, judge, pdf_problem, permanent_target
+from crawler.spill import RefSpill
 from crawler.urls import resolve
 
 
@@ -37,7 +40,8 @@ class CrawlParams:
 
 
 class Target:
-    """One link target (URL without fragment) and everyone who refers to it."""
+    """One link target (URL without fragment). Who refers to it is in the crawl's
+    ``RefSpill`` under the target's number ``tid`` (its place in ``CrawlState.targets``)."""
 
     __slots__ = (
         "fragments",
@@ -48,23 +52,20 @@ class Target:
         "path_is_pdf",
         "pdf_hint",
         "probe",
-        "refs",
         "skip",
         "start",
+        "tid",
         "url",
     )
 
-    def __init__(self, url: str, internal: bool) -> None:
+    def __init__(self, url: str, internal: bool, tid: int = 0) -> None:
         self.url = url
         self.internal = internal
-        #: Every reference as four string ids (``CrawlState.strings``): page, text, tag,
-        #: fragment (``NO_FRAGMENT`` for none). 16 bytes a reference instead of a tuple
-        #: of four strings (~150 bytes with the link text): see docs/performance.md.
-        self.refs: array[int] = array("i")
+        self.tid = tid
         self.fragments = False
         try:
             parts = urlsplit(url) if "://" in url else None
-            self.host = (parts.hostname or "") if parts else ""
+            self.host = sys.intern(parts.hostname or "") if parts else ""
         except ValueError:
             parts, self.host = None, ""
         path = parts.path.lower() if parts else ""
@@ -78,29 +79,31 @@ class Target:
         self.start = False
 
 
-#: Fragment id of a reference without ``#fragment``; ``ALL`` selects every reference.
-NO_FRAGMENT = -1
-ALL = -2
+#: A target with more references than this reads them back from the spill each time its
+#: ``found_on`` is iterated (``SpilledRefs``) instead of holding them while its results
+#: are used: a navigation link is on every page of a site.
+INLINE_REFS = 1000
 
 
-class PackedRefs(Sequence[LinkRef]):
-    """``LinkResult.found_on`` read from a target's packed references: ``LinkRef``
-    objects are made as they are iterated, not kept (a big site has ~20 references per
-    page). Compares equal to a tuple of the same ``LinkRef`` items."""
+class SpilledRefs(Sequence[LinkRef]):
+    """``LinkResult.found_on`` of a much-referenced target, read from the ``RefSpill`` as
+    it is iterated: ``LinkRef`` objects are made, not kept. Compares equal to (and hashes
+    like) a tuple of the same ``LinkRef`` items; pickles as that tuple."""
 
-    __slots__ = ("_frag", "_len", "_refs", "_strings")
+    __slots__ = ("_any", "_frag", "_len", "_spill", "_tid")
 
-    def __init__(self, strings: list[str], refs: array[int], frag: int, count: int) -> None:
-        self._strings = strings
-        self._refs = refs
-        self._frag = frag
+    def __init__(
+        self, spill: RefSpill, tid: int, fragment: str | None, any_fragment: bool, count: int
+    ) -> None:
+        self._spill = spill
+        self._tid = tid
+        self._frag = fragment
+        self._any = any_fragment
         self._len = count
 
     def __iter__(self) -> Iterator[LinkRef]:
-        strings, refs, frag = self._strings, self._refs, self._frag
-        for i in range(0, len(refs), 4):
-            if frag == ALL or refs[i + 3] == frag:
-                yield LinkRef(strings[refs[i]], strings[refs[i + 1]], strings[refs[i + 2]])
+        for page, text, tag, _ in self._spill.refs(self._tid, self._frag, self._any):
+            yield LinkRef(page, text, tag)
 
     def __len__(self) -> int:
         return self._len
@@ -113,7 +116,7 @@ class PackedRefs(Sequence[LinkRef]):
         return tuple(self)[index]
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, (PackedRefs, tuple)):
+        if isinstance(other, (SpilledRefs, tuple)):
             return tuple(self) == tuple(other)
         return NotImplemented
 
@@ -125,6 +128,75 @@ class PackedRefs(Sequence[LinkRef]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (tuple, (tuple(self),))
+
+
+#: A crawl with at most this many link references keeps its link results once made (a
+#: few MB): every report and the history iterate them, and a small site is audited
+#: often. Bigger crawls make them again from the spill on every pass.
+HOLD_REFS = 50_000
+
+
+class Links(Sequence[LinkResult]):
+    """``Report.links`` of a crawl: past ``HOLD_REFS`` references made again from the
+    crawl state and its ``RefSpill`` each time it is iterated, never all held at once
+    (``CrawlState.link_results``). ``len`` iterates once (then remembers). Compares equal
+    to a tuple of the same results; pickles as that tuple."""
+
+    __slots__ = ("_held", "_len", "_state")
+
+    def __init__(self, state: CrawlState) -> None:
+        self._state = state
+        self._len: int | None = None
+        self._held: tuple[LinkResult, ...] | None = None
+
+    def __iter__(self) -> Iterator[LinkResult]:
+        if self._held is None and not self._state.big():
+            self._held = tuple(self._state.link_results())
+            self._len = len(self._held)
+        if self._held is not None:
+            yield from self._held
+            return
+        n = 0
+        for link in self._state.link_results():
+            n += 1
+            yield link
+        self._len = n
+
+    def __len__(self) -> int:
+        if self._len is None:
+            for _ in self:  # sets _len (and holds the results of a small crawl)
+                pass
+        assert self._len is not None
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> LinkResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[LinkResult, ...]: ...
+    def __getitem__(self, index: int | slice) -> LinkResult | tuple[LinkResult, ...]:
+        return tuple(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Links, tuple)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"<Links of {self._state.settings.start_urls!r}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (tuple(self),))
+
+    def close(self) -> None:
+        """Remove the crawl's spill file (the links cannot be read after this)."""
+        self._state.close()
+
+
+#: Distinct ``Probe.head_bytes`` values shared by ``CrawlState.shared_head``.
+MAX_HEADS = 1000
 
 
 class CrawlState:
@@ -147,42 +219,87 @@ class CrawlState:
         self._incomplete: list[str] = []
         self._exclude = [re.compile(p) for p in settings.exclude]
         self._scopes = settings.scopes
-        #: Interned strings of every reference (pages, link texts, tags, fragments): a
-        #: navigation link's page and text repeat across a site. ``_string_ids`` inverts it.
-        self.strings: list[str] = []
-        self._string_ids: dict[str, int] = {}
+        #: Each distinct set of page ids once (``shared_ids``).
+        self._id_sets: dict[frozenset[str], frozenset[str]] = {}
+        #: The first bytes of bodies (``Probe.head_bytes``), each once (``shared_head``).
+        self._heads: dict[bytes, bytes] = {}
+        #: Every link reference (page, text, tag, fragment), on disk: ~20 a page.
+        self._spill: RefSpill | None = None
+        #: The targets are in the spill, no longer in ``targets`` (``pack``).
+        self._packed = False
 
-    def _sid(self, value: str) -> int:
-        sid = self._string_ids.get(value)
-        if sid is None:
-            sid = self._string_ids[value] = len(self.strings)
-            self.strings.append(value)
-        return sid
+    @property
+    def spill(self) -> RefSpill:
+        if self._spill is None:
+            self._spill = RefSpill()
+        return self._spill
+
+    def shared_ids(self, ids: frozenset[str]) -> frozenset[str]:
+        """``ids`` (the anchors of one page), or an equal set seen before: pages of one
+        template share most of their ids, often all of them. Held by the page's probe
+        and ``page_ids`` for the fragment checks, i.e. for every page of the site."""
+        known = self._id_sets.get(ids)
+        if known is None:
+            known = frozenset(map(sys.intern, ids))  # "top", "content": once a site
+            self._id_sets[known] = known
+        return known
+
+    def shared_head(self, head: bytes) -> bytes:
+        """``head`` (a body's first bytes), or an equal one seen before: most pages of a
+        site begin alike (``<!DOCTYPE html>``). Up to ``MAX_HEADS`` distinct ones."""
+        known = self._heads.get(head)
+        if known is not None:
+            return known
+        if len(self._heads) < MAX_HEADS:
+            self._heads[head] = head
+        return head
 
     def add_ref(self, t: Target, page: str, text: str, tag: str, fragment: str | None) -> None:
         """Record that ``page`` links to ``t`` (with ``text``, from a ``tag`` element)."""
-        get = self._string_ids.get  # inline lookups: this runs for every link of a site
-        p = get(page)
-        if p is None:
-            p = self._sid(page)
-        x = get(text)
-        if x is None:
-            x = self._sid(text)
-        g = get(tag)
-        if g is None:
-            g = self._sid(tag)
-        f = NO_FRAGMENT
-        if fragment is not None:
-            f = get(fragment)
-            if f is None:
-                f = self._sid(fragment)
-        t.refs.extend((p, x, g, f))
+        self.spill.add(t.tid, page, text, tag, fragment)
 
     def target(self, url: str, internal: bool) -> Target:
         t = self.targets.get(url)
         if t is None:
-            t = self.targets[url] = Target(url, internal)
+            t = self.targets[url] = Target(url, internal, len(self.targets))
         return t
+
+    def pack(self) -> None:
+        """After the crawl: move the targets with their probes to the spill and let go
+        of them here (``link_results`` reads them back in order); ``targets`` and
+        ``page_ids`` are empty afterwards. For crawls past ``HOLD_REFS`` references."""
+        targets = self.targets.values()
+        for t in targets:
+            if t.probe is not None:
+                t.probe = self._probe_with_ids(t)
+        self.spill.pack_targets(targets)
+        self.targets = {}
+        self.page_ids = {}
+        self._id_sets = {}
+        self._heads = {}
+        self._packed = True
+
+    def _probe_with_ids(self, t: Target) -> Probe:
+        """``t.probe`` with the ids of the page it led to (fragment checks)."""
+        probe = t.probe
+        assert probe is not None
+        if probe.ids is None and probe.final_url:
+            ids = self.page_ids.get(resolve(probe.final_url, "").base)
+            if ids is None:
+                ids = self.page_ids.get(t.url)
+            if ids is not None:
+                probe = _with_ids(probe, ids)
+        return probe
+
+    def big(self) -> bool:
+        """More than ``HOLD_REFS`` link references: the links are not held (``Links``)
+        and the targets may go to the spill after the crawl (``pack``)."""
+        return self._spill is not None and len(self._spill) > HOLD_REFS
+
+    def close(self) -> None:
+        """Remove the reference spill (``link_results`` has nothing to read after this)."""
+        if self._spill is not None:
+            self._spill.close()
 
     def in_scope(self, url: str) -> bool:
         return any(url.startswith(s) for s in self._scopes)
@@ -217,77 +334,98 @@ class CrawlState:
             reasons.append(f"{missing} link targets not checked")
         return tuple(reasons)
 
-    def link_results(self) -> list[LinkResult]:
-        """One result per unique URL (with fragment), fanned out to every reference."""
-        out: list[LinkResult] = []
+    def link_results(self) -> Iterator[LinkResult]:
+        """One result per unique URL (with fragment), fanned out to every reference, in
+        the order the targets were found; made afresh from the spill on every call."""
+        spill = self._spill
+        targets: Iterator[Target] = iter(self.targets.values())
+        if self._packed:
+            assert spill is not None
+            targets = spill.packed_targets()
+        scan = groupby(spill.targets(), key=itemgetter(0)) if spill is not None else ()
+        for tid, rows in scan:
+            for t in targets:
+                if t.tid == tid:
+                    break
+                if t.start:  # a start URL nobody links to
+                    yield from self._results(t, {None: ()})
+            yield from self._results(t, self._groups(t, rows))
+        for t in targets:
+            if t.start:
+                yield from self._results(t, {None: ()})
+
+    def _groups(
+        self, t: Target, rows: Iterator[tuple[int, str, str, str, str | None]]
+    ) -> dict[str | None, Sequence[LinkRef]]:
+        """A target's references by fragment (in the order each fragment was first seen):
+        tuples, or ``SpilledRefs`` past ``INLINE_REFS`` references."""
+        kept = list(islice(rows, INLINE_REFS + 1))
+        if len(kept) > INLINE_REFS:
+            counts: dict[str | None, int] = {}
+            for row in chain(kept, rows):
+                frag = row[4]
+                counts[frag] = counts.get(frag, 0) + 1
+            assert self._spill is not None
+            spill, one = self._spill, len(counts) == 1
+            return {f: SpilledRefs(spill, t.tid, f, one, n) for f, n in counts.items()}
+        groups: dict[str | None, list[LinkRef]] = {}
+        for _, p, x, g, f in kept:
+            refs = groups.get(f)
+            if refs is None:
+                refs = groups[f] = []
+            refs.append(LinkRef(p, x, g))
+        return {f: tuple(refs) for f, refs in groups.items()}
+
+    def _results(
+        self, t: Target, groups: dict[str | None, Sequence[LinkRef]]
+    ) -> Iterator[LinkResult]:
         policy = self.policy
-        strings = self.strings
-        for t in self.targets.values():
-            counts = Counter(t.refs[3::4])
-            one = len(counts) == 1
-            groups: dict[str | None, PackedRefs] = {
-                (None if fid == NO_FRAGMENT else strings[fid]): PackedRefs(
-                    strings, t.refs, ALL if one else fid, n
-                )
-                for fid, n in counts.items()
-            }
-            if not groups and t.start:
-                groups[None] = PackedRefs(strings, t.refs, ALL, 0)
-            watched = policy.is_watched(t.url)
-            if t.skip or t.probe is None:
-                verdict, detail = Verdict.SKIPPED, t.skip or "limit"
-                if t.skip == "malformed_url":
-                    verdict = Verdict.BROKEN
-                for frag, refs in groups.items():
-                    url = t.url if frag is None else f"{t.url}#{frag}"
-                    out.append(
-                        LinkResult(
-                            url,
-                            verdict,
-                            detail,
-                            found_on=refs,
-                            watched=watched,
-                            internal=t.internal,
-                        )
-                    )
-                continue
-            probe = t.probe
-            if probe.ids is None and probe.final_url:
-                ids = self.page_ids.get(resolve(probe.final_url, "").base)
-                if ids is None:
-                    ids = self.page_ids.get(t.url)
-                if ids is not None:
-                    probe = _with_ids(probe, ids)
-            pdf_link = t.pdf_hint or is_pdf_type(probe.content_type)
-            problem = (pdf_problem(probe) or "") if pdf_link else ""
+        watched = policy.is_watched(t.url)
+        if t.skip or t.probe is None:
+            verdict, detail = Verdict.SKIPPED, t.skip or "limit"
+            if t.skip == "malformed_url":
+                verdict = Verdict.BROKEN
             for frag, refs in groups.items():
-                verdict, detail = judge(probe, frag, policy)
-                final = probe.final_url
-                if verdict is Verdict.REDIRECT:
-                    final = permanent_target(probe.chain, probe.final_url)
                 url = t.url if frag is None else f"{t.url}#{frag}"
-                out.append(
-                    LinkResult(
-                        url,
-                        verdict,
-                        detail,
-                        status=probe.status,
-                        final_url=final,
-                        redirect_chain=probe.chain,
-                        content_type=probe.content_type,
-                        found_on=refs,
-                        pdf_link=pdf_link,
-                        pdf_magic=(
-                            probe.head_bytes.startswith(b"%PDF-")
-                            if pdf_link and probe.head_bytes is not None
-                            else None
-                        ),
-                        watched=watched,
-                        internal=t.internal,
-                        pdf_problem=problem,
-                    )
+                yield LinkResult(
+                    url,
+                    verdict,
+                    detail,
+                    found_on=refs,
+                    watched=watched,
+                    internal=t.internal,
                 )
-        return out
+            return
+        probe = self._probe_with_ids(t)
+        pdf_link = t.pdf_hint or is_pdf_type(probe.content_type)
+        problem = (pdf_problem(probe) or "") if pdf_link else ""
+        for frag, refs in groups.items():
+            verdict, detail = judge(probe, frag, policy)
+            final = probe.final_url
+            if verdict is Verdict.REDIRECT:
+                final = permanent_target(probe.chain, probe.final_url)
+            url = t.url if frag is None else f"{t.url}#{frag}"
+            yield (
+                LinkResult(
+                    url,
+                    verdict,
+                    detail,
+                    status=probe.status,
+                    final_url=final,
+                    redirect_chain=probe.chain,
+                    content_type=probe.content_type,
+                    found_on=refs,
+                    pdf_link=pdf_link,
+                    pdf_magic=(
+                        probe.head_bytes.startswith(b"%PDF-")
+                        if pdf_link and probe.head_bytes is not None
+                        else None
+                    ),
+                    watched=watched,
+                    internal=t.internal,
+                    pdf_problem=problem,
+                )
+            )
 
 
 def _with_ids(probe: Probe, ids: frozenset[str]) -> Probe:

@@ -57,8 +57,6 @@ def audit_command(
     record: bool = True,
     use_cache: bool = True,
 ) -> int:
-    from reports.render import CHILD_FORMATS, LIGHT_CHILD_FORMATS, start_reports
-
     try:
         cfg = load(config_path, overrides)
     except ConfigError as e:
@@ -89,6 +87,18 @@ def audit_command(
         if history:
             history.abandon("crashed")
         raise
+    try:
+        return _finish(cfg, report, history, quiet)
+    finally:
+        close = getattr(report.links, "close", None)
+        if close is not None:
+            close()  # the crawl's reference spill (crawler.crawl_state.Links)
+
+
+def _finish(cfg: Config, report: Report, history: History | None, quiet: bool) -> int:
+    """Store the run and write the reports."""
+    from reports.render import CHILD_FORMATS, LIGHT_CHILD_FORMATS, start_reports
+
     changes_line = ""
     history_failed = False
     if history:

@@ -487,6 +487,8 @@ class AuditSpider(Spider):
             st.stats["pages_truncated"] += 1
         if mode >= FULL and status < 300 and html and has_body:
             final_base = resolve(final, "").base
+            if final_base == t.url:
+                final_base = t.url  # one string for the target and its page_ids key
             parsed: ParsedPage | None
             if replay is None:
                 want = mode == PAGE and st.in_scope(final_base) and final_base not in st.parsed
@@ -497,6 +499,7 @@ class AuditSpider(Spider):
             if parsed is not None:
                 ids, soft_404 = parsed.ids, parsed.soft_404
             if ids is not None:
+                ids = st.shared_ids(ids)
                 # Checked again after the parse: another response may have taken the page.
                 if mode == PAGE and st.in_scope(final_base) and final_base not in st.parsed:
                     if parsed is None:
@@ -531,7 +534,7 @@ class AuditSpider(Spider):
                 if replay is not None
                 else None
                 if response.request.method == "HEAD"
-                else response.body[:16]
+                else st.shared_head(response.body[:16])
             ),
             method=response.request.method,
         )
@@ -812,6 +815,7 @@ class AuditSpider(Spider):
         if mode >= FULL and f.status < 300 and f.html and f.has_body:
             ids, soft_404 = f.ids, f.soft_404
             if ids is not None:
+                ids = st.shared_ids(ids)
                 if mode == PAGE and st.in_scope(t.url) and t.url not in st.parsed:
                     if f.page is None:
                         yield self._request(t, mode, depth=depth, conditional=False)

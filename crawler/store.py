@@ -260,6 +260,23 @@ class StoreError(RuntimeError):
     """The history cannot do what was asked (unknown run, wrong state, newer schema)."""
 
 
+def _found_on_json(refs: Sequence[LinkRef], chunk: int = 1000) -> str:
+    """``json.dumps([[page, text, tag], ...])`` of a link's references, encoded ``chunk``
+    at a time: a navigation link's references are not all held as lists at once."""
+    if len(refs) <= chunk:
+        return json.dumps([[r.page, r.text, r.tag] for r in refs])
+    parts: list[str] = []
+    rows: list[list[str]] = []
+    for r in refs:
+        rows.append([r.page, r.text, r.tag])
+        if len(rows) == chunk:
+            parts.append(json.dumps(rows)[1:-1])
+            rows = []
+    if rows:
+        parts.append(json.dumps(rows)[1:-1])
+    return "[" + ", ".join(parts) + "]"
+
+
 def _ts(value: dt.datetime) -> str:
     """Aware UTC ISO string; naive datetimes are taken to be UTC."""
     if value.tzinfo is None:
@@ -744,7 +761,7 @@ class Store:
                     int(lr.watched),
                     int(lr.internal),
                     json.dumps([[h.url, h.status] for h in lr.redirect_chain]),
-                    json.dumps([[r.page, r.text, r.tag] for r in lr.found_on]),
+                    _found_on_json(lr.found_on),
                     lr.pdf_problem,
                     seq,
                 )

@@ -96,7 +96,7 @@ def explain_detail(detail: str, check: Check | None = None) -> str:
     return ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One finding, ready for display."""
 
@@ -117,7 +117,7 @@ class Row:
     age_days: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class WatchedGroup:
     target: str
     check: str
@@ -128,7 +128,7 @@ class WatchedGroup:
     rows: list[Row] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class ProblemGroup:
     check: str
     heading: str
@@ -136,7 +136,7 @@ class ProblemGroup:
     rows: list[Row]
 
 
-@dataclass
+@dataclass(slots=True)
 class PageView:
     url: str
     title: str
@@ -203,7 +203,9 @@ def _watched_groups(rows: Sequence[Row]) -> list[WatchedGroup]:
 def build_context(report: Report) -> dict[str, object]:
     """Everything the template needs, in display order."""
     pages = {p.url: p for p in report.pages}
-    links = {link.url: link for link in report.links}
+    # Only the links a redirect row needs: report.links may be read from disk, not held.
+    targets = {f.target for f in report.findings if f.check is Check.REDIRECT}
+    links = {link.url: link for link in report.links if link.url in targets}
     rows = [_row(f, pages, links, report) for f in ordered_findings(report.findings)]
 
     problem_groups = [

@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from enum import Enum
+from typing import Any
 
 from checks.models import Check, Finding, LinkResult, Page, Report, RunInfo
 
@@ -179,14 +181,50 @@ def report_to_dict(report: Report) -> dict[str, object]:
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
-def _json_array(key: str, items: Iterable[object], last: bool = False) -> Iterator[str]:
+#: A link referred to from more places than this is encoded a slice of ``found_on`` at a
+#: time (a navigation link is on every page: ~100,000 dicts at once otherwise).
+FOUND_ON_CHUNK = 1000
+
+
+def _encode_link(link: LinkResult) -> Iterator[str]:
+    """``link_to_dict(link)`` encoded, in pieces for a long ``found_on``: the same text."""
+    if len(link.found_on) <= FOUND_ON_CHUNK:
+        yield _ENCODE(link_to_dict(link))
+        return
+    head = link_to_dict(replace(link, found_on=()))
+    del head["found_on"]  # the last key: reopened below
+    yield _ENCODE(head)[:-1]
+    yield ', "found_on": ['
+    s = clean_unicode
+    sep = ""
+    chunk: list[dict[str, str]] = []
+    for r in link.found_on:
+        chunk.append({"page": s(r.page), "text": s(r.text)})
+        if len(chunk) == FOUND_ON_CHUNK:
+            yield sep + _ENCODE(chunk)[1:-1]
+            sep, chunk = ", ", []
+    if chunk:
+        yield sep + _ENCODE(chunk)[1:-1]
+    yield "]}"
+
+
+def _one(item: object) -> Iterator[str]:
+    yield _ENCODE(item)
+
+
+def _json_array(
+    key: str,
+    items: Iterable[Any],
+    last: bool = False,
+    encode: Callable[[Any], Iterator[str]] = _one,
+) -> Iterator[str]:
     """``"key": [`` then one item per line, each encoded on its own with the C encoder."""
     yield f"  {_ENCODE(key)}: ["
     sep = "\n    "
     empty = True
     for item in items:
         yield sep
-        yield _ENCODE(item)
+        yield from encode(item)
         sep = ",\n    "
         empty = False
     yield "]" if empty else "\n  ]"
@@ -210,7 +248,7 @@ def iter_json(report: Report) -> Iterator[str]:
     )
     yield ",\n"
     yield from _json_array("pages", (page_to_dict(p, as_of, p.url in stale) for p in report.pages))
-    yield from _json_array("links", (link_to_dict(link) for link in report.links))
+    yield from _json_array("links", report.links, encode=_encode_link)
     yield from _json_array(
         "findings", (finding_to_dict(f) for f in ordered_findings(report.findings))
     )

@@ -1,6 +1,7 @@
-"""Compact crawl state (docs/performance.md, "Memory"): packed link references read back
-as ``LinkRef`` sequences, and the spider's own frontier feeding Scrapy a few pages at a
-time, give the same report as holding everything at once."""
+"""Crawl state kept small (docs/performance.md, "Memory"): link references (and, after a
+big crawl, the targets) in a temporary SQLite file read back as ``LinkRef`` sequences, and
+the spider's own frontier feeding Scrapy a few pages at a time, give the same report as
+holding everything at once; the file is always removed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import pickle
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ import pytest
 
 from checks.models import LinkRef
 from checks.policy import Policy
-from crawler.crawl_state import CrawlParams, CrawlState, PackedRefs
+from crawler import crawl_state, spill
+from crawler.crawl_state import CrawlParams, CrawlState, Links, SpilledRefs
 from crawler.memory import trim
 from demo.server import Route, SiteServer
 from tests.cli_runner import ROOT, write_config
@@ -23,29 +26,107 @@ from tests.cli_runner import ROOT, write_config
 N_PAGES = 60
 
 
-def test_packed_refs_read_back_as_link_refs() -> None:
-    state = CrawlState(CrawlParams(start_urls=("http://h/",), scopes=("http://h/",)), Policy())
+def _state() -> CrawlState:
+    return CrawlState(CrawlParams(start_urls=("http://h/",), scopes=("http://h/",)), Policy())
+
+
+@pytest.mark.parametrize("inline", [1000, 1])
+def test_spilled_refs_read_back_as_link_refs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, inline: int
+) -> None:
+    monkeypatch.setattr(crawl_state, "INLINE_REFS", inline)
+    monkeypatch.setattr(spill, "BATCH", 3)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    state = _state()
     t = state.target("http://h/a.html", internal=True)
+    other = state.target("http://h/b.html", internal=True)
     state.add_ref(t, "http://h/", "A", "a", None)
+    state.add_ref(other, "http://h/", "B", "a", None)
     state.add_ref(t, "http://h/x.html", "Om A", "a", "top")
     state.add_ref(t, "http://h/y.html", "A", "img", None)
     state.add_ref(t, "http://h/y.html", "Topp", "a", "top")
+    assert len(list(tmp_path.iterdir())) == 1  # the spill's private directory
     results = {r.url: r.found_on for r in state.link_results()}
+    assert list(results) == ["http://h/a.html", "http://h/a.html#top", "http://h/b.html"]
     plain = (LinkRef("http://h/", "A", "a"), LinkRef("http://h/y.html", "A", "img"))
     top = (LinkRef("http://h/x.html", "Om A", "a"), LinkRef("http://h/y.html", "Topp", "a"))
     assert results["http://h/a.html"] == plain
     assert plain == results["http://h/a.html"]
     assert results["http://h/a.html#top"] == top
+    assert results["http://h/b.html"] == (LinkRef("http://h/", "B", "a"),)
     refs = results["http://h/a.html#top"]
-    assert isinstance(refs, PackedRefs)
+    assert isinstance(refs, SpilledRefs if inline == 1 else tuple)
     assert len(refs) == 2 and list(refs) == list(top) and refs[1] == top[1]
     assert refs[:1] == top[:1]
     assert hash(refs) == hash(top)
     assert refs != plain
     assert pickle.loads(pickle.dumps(refs)) == top
-    # Strings are stored once: the page, text and tag of every reference are interned.
-    assert state.strings.count("http://h/y.html") == 1
-    assert state.strings.count("A") == 1
+    # Read back as often as asked.
+    assert {r.url: r.found_on for r in state.link_results()} == results
+    state.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("hold", [0, 1000])
+def test_links_are_made_again_on_every_pass(monkeypatch: pytest.MonkeyPatch, hold: int) -> None:
+    monkeypatch.setattr(spill, "BATCH", 2)
+    monkeypatch.setattr(crawl_state, "HOLD_REFS", hold)
+    state = _state()
+    start = state.target("http://h/", internal=True)
+    start.start = True  # a start URL nobody links to still has its result
+    for n in range(5):
+        t = state.target(f"http://h/{n}.html", internal=True)
+        state.add_ref(t, "http://h/", f"Sida {n}", "a", None)
+    late = state.target("http://h/late/", internal=True)
+    late.start = True
+    assert len(Links(state)) == 7  # counted by a pass of its own
+    links = Links(state)
+    first = tuple(links)
+    assert [link.url for link in first] == [
+        "http://h/",
+        *(f"http://h/{n}.html" for n in range(5)),
+        "http://h/late/",
+    ]
+    assert first[0].found_on == () and first[1].found_on == (LinkRef("http://h/", "Sida 0"),)
+    assert len(links) == 7 and links == first and first == tuple(links)
+    assert links[2] == first[2]
+    assert pickle.loads(pickle.dumps(links)) == first
+    assert (links._held is not None) == (hold > 0)  # held, or made again from the spill
+    links.close()
+    assert not Path(state.spill.path).exists()
+
+
+def test_spill_is_removed_at_exit_and_read_in_forked_children(tmp_path: Path) -> None:
+    code = f"""
+import os, tempfile
+tempfile.tempdir = {str(tmp_path)!r}
+from crawler.spill import RefSpill
+s = RefSpill()
+for n in range(7):
+    s.add(n % 3, "http://h/", str(n), "a", None)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    os.write(w, " ".join(row[2] for row in s.targets()).encode())
+    s.close()  # a child lets go without removing the parent's file
+    os._exit(0)
+os.close(w)
+print(os.read(r, 1000).decode())
+os.waitpid(pid, 0)
+print(os.path.exists(s.path))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    # Grouped by target, each target's references in the order they were added.
+    assert proc.stdout.split() == ["0", "3", "6", "1", "4", "2", "5", "True"]
+    assert list(tmp_path.iterdir()) == []  # removed at exit (atexit)
 
 
 def test_trim_runs() -> None:
@@ -83,7 +164,11 @@ def _site(root: Path) -> None:
     (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
 
 
-def _audit(server: SiteServer, tmp_path: Path, name: str, frontier: int | None) -> dict[str, Any]:
+def _run(
+    server: SiteServer, tmp_path: Path, name: str, patch: str
+) -> subprocess.CompletedProcess[str]:
+    """``sitewatch audit`` of ``server`` in a child, after running ``patch`` there; its
+    temporary files go to ``tmp_path/tmp-NAME``."""
     cfg = write_config(
         tmp_path / f"{name}.toml",
         f"""
@@ -96,10 +181,9 @@ max_pages_per_pattern = 1000
 """,
     )
     out = tmp_path / name
-    code = "import crawler.spider as s\n"
-    if frontier is not None:
-        code += f"s.FRONTIER = {frontier}\n"
-    code += "from crawler.cli import main\nmain()\n"
+    temp = tmp_path / f"tmp-{name}"
+    temp.mkdir()
+    code = patch + "\nfrom crawler.cli import main\nmain()\n"
     args = ["audit", "--config", str(cfg), "--as-of", "2026-11-26", "-q", "--out", str(out)]
     proc = subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -107,23 +191,43 @@ max_pages_per_pattern = 1000
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TMPDIR": str(temp)},
         stdin=subprocess.DEVNULL,
     )
+    # The reference spill (crawler.spill) is gone however the audit ended.
+    assert list(temp.iterdir()) == []
+    return proc
+
+
+def _audit(server: SiteServer, tmp_path: Path, name: str, patch: str = "") -> dict[str, Any]:
+    proc = _run(server, tmp_path, name, patch)
     assert proc.returncode in (0, 1), proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
-    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+    return json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("frontier", [1, 3])
-def test_small_frontier_gives_the_same_report(tmp_path: Path, frontier: int) -> None:
+#: Audits that must give the same report as the default one: a frontier of 1 and 3 pages
+#: (crawler.spider.FRONTIER), and the references written 2 at a time and every target's
+#: ``found_on`` read back from the spill file as it is iterated (crawler.spill).
+SMALL = {
+    "frontier1": "import crawler.spider as s; s.FRONTIER = 1",
+    "frontier3": "import crawler.spider as s; s.FRONTIER = 3",
+    "spilled": (
+        "import crawler.crawl_state as c, crawler.spill as p\n"
+        "c.INLINE_REFS, c.HOLD_REFS, p.BATCH = 1, 0, 2"
+    ),
+}
+
+
+@pytest.mark.parametrize("small", list(SMALL))
+def test_small_frontier_or_spill_gives_the_same_report(tmp_path: Path, small: str) -> None:
     www = tmp_path / "www"
     www.mkdir()
     _site(www)
     routes = {"/old.html": Route(status=301, redirect_to="/index.html")}
     with SiteServer("127.0.0.1", root=www, routes=routes, name="frontier") as server:
-        whole = _audit(server, tmp_path, "whole", None)
-        fed = _audit(server, tmp_path, "fed", frontier)
+        whole = _audit(server, tmp_path, "whole")
+        fed = _audit(server, tmp_path, "fed", SMALL[small])
 
     def links(report: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -147,3 +251,68 @@ def test_small_frontier_gives_the_same_report(tmp_path: Path, frontier: int) -> 
     verdicts = {link["url"]: link["detail"] for link in whole["links"]}
     assert verdicts[server.url("/s2/#saknas")] == "missing_fragment"
     assert verdicts[server.url("/gone.html")] == "http_404"
+
+
+@pytest.mark.parametrize("error", ["KeyboardInterrupt", "RuntimeError('boom')"])
+def test_spill_removed_when_the_audit_fails(tmp_path: Path, error: str) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    _site(www)
+    crash = (
+        "import crawler.audit as a\n"
+        "def boom(*args, **kwargs):\n"
+        f"    raise {error}\n"
+        "a.build_report = boom\n"
+    )
+    with SiteServer("127.0.0.1", root=www, name="spillcrash") as server:
+        proc = _run(server, tmp_path, "crash", crash)  # asserts the spill is gone
+    assert proc.returncode != 0
+    assert ("Aborted!" if error == "KeyboardInterrupt" else "boom") in proc.stderr
+
+
+@pytest.mark.parametrize("count", [0, 1, 6, 7, 13, 14, 15])
+def test_long_found_on_encoded_in_pieces_gives_the_same_text(count: int) -> None:
+    from checks.models import LinkResult, Verdict
+    from crawler.store import _found_on_json
+    from reports import json_report
+
+    refs = tuple(LinkRef(f"http://h/{n}\u00e9", f'Sida "{n}"\u2028', "a") for n in range(count))
+    link = LinkResult("http://h/x.html", Verdict.OK, status=200, found_on=refs)
+    whole = json_report._ENCODE(json_report.link_to_dict(link))
+    old = json_report.FOUND_ON_CHUNK
+    try:
+        json_report.FOUND_ON_CHUNK = 7
+        assert "".join(json_report._encode_link(link)) == whole
+    finally:
+        json_report.FOUND_ON_CHUNK = old
+    assert _found_on_json(refs, 7) == json.dumps([[r.page, r.text, r.tag] for r in refs])
+
+
+def test_packed_targets_give_the_same_links() -> None:
+    from checks.verdicts import Probe
+
+    state = _state()
+    page = state.target("http://h/a.html", internal=True)
+    page.probe = Probe("http://h/a.html", 200, final_url=page.url, content_type="text/html")
+    state.page_ids["http://h/a.html"] = state.shared_ids(frozenset({"top"}))
+    gone = state.target("http://h/gone.html", internal=True)
+    gone.probe = Probe("http://h/gone.html", 404, final_url="http://h/gone.html")
+    skipped = state.target("mailto:x@h", internal=False)
+    skipped.skip = "mailto"
+    start = state.target("http://h/", internal=True)
+    start.start = True
+    for n in range(3):
+        state.add_ref(page, f"http://h/{n}.html", "A", "a", None)
+        state.add_ref(page, f"http://h/{n}.html", "A", "a", "top" if n else "saknas")
+        state.add_ref(gone, f"http://h/{n}.html", "Borta", "a", None)
+        state.add_ref(skipped, f"http://h/{n}.html", "Skriv", "a", None)
+    before = tuple(state.link_results())
+    state.pack()
+    assert state.targets == {} and state.page_ids == {}
+    after = tuple(state.link_results())
+    assert after == before and tuple(Links(state)) == before
+    verdicts = {link.url: link.detail for link in after}
+    assert verdicts["http://h/a.html#saknas"] == "missing_fragment"
+    assert verdicts["http://h/a.html#top"] == "" and verdicts["http://h/gone.html"] == "http_404"
+    assert list(verdicts)[-1] == "http://h/"  # a start URL nobody links to, in its place
+    state.close()

@@ -1,0 +1,149 @@
+"""Link references kept in a temporary SQLite file instead of memory.
+
+A site of 100,000 pages has ~2 million link references (page, link text, tag, fragment):
+held in memory they were the biggest part of an audit's resident size, growing with the
+site (docs/performance.md, "Memory"). ``RefSpill`` appends them to a table during the crawl,
+a few thousand rows at a time, and reads them back target by target when the report is
+made, as often as the report is iterated.
+
+The table is clustered by target (``WITHOUT ROWID``, key ``(target, seq)``), so one ordered
+scan yields every target's references together, in the order they were found. The file
+lives in a private temporary directory that ``close`` removes; it is also removed at exit
+(``atexit``, a crash or Ctrl-C included) by the process that made it, never by a forked
+child (report renderer, parse worker), which opens its own connection to read it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+#: References buffered in memory before they are written (one transaction each).
+BATCH = 5000
+#: SQLite page cache of the spill connection, KiB (its default is 2 MB; reads are scans).
+CACHE_KIB = 4096
+
+_SCHEMA = (
+    "CREATE TABLE refs (t INTEGER NOT NULL, seq INTEGER NOT NULL, page TEXT NOT NULL, "
+    "text TEXT NOT NULL, tag TEXT NOT NULL, frag TEXT, PRIMARY KEY (t, seq)) WITHOUT ROWID"
+)
+
+#: One reference as read back: page, text, tag, fragment (None without ``#``).
+Row = tuple[str, str, str, "str | None"]
+
+
+class RefSpill:
+    """Link references of one crawl, on disk. ``add`` during the crawl; ``targets`` and
+    ``refs`` read them back (``flush`` first: ``targets`` does it)."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self._dir = tempfile.mkdtemp(prefix="sitewatch-refs-", dir=directory)
+        self.path = os.path.join(self._dir, "refs.sqlite")
+        self._owner = self._pid = os.getpid()
+        self._conn: sqlite3.Connection | None = None
+        #: Connections inherited from the parent after a fork: never used, never closed
+        #: here (closing would touch the parent's SQLite state).
+        self._inherited: list[sqlite3.Connection] = []
+        self._buf: list[tuple[int, int, str, str, str, str | None]] = []
+        self._seq = 0
+        #: References written to the file (``len(self)`` counts the buffered ones too).
+        self.count = 0
+        self._closed = False
+        db = self._db()
+        db.execute(_SCHEMA)
+        atexit.register(self.close)
+
+    def _db(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError("reference spill is closed")
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        if self._conn is not None:  # forked: a connection of our own, to read
+            self._inherited.append(self._conn)
+            self._pid = os.getpid()
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        conn.execute("PRAGMA temp_store=FILE")
+        self._conn = conn
+        return conn
+
+    def __len__(self) -> int:
+        return self._seq
+
+    def add(self, target: int, page: str, text: str, tag: str, fragment: str | None) -> None:
+        """Record one reference to target number ``target``."""
+        self._seq += 1
+        self._buf.append((target, self._seq, page, text, tag, fragment))
+        if len(self._buf) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buf:
+            return
+        db = self._db()
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO refs VALUES (?, ?, ?, ?, ?, ?)", self._buf)
+        db.execute("COMMIT")
+        self.count += len(self._buf)
+        self._buf = []
+
+    def targets(self) -> sqlite3.Cursor:
+        """Every reference as (target, page, text, tag, fragment), grouped by target in
+        ascending order and in the order each target's references were found."""
+        self.flush()
+        return self._db().execute("SELECT t, page, text, tag, frag FROM refs ORDER BY t, seq")
+
+    def pack_targets(self, targets: Iterable[object]) -> None:
+        """Store the crawl's targets (pickled, in order) for ``packed_targets``."""
+        self.flush()
+        db = self._db()
+        db.execute("CREATE TABLE targets (n INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO targets (data) VALUES (?)",
+            ((pickle.dumps(t, pickle.HIGHEST_PROTOCOL),) for t in targets),
+        )
+        db.execute("COMMIT")
+
+    def packed_targets(self) -> Iterator[Any]:
+        """The targets ``pack_targets`` stored, in the same order."""
+        for (data,) in self._db().execute("SELECT data FROM targets ORDER BY n"):
+            yield pickle.loads(data)
+
+    def refs(self, target: int, fragment: str | None, any_fragment: bool) -> Iterator[Row]:
+        """The references of one target (with ``fragment``, unless ``any_fragment``)."""
+        self.flush()
+        db = self._db()
+        if any_fragment:
+            cur = db.execute(
+                "SELECT page, text, tag, frag FROM refs WHERE t = ? ORDER BY seq", (target,)
+            )
+        else:
+            cur = db.execute(
+                "SELECT page, text, tag, frag FROM refs WHERE t = ? AND frag IS ? ORDER BY seq",
+                (target, fragment),
+            )
+        yield from cur
+
+    def close(self) -> None:
+        """Remove the file (in the process that made it; a forked child only lets go)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._buf = []
+        mine = os.getpid() == self._owner
+        if mine:
+            atexit.unregister(self.close)
+            if self._conn is not None:
+                self._conn.close()
+        self._conn = None
+        if mine:
+            shutil.rmtree(self._dir, ignore_errors=True)
