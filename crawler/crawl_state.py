@@ -343,19 +343,25 @@ class CrawlState:
             assert spill is not None
             targets = spill.packed_targets()
         scan = groupby(spill.targets(), key=itemgetter(0)) if spill is not None else ()
+        # Results that are kept (``Links`` of a small crawl) share their strings: a page
+        # links to ~20 targets, a navigation text repeats on every page.
+        shared: dict[str, str] | None = None if self.big() else {}
         for tid, rows in scan:
             for t in targets:
                 if t.tid == tid:
                     break
                 if t.start:  # a start URL nobody links to
                     yield from self._results(t, {None: ()})
-            yield from self._results(t, self._groups(t, rows))
+            yield from self._results(t, self._groups(t, rows, shared))
         for t in targets:
             if t.start:
                 yield from self._results(t, {None: ()})
 
     def _groups(
-        self, t: Target, rows: Iterator[tuple[int, str, str, str, str | None]]
+        self,
+        t: Target,
+        rows: Iterator[tuple[int, str, str, str, str | None]],
+        shared: dict[str, str] | None = None,
     ) -> dict[str | None, Sequence[LinkRef]]:
         """A target's references by fragment (in the order each fragment was first seen):
         tuples, or ``SpilledRefs`` past ``INLINE_REFS`` references."""
@@ -369,10 +375,13 @@ class CrawlState:
             spill, one = self._spill, len(counts) == 1
             return {f: SpilledRefs(spill, t.tid, f, one, n) for f, n in counts.items()}
         groups: dict[str | None, list[LinkRef]] = {}
+        same = shared.setdefault if shared is not None else None
         for _, p, x, g, f in kept:
             refs = groups.get(f)
             if refs is None:
                 refs = groups[f] = []
+            if same is not None:
+                p, x, g = same(p, p), same(x, x), same(g, g)
             refs.append(LinkRef(p, x, g))
         return {f: tuple(refs) for f, refs in groups.items()}
 
