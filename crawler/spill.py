@@ -34,6 +34,9 @@ _SCHEMA = (
     "text TEXT NOT NULL, tag TEXT NOT NULL, frag TEXT, PRIMARY KEY (t, seq)) WITHOUT ROWID"
 )
 
+#: Spill directories are named PREFIX + the creating process's id + "-" + random.
+PREFIX = "sitewatch-refs-"
+
 #: One reference as read back: page, text, tag, fragment (None without ``#``).
 Row = tuple[str, str, str, "str | None"]
 
@@ -43,7 +46,8 @@ class RefSpill:
     ``refs`` read them back (``flush`` first: ``targets`` does it)."""
 
     def __init__(self, directory: str | None = None) -> None:
-        self._dir = tempfile.mkdtemp(prefix="sitewatch-refs-", dir=directory)
+        _sweep(directory or tempfile.gettempdir())
+        self._dir = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=directory)
         self.path = os.path.join(self._dir, "refs.sqlite")
         self._owner = self._pid = os.getpid()
         self._conn: sqlite3.Connection | None = None
@@ -147,3 +151,22 @@ class RefSpill:
         self._conn = None
         if mine:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _sweep(base: str) -> None:
+    """Remove the spill directories of audits that were killed (SIGKILL leaves no chance
+    to clean up): those whose creating process no longer exists."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(PREFIX) :].partition("-")[0] if name.startswith(PREFIX) else ""
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        except OSError:
+            pass  # alive (another user's process, say)

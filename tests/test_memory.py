@@ -6,6 +6,7 @@ holding everything at once; the file is always removed."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -317,3 +318,23 @@ def test_packed_targets_give_the_same_links() -> None:
     assert verdicts["http://h/a.html#top"] == "" and verdicts["http://h/gone.html"] == "http_404"
     assert list(verdicts)[-1] == "http://h/"  # a start URL nobody links to, in its place
     state.close()
+
+
+def test_spill_directories_of_killed_audits_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    left = tmp_path / f"sitewatch-refs-{int(dead.stdout)}-abc"  # its audit was killed
+    alive = tmp_path / "sitewatch-refs-1-abc"  # pid 1 exists
+    other = tmp_path / "sitewatch-refs-x"
+    for d in (left, alive, other):
+        d.mkdir()
+        (d / "refs.sqlite").write_bytes(b"")
+    s = spill.RefSpill(str(tmp_path))
+    assert not left.exists() and alive.exists() and other.exists()
+    assert Path(s.path).parent.name.startswith(f"sitewatch-refs-{os.getpid()}-")
+    s.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, other.name]
