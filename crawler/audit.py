@@ -124,7 +124,11 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     # (a robots.txt that times out, a data loss) to stderr.
     settings["LOG_INSTALL_ROOT_HANDLER"] = True
     pending = None
-    if cache is not None and cache.reuse and c.delay <= 0 and not cache.pass_done:
+    if cache is not None and cache.started_pass is not None:
+        # Started by replay_unchanged while it read the previous run back: finished by
+        # the spider, like a pass started here.
+        pending, cache.started_pass = cache.started_pass, None
+    elif cache is not None and cache.reuse and c.delay <= 0 and not cache.pass_done:
         # Re-run: one cheap conditional request per stored URL before the crawl; what
         # is unchanged is then replayed without a Scrapy request (not with crawl.delay:
         # a polite crawl asks page by page, through Scrapy's slots). The pass runs in a
@@ -298,6 +302,11 @@ def replay_unchanged(
             source = store.replay_source(site_name(cfg), opts.cache_run, replay.replay_key(cfg))
             if source is None or cache.written_since(source):
                 return None
+            # The stored rows are asked about in a forked child while this process reads
+            # the previous run back and asks the targets to confirm; if the run cannot be
+            # replayed, the crawl finishes this pass (cache.started_pass).
+            settings = pass_settings(cfg)
+            cache.started_pass = pending = cache.start_revalidate(settings)
             pages, links, links_checked = store.snapshot(source)
     except (sqlite3.Error, StoreError, OSError, ValueError, KeyError, TypeError):
         return None
@@ -314,8 +323,12 @@ def replay_unchanged(
         )
     except replay.NotReplayable:
         return None
-    rows, fresh, confirmed = replay.run_pass(cache, p, pass_settings(cfg))
-    if not replay.holds(p, rows, fresh, confirmed):
+    confirmed = replay.ask_again(p, settings)
+    cache.started_pass = None
+    pending.finish()
+    cache.pass_done = True
+    fresh = cache.fresh
+    if not replay.holds(p, pending.rows, fresh, confirmed):
         return None
     finished = started + dt.timedelta(seconds=time.monotonic() - t0)
     asked = cache.revalidated + len(p.confirms)

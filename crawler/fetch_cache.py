@@ -217,8 +217,8 @@ async def _revalidate(
     try:
         if settings.obey_robots:
             origins = {}
-            for row in rows:
-                p = urlsplit(row[0])
+            for url in [row[0] for row in rows] + [c.url for c in confirms if c.page]:
+                p = urlsplit(url)
                 origins.setdefault(f"{p.scheme}://{p.netloc}", None)
 
             async def robots(origin: str) -> Protego | None:
@@ -354,6 +354,8 @@ class PendingRevalidation:
     ):
         self._cache = cache
         self._rows = rows
+        #: The stored rows the pass asks about.
+        self.rows = rows
         self._settings = settings
         self.pid: int | None = None
         self._read_fd: int | None = None
@@ -497,6 +499,9 @@ class FetchCache:
         self.revalidated = 0
         #: Whether ``fresh`` already holds the pass's answers (the crawl asks no more).
         self.pass_done = False
+        #: A pass started before the crawl was decided on (``crawler.replay``), for the
+        #: crawl to finish if it runs after all.
+        self.started_pass: PendingRevalidation | None = None
         self.written = 0
         self.failed = ""
         self._db: sqlite3.Connection | None = None
@@ -703,6 +708,9 @@ class FetchCache:
             self._fail(e)
 
     def close(self) -> None:
+        if self.started_pass is not None:
+            self.started_pass.abort()
+            self.started_pass = None
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()

@@ -177,12 +177,7 @@ def holds(
     )
 
 
-def run_pass(
-    cache: FetchCache, p: Plan, settings: PassSettings
-) -> tuple[list[tuple[str, int, str, str]], set[tuple[str, int]], set[str]]:
-    """Ask the server (``check_unchanged``): (the stored rows asked about, the 304s,
-    the confirmed URLs). The 304s also go to the cache, for the crawl if it runs."""
-    rows = cache.stored()
-    fresh, count, confirmed = check_unchanged(rows, p.confirms, settings)
-    cache.fresh, cache.revalidated, cache.pass_done = fresh, count, True
-    return rows, fresh, confirmed
+def ask_again(p: Plan, settings: PassSettings) -> set[str]:
+    """The plan's targets to confirm, asked here (``check_unchanged`` without rows: a
+    forked pass asks the stored rows meanwhile); the URLs that answered as before."""
+    return check_unchanged([], p.confirms, settings)[2]

@@ -310,3 +310,41 @@ def test_replayed_runs_chain_and_a_later_partial_run_means_a_crawl(tmp_path: Pat
         s4 = audit(4)
         assert "replayed_from_run" not in s4
         assert s4["pages_not_modified"] >= 1  # the crawl still used the pass's 304s
+
+
+def test_a_run_that_cannot_be_replayed_is_crawled_with_the_pass_already_started(
+    tmp_path: Path,
+) -> None:
+    """The pass is forked before the previous run is read back; when the plan refuses
+    (a link that failed without a status), the crawl finishes that same pass."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text(
+        '<html><body><a href="a.html">A</a><a href="http://127.0.0.1:9/">Stängd</a>'
+        "<footer>Granskad 2026-01-01</footer></body></html>",
+        encoding="utf-8",
+    )
+    (www / "a.html").write_text("<html><body><p>A</p></body></html>", encoding="utf-8")
+    with SiteServer("127.0.0.1", root=www, validators=True) as srv:
+        db = tmp_path / "h.db"
+        cfg = write_config(
+            tmp_path / "site.toml",
+            f'[site]\nstart_urls = ["{srv.url("/index.html")}"]\n'
+            f'[crawl]\nobey_robots = false\nretries = 0\n[history]\ndb = "{db}"\n',
+        )
+        results = []
+        for n in (1, 2):
+            r = sitewatch(
+                "audit", "--config", str(cfg), "--out", str(tmp_path / f"o{n}"),
+                "--format", "json", "-q", cwd=tmp_path,
+            )  # fmt: skip
+            assert r.code in (0, 1), r.stderr
+            results.append(r)
+        before = srv.not_modified
+    s = results[1].report["run"]["stats"]
+    assert "replayed_from_run" not in s
+    assert s["revalidated"] == 2 and s["pages_not_modified"] == 2
+    # One pass (index and a.html answered 304 once each) and the crawl's own conditional
+    # request for the start page: a second pass would make it 5.
+    assert before == 3
+    assert results[1].links()["http://127.0.0.1:9/"]["verdict"] == "broken"
