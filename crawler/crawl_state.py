@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain, groupby, islice
 from operator import itemgetter
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 from checks.models import LinkRef, LinkResult, Page, Verdict
@@ -85,7 +85,35 @@ class Target:
 INLINE_REFS = 1000
 
 
-class SpilledRefs(Sequence[LinkRef]):
+_T = TypeVar("_T")
+
+
+class LazyTuple(Sequence[_T]):
+    """A sequence made again each time it is iterated that indexes, compares, hashes and
+    pickles as the tuple of its items (``found_on`` and ``Report.links`` of a crawl)."""
+
+    __slots__ = ()
+
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[_T, ...]: ...
+    def __getitem__(self, index: int | slice) -> _T | tuple[_T, ...]:
+        return tuple(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (LazyTuple, tuple)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (tuple(self),))
+
+
+class SpilledRefs(LazyTuple[LinkRef]):
     """``LinkResult.found_on`` of a much-referenced target, read from the ``RefSpill`` as
     it is iterated: ``LinkRef`` objects are made, not kept. Compares equal to (and hashes
     like) a tuple of the same ``LinkRef`` items; pickles as that tuple."""
@@ -108,26 +136,8 @@ class SpilledRefs(Sequence[LinkRef]):
     def __len__(self) -> int:
         return self._len
 
-    @overload
-    def __getitem__(self, index: int) -> LinkRef: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[LinkRef, ...]: ...
-    def __getitem__(self, index: int | slice) -> LinkRef | tuple[LinkRef, ...]:
-        return tuple(self)[index]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (SpilledRefs, tuple)):
-            return tuple(self) == tuple(other)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
     def __repr__(self) -> str:
         return repr(tuple(self))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (tuple, (tuple(self),))
 
 
 #: A crawl with at most this many link references keeps its link results once made (a
@@ -136,7 +146,7 @@ class SpilledRefs(Sequence[LinkRef]):
 HOLD_REFS = 50_000
 
 
-class Links(Sequence[LinkResult]):
+class Links(LazyTuple[LinkResult]):
     """``Report.links`` of a crawl: past ``HOLD_REFS`` references made again from the
     crawl state and its ``RefSpill`` each time it is iterated, never all held at once
     (``CrawlState.link_results``). ``len`` iterates once (then remembers). Compares equal
@@ -169,26 +179,8 @@ class Links(Sequence[LinkResult]):
         assert self._len is not None
         return self._len
 
-    @overload
-    def __getitem__(self, index: int) -> LinkResult: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[LinkResult, ...]: ...
-    def __getitem__(self, index: int | slice) -> LinkResult | tuple[LinkResult, ...]:
-        return tuple(self)[index]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (Links, tuple)):
-            return tuple(self) == tuple(other)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
     def __repr__(self) -> str:
         return f"<Links of {self._state.settings.start_urls!r}>"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (tuple, (tuple(self),))
 
     def close(self) -> None:
         """Remove the crawl's spill file (the links cannot be read after this)."""
