@@ -327,7 +327,7 @@ def replay_unchanged(
     cache.started_pass = None
     pending.finish()
     cache.pass_done = True
-    fresh = cache.fresh
+    fresh = cache.fresh  # the forked pass's 304s, kept for the crawl if it runs after all
     if not replay.holds(p, pending.rows, fresh, confirmed):
         return None
     finished = started + dt.timedelta(seconds=time.monotonic() - t0)

@@ -43,6 +43,7 @@ from checks.models import LinkResult, RedirectHop, Verdict
 from checks.policy import Policy
 from checks.verdicts import Probe, judge
 from crawler.extract import ParsedPage
+from crawler.scrapy_settings import ROBOTS_AGENT
 from crawler.store import write_tx
 
 #: Bump when the spider extracts facts differently (rows of older versions are ignored).
@@ -184,7 +185,7 @@ class PassSettings:
     per_host: int
     timeout: float
     obey_robots: bool = True
-    robots_agent: str = "sitewatch"
+    robots_agent: str = ROBOTS_AGENT
 
 
 async def _revalidate(
@@ -322,17 +323,15 @@ class Confirm:
     content_type: str | None = None
 
 
-def check_unchanged(
-    rows: list[tuple[str, int, str, str]], confirms: Iterable[Confirm], settings: PassSettings
-) -> tuple[set[tuple[str, int]], int, set[str]]:
-    """The pass run here, with ``confirms`` (:mod:`crawler.replay`): (fresh (URL, mode)
-    pairs, rows asked about, confirmed URLs). Empty sets if the pass itself failed."""
+def confirm_targets(confirms: Iterable[Confirm], settings: PassSettings) -> set[str]:
+    """Ask ``confirms`` here (:mod:`crawler.replay`; the stored rows are asked by a
+    forked pass meanwhile): the URLs that answered as before. Empty if the pass failed."""
     import asyncio
 
     try:
-        return asyncio.run(_revalidate(rows, settings, confirms))
+        return asyncio.run(_revalidate([], settings, confirms))[2]
     except Exception:
-        return set(), 0, set()
+        return set()
 
 
 #: Run the revalidation pass in a forked child (``FetchCache.start_revalidate``) while the
@@ -353,7 +352,6 @@ class PendingRevalidation:
         fork: bool = True,
     ):
         self._cache = cache
-        self._rows = rows
         #: The stored rows the pass asks about.
         self.rows = rows
         self._settings = settings
@@ -406,7 +404,7 @@ class PendingRevalidation:
         import threading
 
         def run() -> tuple[set[tuple[str, int]], int]:
-            return asyncio.run(_revalidate(self._rows, self._settings))[:2]
+            return asyncio.run(_revalidate(self.rows, self._settings))[:2]
 
         try:
             asyncio.get_running_loop()

@@ -3,8 +3,9 @@
 The weekly re-run of a site that did not change costs mostly what surrounds the crawl
 (Scrapy's start-up, replaying every stored page through the spider). When the site's
 previous run was complete and made with the same settings, this module asks the server
-whether anything changed, with one pass of bare requests (``fetch_cache.check_unchanged``,
-the h11 client of ``crawler.quick_http``):
+whether anything changed, with one pass of bare requests (the h11 client of
+``crawler.quick_http``; the stored rows in a forked ``PendingRevalidation``, the targets to
+confirm here with ``fetch_cache.confirm_targets``):
 
 * every stored in-scope URL conditionally (``If-None-Match``/``If-Modified-Since``): it
   must answer 304;
@@ -33,7 +34,7 @@ from typing import Any
 from checks.models import LinkResult, Page, Verdict
 from checks.policy import Policy
 from crawler.config import Config
-from crawler.fetch_cache import Confirm, FetchCache, PassSettings, check_unchanged
+from crawler.fetch_cache import Confirm, FetchCache, PassSettings, confirm_targets
 
 #: Bump when what a run stores for replay changes meaning.
 REPLAY_VERSION = 1
@@ -178,6 +179,6 @@ def holds(
 
 
 def ask_again(p: Plan, settings: PassSettings) -> set[str]:
-    """The plan's targets to confirm, asked here (``check_unchanged`` without rows: a
-    forked pass asks the stored rows meanwhile); the URLs that answered as before."""
-    return check_unchanged([], p.confirms, settings)[2]
+    """The plan's targets to confirm, asked here (a forked pass asks the stored rows
+    meanwhile); the URLs that answered as before."""
+    return confirm_targets(p.confirms, settings)

@@ -222,7 +222,8 @@ class PendingReports:
         self.out_dir = out_dir
         self.wanted = wanted
         self._child: _Child | None = None
-        forked = [n for n in wanted if n in set(child_formats)]
+        share = set(child_formats)
+        forked = [n for n in wanted if n in share]
         if PARALLEL and forked and hasattr(os, "fork"):
             with contextlib.suppress(OSError):  # no fork: everything is rendered here
                 self._child = _Child(report, out_dir, forked)

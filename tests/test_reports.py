@@ -821,20 +821,22 @@ def test_forked_and_in_process_writing_give_the_same_files(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("child", [render_module.CHILD_FORMATS, render_module.LIGHT_CHILD_FORMATS])
 def test_the_child_share_changes_no_file(tmp_path, monkeypatch, child):
-    """run.py renders JUnit XML here or in the child (``child_formats``): same bytes."""
-    monkeypatch.setattr(render_module, "PARALLEL", True)
+    """run.py renders JUnit XML here or in the child (``child_formats``): the same bytes
+    as the default share and as rendering everything in this process."""
     report = samples.hostile_report(300)
-    serial = write_reports(report, tmp_path / "serial", list(FORMATS))  # PARALLEL off below
+
+    def files(written):
+        return {n: p.read_bytes() for n, p in written.items()}
+
     monkeypatch.setattr(render_module, "PARALLEL", False)
-    expected = {
-        n: p.read_bytes() for n, p in write_reports(report, tmp_path / "s", list(FORMATS)).items()
-    }
+    in_process = files(write_reports(report, tmp_path / "in-process", list(FORMATS)))
     monkeypatch.setattr(render_module, "PARALLEL", True)
+    default_share = files(write_reports(report, tmp_path / "default", list(FORMATS)))
     pending = render_module.start_reports(report, tmp_path / "c", list(FORMATS), child)
     assert pending._child is not None and pending._child.names == [n for n in FORMATS if n in child]
-    got = {n: p.read_bytes() for n, p in pending.finish().items()}
-    assert got == expected
-    assert {n: p.read_bytes() for n, p in serial.items()} == expected
+    got = files(pending.finish())
+    assert got == in_process
+    assert default_share == in_process
 
 
 def test_start_reports_lets_work_happen_between(tmp_path, parallel):
