@@ -32,11 +32,13 @@ def _state() -> CrawlState:
 
 
 @pytest.mark.parametrize("inline", [1000, 1])
+@pytest.mark.parametrize("memory", [0, 1000])
 def test_spilled_refs_read_back_as_link_refs(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, inline: int
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, inline: int, memory: int
 ) -> None:
     monkeypatch.setattr(crawl_state, "INLINE_REFS", inline)
     monkeypatch.setattr(spill, "BATCH", 3)
+    monkeypatch.setattr(spill, "MEMORY_REFS", memory)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     state = _state()
     t = state.target("http://h/a.html", internal=True)
@@ -46,7 +48,8 @@ def test_spilled_refs_read_back_as_link_refs(
     state.add_ref(t, "http://h/x.html", "Om A", "a", "top")
     state.add_ref(t, "http://h/y.html", "A", "img", None)
     state.add_ref(t, "http://h/y.html", "Topp", "a", "top")
-    assert len(list(tmp_path.iterdir())) == 1  # the spill's private directory
+    # The spill's private directory, or none while the references fit in memory.
+    assert len(list(tmp_path.iterdir())) == (0 if memory else 1)
     results = {r.url: r.found_on for r in state.link_results()}
     assert list(results) == ["http://h/a.html", "http://h/a.html#top", "http://h/b.html"]
     plain = (LinkRef("http://h/", "A", "a"), LinkRef("http://h/y.html", "A", "img"))
@@ -71,6 +74,7 @@ def test_spilled_refs_read_back_as_link_refs(
 @pytest.mark.parametrize("hold", [0, 1000])
 def test_links_are_made_again_on_every_pass(monkeypatch: pytest.MonkeyPatch, hold: int) -> None:
     monkeypatch.setattr(spill, "BATCH", 2)
+    monkeypatch.setattr(spill, "MEMORY_REFS", 0)
     monkeypatch.setattr(crawl_state, "HOLD_REFS", hold)
     state = _state()
     start = state.target("http://h/", internal=True)
@@ -101,7 +105,9 @@ def test_spill_is_removed_at_exit_and_read_in_forked_children(tmp_path: Path) ->
     code = f"""
 import os, tempfile
 tempfile.tempdir = {str(tmp_path)!r}
+import crawler.spill
 from crawler.spill import RefSpill
+crawler.spill.MEMORY_REFS = 3
 s = RefSpill()
 for n in range(7):
     s.add(n % 3, "http://h/", str(n), "a", None)
@@ -216,7 +222,7 @@ SMALL = {
     "frontier3": "import crawler.spider as s; s.FRONTIER = 3",
     "spilled": (
         "import crawler.crawl_state as c, crawler.spill as p\n"
-        "c.INLINE_REFS, c.HOLD_REFS, p.BATCH = 1, 0, 2"
+        "c.INLINE_REFS, c.HOLD_REFS, p.BATCH, p.MEMORY_REFS = 1, 0, 2, 0"
     ),
 }
 
@@ -334,6 +340,8 @@ def test_spill_directories_of_killed_audits_are_removed(tmp_path: Path) -> None:
         d.mkdir()
         (d / "refs.sqlite").write_bytes(b"")
     s = spill.RefSpill(str(tmp_path))
+    s.add(0, "http://h/", "A", "a", None)
+    s.pack_targets([])  # makes the file (as a big crawl does)
     assert not left.exists() and alive.exists() and other.exists()
     assert Path(s.path).parent.name.startswith(f"sitewatch-refs-{os.getpid()}-")
     s.close()
