@@ -34,7 +34,7 @@ import sqlite3
 import zlib
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,8 @@ class Fetched:
     soft_404: bool
     #: For a crawled page, what its body said (title, review date, links).
     page: ParsedPage | None
+    #: ``page_json(page)``, when the parse worker made it already.
+    stored_page: str | None = field(default=None, compare=False, repr=False)
 
 
 def conditional_headers(etag: str, last_modified: str) -> dict[str, str]:
@@ -87,6 +89,23 @@ def conditional_headers(etag: str, last_modified: str) -> dict[str, str]:
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     return headers
+
+
+def page_json(p: ParsedPage) -> str:
+    """What the cache stores of a crawled page's facts (title, review date, ``<base>``,
+    links), as JSON; ``decode_fetched`` reads it back."""
+    review = p.review
+    return json.dumps(
+        [
+            p.title,
+            review.date.isoformat() if review else None,
+            review.source if review else None,
+            p.base_url,
+            [list(x) for x in p.links],
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 def encode_fetched(f: Fetched) -> bytes:
@@ -101,17 +120,11 @@ def encode_fetched(f: Fetched) -> bytes:
         "ids": None if f.ids is None else sorted(f.ids),
         "s4": f.soft_404,
     }
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     if f.page is not None:
-        p = f.page
-        review = p.review
-        doc["p"] = [
-            p.title,
-            review.date.isoformat() if review else None,
-            review.source if review else None,
-            p.base_url,
-            [list(x) for x in p.links],
-        ]
-    return zlib.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 6)
+        page = f.stored_page if f.stored_page is not None else page_json(f.page)
+        text = f'{text[:-1]},"p":{page}}}'
+    return zlib.compress(text.encode(), 6)
 
 
 def decode_fetched(blob: bytes) -> Fetched:

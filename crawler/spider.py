@@ -46,7 +46,7 @@ from crawler.crawl_state import CrawlState, Target
 from crawler.extract import ParsedPage, facts_from_body, parser_for
 from crawler.fetch_cache import FetchCache, Fetched, PendingRevalidation, conditional_headers
 from crawler.memory import trim
-from crawler.parse_worker import ParseWorker, WorkerGone
+from crawler.parse_worker import ParseWorker, Reading, Resolution, WorkerGone
 from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
@@ -305,24 +305,37 @@ class AuditSpider(Spider):
             room -= 1
             yield self._request(t, PAGE, depth=depth)
 
-    def _link(self, page_url: str, depth: int, href: str, text: str, tag: str) -> Request | None:
+    def _link(
+        self,
+        page_url: str,
+        depth: int,
+        href: str,
+        text: str,
+        tag: str,
+        resolved: Resolution | None = None,
+    ) -> Request | None:
+        """Take one link of a page (``resolved``: joined by the parse worker already)."""
         st = self.state
-        r = self._resolve(page_url, href)
-        if r.skip:
-            t = st.target(r.base, internal=False)
-            t.skip = r.skip
+        if resolved is None:
+            r = self._resolve(page_url, href)
+            base, fragment, skip = r.base, r.fragment, r.skip
+        else:
+            base, fragment, skip = resolved
+        if skip:
+            t = st.target(base, internal=False)
+            t.skip = skip
             st.add_ref(t, page_url, text, tag, None)
             return None
-        t = st.targets.get(r.base)
+        t = st.targets.get(base)
         if t is None:
-            t = st.target(r.base, internal=st.in_scope(r.base))
-            if st.excluded(r.base) or (not t.internal and not st.settings.check_external):
+            t = st.target(base, internal=st.in_scope(base))
+            if st.excluded(base) or (not t.internal and not st.settings.check_external):
                 t.skip = "excluded"
-        st.add_ref(t, page_url, text, tag, r.fragment)
+        st.add_ref(t, page_url, text, tag, fragment)
         if t.skip:
             return None
         needed = HEAD
-        if r.fragment and st.settings.check_fragments:
+        if fragment and st.settings.check_fragments:
             t.fragments = True
             needed = FULL
         if not t.pdf_hint and (t.path_is_pdf or (not t.path_is_page and says_pdf(text))):
@@ -485,7 +498,10 @@ class AuditSpider(Spider):
         soft_404 = False
         # Kept in the probe until the report: share the target's URL string when equal.
         final = t.url if response.url == t.url else response.url
-        facts: list[ParsedPage] = []
+        #: The page facts taken (and their stored form, if the parse worker made it).
+        facts: list[tuple[ParsedPage, str | None]] = []
+        resolved: tuple[Resolution, ...] | None = None
+        stored: str | None = None
         if replay is None:
             ctype = sys.intern((response.headers.get(b"Content-Type") or b"").decode("latin-1"))
             html = is_html_type(ctype) or (not ctype and _looks_like_html(response.body))
@@ -503,7 +519,7 @@ class AuditSpider(Spider):
             parsed: ParsedPage | None
             if replay is None:
                 want = mode == PAGE and st.in_scope(final_base) and final_base not in st.parsed
-                parsed = await self._facts(response, want)
+                parsed, resolved, stored = await self._facts(response, want)
             else:
                 parsed = replay.page
                 ids, soft_404 = replay.ids, replay.soft_404
@@ -527,6 +543,8 @@ class AuditSpider(Spider):
                         ctype,
                         parsed,
                         facts if replay is None else None,
+                        resolved,
+                        stored,
                     ):
                         yield req
                 st.page_ids[final_base] = ids
@@ -571,14 +589,14 @@ class AuditSpider(Spider):
         html: bool,
         truncated: bool,
         ids: frozenset[str] | None,
-        facts: list[ParsedPage],
+        facts: list[tuple[ParsedPage, str | None]],
     ) -> None:
         """Store a 2xx answer with validators for the next run's conditional request."""
         etag = (response.headers.get(b"ETag") or b"").decode("latin-1")
         last_mod = (response.headers.get(b"Last-Modified") or b"").decode("latin-1")
         if not etag and not last_mod:
             return
-        page = facts[0] if facts else None
+        page, stored = facts[0] if facts else (None, None)
         if mode == PAGE and html and ids is not None and page is None:
             return  # parsed via another URL: this answer's page facts were not taken
         probe = t.probe
@@ -599,6 +617,7 @@ class AuditSpider(Spider):
                 ids=ids,
                 soft_404=probe.soft_404,
                 page=page,
+                stored_page=stored,
             ),
         )
 
@@ -727,9 +746,10 @@ class AuditSpider(Spider):
             encoding = "cp1252"
         return encoding
 
-    async def _facts(self, response: Response, links: bool) -> ParsedPage | None:
+    async def _facts(self, response: Response, links: bool) -> Reading:
         """Parse the body (in the parse worker when there is one) and read it; title,
-        review date and links only with ``links``."""
+        review date and links only with ``links`` (and from the worker, the links joined
+        and the page's stored form: ``parse_worker.read_page``)."""
         encoding = self._encoding(response)
         last_mod = response.headers.get(b"Last-Modified")
         last_modified = last_mod.decode("latin-1") if last_mod else None
@@ -738,15 +758,16 @@ class AuditSpider(Spider):
             body = response.text
         elif self._worker is not None:
             try:
-                return await self._worker.facts(
+                return await self._worker.read(
                     response.body, encoding, response.url, last_modified, links
                 )
             except WorkerGone:
                 self._worker = None
                 self.state.stats["parse_worker_lost"] += 1
-        return facts_from_body(
+        page = facts_from_body(
             body, encoding, response.url, last_modified, self.soft_404_phrases, links
         )
+        return page, None, None
 
     def _parse_page(
         self,
@@ -756,11 +777,13 @@ class AuditSpider(Spider):
         depth: int,
         ctype: str,
         parsed: ParsedPage,
-        facts: list[ParsedPage] | None = None,
+        facts: list[tuple[ParsedPage, str | None]] | None = None,
+        resolved: tuple[Resolution, ...] | None = None,
+        stored: str | None = None,
     ) -> Iterator[Request]:
         """Record the page and follow its links, from a parse or from stored facts (a
-        304); with ``facts``, append ``parsed`` there once every link was taken (for the
-        re-run cache)."""
+        304); with ``facts``, append ``(parsed, stored)`` there once every link was taken
+        (for the re-run cache). ``resolved``: the links joined by the parse worker."""
         review = parsed.review
         self.state.pages.append(
             Page(
@@ -778,12 +801,18 @@ class AuditSpider(Spider):
         )
         base_url = parsed.base_url
         link = self._link
-        for href, text, tag in parsed.links:
-            req = link(base_url, depth, href, text, tag)
-            if req is not None:
-                yield req
+        if resolved is None:
+            for href, text, tag in parsed.links:
+                req = link(base_url, depth, href, text, tag)
+                if req is not None:
+                    yield req
+        else:
+            for (href, text, tag), r in zip(parsed.links, resolved, strict=True):
+                req = link(base_url, depth, href, text, tag, r)
+                if req is not None:
+                    yield req
         if facts is not None:
-            facts.append(parsed)
+            facts.append((parsed, stored))
 
     def _unparsed_page(
         self, t: Target, status: int, final_url: str, ctype: str, depth: int, html: bool

@@ -9,7 +9,9 @@ import signal
 import pytest
 
 from crawler.extract import facts_from_body
-from crawler.parse_worker import ParseWorker, WorkerGone
+from crawler.fetch_cache import page_json
+from crawler.parse_worker import ParseWorker, WorkerGone, read_page
+from crawler.urls import ResolveCache, resolve
 
 PHRASES = ("sidan finns inte",)
 PAGE = (
@@ -27,10 +29,10 @@ def test_worker_matches_in_process() -> None:
         worker = ParseWorker.start(PHRASES)
         assert worker is not None
         try:
-            got = await asyncio.gather(
-                worker.facts(PAGE, "utf-8", "http://h/p/x.html", None, True),
-                worker.facts(PAGE, "utf-8", "http://h/p/x.html", None, False),
-                worker.facts(b"<h1>Sidan finns inte</h1>", "utf-8", "http://h/", None, True),
+            readings = await asyncio.gather(
+                worker.read(PAGE, "utf-8", "http://h/p/x.html", None, True),
+                worker.read(PAGE, "utf-8", "http://h/p/x.html", None, False),
+                worker.read(b"<h1>Sidan finns inte</h1>", "utf-8", "http://h/", None, True),
             )
         finally:
             worker.close()
@@ -41,11 +43,22 @@ def test_worker_matches_in_process() -> None:
                 b"<h1>Sidan finns inte</h1>", "utf-8", "http://h/", None, PHRASES, True
             ),
         ]
+        got = [page for page, _, _ in readings]
         assert got == want
         assert got[0] is not None and got[0].base_url == "http://h/sub/"
         assert got[0].ids == frozenset({"top", "old"})
         assert [href for href, _, _ in got[0].links] == ["a.html#x", "b.png", "d.pdf", "i.png"]
         assert got[2] is not None and got[2].soft_404
+        # With links: each joined as the spider would join it, and the cache's stored form.
+        _, resolved, stored = readings[0]
+        joined = [resolve("http://h/sub/", href) for href, _, _ in got[0].links]
+        assert resolved == tuple((r.base, r.fragment, r.skip) for r in joined)
+        assert resolved[0] == ("http://h/sub/a.html", "x", None)
+        assert stored == page_json(got[0])
+        assert readings[1][1:] == (None, None)  # no links asked: nothing joined
+        assert readings[0] == read_page(
+            PAGE, "utf-8", "http://h/p/x.html", None, PHRASES, True, ResolveCache()
+        )
 
     asyncio.run(go())
 
@@ -55,11 +68,11 @@ def test_dead_worker_raises_worker_gone() -> None:
         worker = ParseWorker.start(PHRASES)
         assert worker is not None
         try:
-            assert await worker.facts(PAGE, "utf-8", "http://h/", None, False) is not None
+            assert (await worker.read(PAGE, "utf-8", "http://h/", None, False))[0] is not None
             os.kill(worker.pid, signal.SIGKILL)
             with pytest.raises(WorkerGone):
                 for _ in range(50):  # the loss is seen at the next request or read
-                    await worker.facts(PAGE, "utf-8", "http://h/", None, False)
+                    await worker.read(PAGE, "utf-8", "http://h/", None, False)
                     await asyncio.sleep(0.01)
         finally:
             worker.close()
