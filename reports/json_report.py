@@ -25,6 +25,8 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 def clean_unicode(text: str) -> str:
     """Replace lone surrogates (undecodable bytes smuggled into ``str``) with U+FFFD."""
+    if text.isascii():  # most URLs: nothing to look for (and ~10 times cheaper)
+        return text
     return _LONE_SURROGATE.sub("\ufffd", text)
 
 
