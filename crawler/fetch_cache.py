@@ -188,6 +188,11 @@ def _probe_from_json(url: str, text: str) -> Probe:
     )
 
 
+#: Connections per origin the pass pipelines its conditional requests over (at most the
+#: crawl's per-host limit).
+PIPELINED_CONNECTIONS = 4
+
+
 @dataclass(frozen=True)
 class PassSettings:
     """How the pass before a re-run asks (from ``crawl``: the crawl's own agent, limits
@@ -210,11 +215,11 @@ async def _revalidate(
     fresh) and one request without redirects for each of ``confirms`` (what answers as
     expected is confirmed)."""
     import asyncio
-    from urllib.parse import urljoin, urlsplit
+    from urllib.parse import urlsplit
 
     from protego import Protego
 
-    from crawler.quick_http import Client
+    from crawler.quick_http import Client, pipelined
 
     fresh: set[tuple[str, int]] = set()
     confirmed: set[str] = set()
@@ -279,8 +284,34 @@ async def _revalidate(
                         continue
                 kept_confirms.append(c)
             confirms = kept_confirms
-        todo = iter(rows)
-        to_confirm = iter(confirms)
+        # Pipelined first (crawler.quick_http.pipelined: ~4 times less CPU a question
+        # than one request after the other); what it could not ask for certain is asked
+        # again one by one below.
+        workers = max(1, min(settings.concurrency, settings.per_host))
+        answers = await pipelined(
+            [
+                ("HEAD" if mode == 1 else "GET", url, conditional_headers(etag, last_modified))
+                for url, mode, etag, last_modified in rows
+            ]
+            + [(c.method, c.url, {}) for c in confirms],
+            user_agent=user_agent,
+            timeout=timeout,
+            connections=min(workers, PIPELINED_CONNECTIONS),
+        )
+        unclear = []
+        for row, answer in zip(rows, answers, strict=False):
+            if answer is None:
+                unclear.append(row)
+            elif answer.status == 304:
+                fresh.add((row[0], row[1]))
+        unconfirmed = []
+        for c, answer in zip(confirms, answers[len(rows) :], strict=True):
+            if answer is None:
+                unconfirmed.append(c)
+            elif _as_before(c, answer.status, answer.headers):
+                confirmed.add(c.url)
+        todo = iter(unclear)
+        to_confirm = iter(unconfirmed)
 
         async def worker() -> None:
             http = client()
@@ -300,24 +331,27 @@ async def _revalidate(
                     resp = await http.request(c.method, c.url)
                 except Exception:
                     continue
-                location = resp.headers.get("location")
-                went = urljoin(c.url, location.strip()) if location else ""
-                if (
-                    resp.status == c.status
-                    and went == c.location
-                    and (
-                        c.content_type is None
-                        or resp.headers.get("content-type", "") == c.content_type
-                    )
-                ):
+                if _as_before(c, resp.status, resp.headers):
                     confirmed.add(c.url)
 
-        workers = max(1, min(settings.concurrency, settings.per_host))
         await asyncio.gather(*(worker() for _ in range(workers)))
     finally:
         for c in clients:
             c.close()
     return fresh, len(rows), confirmed
+
+
+def _as_before(c: Confirm, status: int, headers: dict[str, str]) -> bool:
+    """Whether an answer to ``c`` is the one the previous run had."""
+    from urllib.parse import urljoin
+
+    location = headers.get("location")
+    went = urljoin(c.url, location.strip()) if location else ""
+    return (
+        status == c.status
+        and went == c.location
+        and (c.content_type is None or headers.get("content-type", "") == c.content_type)
+    )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ drained, a longer one closes the connection). Plain HTTP and HTTPS (certificates
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from dataclasses import dataclass, field
 from urllib.parse import quote, urljoin, urlsplit
@@ -179,3 +180,234 @@ class Client:
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()
+
+
+# -- pipelined status questions ----------------------------------------------------------
+
+#: Requests written ahead of their answers on one connection.
+PIPELINE_DEPTH = 64
+#: An answer's head (status line and headers) longer than this ends the pipeline.
+_MAX_PIPELINED_HEAD = 16 * 1024
+
+
+_BREAKS = re.compile("[\r\n\0]")
+
+
+class _Unclear(Exception):
+    """An answer this parser does not follow with certainty: stop using the connection."""
+
+
+@dataclass
+class _Stream:
+    reader: asyncio.StreamReader
+    buf: bytearray = field(default_factory=bytearray)
+
+    async def fill(self) -> None:
+        data = await self.reader.read(_READ)
+        if not data:
+            raise _Unclear("closed")
+        self.buf += data
+
+    async def line(self, limit: int) -> bytes:
+        while True:
+            end = self.buf.find(b"\r\n")
+            if end >= 0:
+                line = bytes(self.buf[:end])
+                del self.buf[: end + 2]
+                return line
+            if len(self.buf) > limit:
+                raise _Unclear("line too long")
+            await self.fill()
+
+    async def skip(self, n: int) -> None:
+        while len(self.buf) < n:
+            await self.fill()
+        del self.buf[:n]
+
+
+#: The headers a pipelined answer keeps (``Answer.headers``; names in lower case).
+_KEPT = {b"location": "location", b"content-type": "content-type"}
+
+
+async def _read_answer(s: _Stream, method: str) -> tuple[Answer, bool]:
+    """Read one answer (its body skipped; only the ``_KEPT`` headers); (answer, the
+    connection stays open). Raises ``_Unclear`` for anything it does not follow with
+    certainty."""
+    while True:
+        status_line = await s.line(_MAX_PIPELINED_HEAD)
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or not parts[1].isdigit():
+            raise _Unclear("not an HTTP/1.x status line")
+        status = int(parts[1])
+        keep = parts[0] == b"HTTP/1.1"
+        length: int | None = None
+        chunked = False
+        size = 0
+        kept: dict[str, str] = {}
+        while True:
+            line = await s.line(_MAX_PIPELINED_HEAD)
+            if not line:
+                break
+            size += len(line)
+            if size > _MAX_PIPELINED_HEAD or line[:1] in (b" ", b"\t"):
+                raise _Unclear("head too long or folded")
+            name, colon, value = line.partition(b":")
+            if not colon:
+                raise _Unclear("malformed header")
+            name = name.strip().lower()
+            if name in _KEPT:
+                kept[_KEPT[name]] = value.strip().decode("latin-1")
+                continue
+            value = value.strip().lower()
+            if name == b"content-length":
+                if not value.isdigit() or (length is not None and int(value) != length):
+                    raise _Unclear("bad Content-Length")
+                length = int(value)
+            elif name == b"transfer-encoding":
+                if value != b"chunked":
+                    raise _Unclear("transfer coding")
+                chunked = True
+            elif name == b"connection":
+                tokens = {t.strip() for t in value.split(b",")}
+                if b"close" in tokens:
+                    keep = False
+                elif b"keep-alive" in tokens and parts[0] == b"HTTP/1.0":
+                    keep = True
+        if 100 <= status < 200:
+            if status == 101:
+                raise _Unclear("switching protocols")
+            continue  # an interim answer; the final one follows
+        answer = Answer(status, kept)
+        if method == "HEAD" or status in (204, 304):
+            return answer, keep
+        if chunked:
+            while True:
+                size_line = await s.line(1024)
+                try:
+                    n = int(size_line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise _Unclear("bad chunk size") from None
+                if n > _DRAIN:
+                    raise _Unclear("long body")
+                if n == 0:
+                    while await s.line(_MAX_PIPELINED_HEAD):  # trailers
+                        pass
+                    return answer, keep
+                await s.skip(n + 2)
+        if length is None:
+            raise _Unclear("body delimited by the connection's end")
+        if length > _DRAIN:
+            raise _Unclear("long body")
+        await s.skip(length)
+        return answer, keep
+
+
+def _request_head(
+    method: str, url: str, user_agent: str, headers: dict[str, str]
+) -> tuple[tuple[str, str, int], bytes] | None:
+    """(origin key, request bytes) for a pipelined request; None when it cannot be sent
+    so (not http/https, a header value with a line break)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return None
+    target = _ascii((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+    host = parts.netloc.rpartition("@")[2]
+    if not host.isascii():
+        name, colon, port_text = host.rpartition(":") if parts.port else (host, "", "")
+        try:
+            host = name.encode("idna").decode("ascii") + colon + port_text
+        except UnicodeError:
+            return None
+    lines = [
+        f"{method} {target} HTTP/1.1",
+        f"Host: {host}",
+        f"User-Agent: {user_agent}",
+        "Accept-Encoding: identity",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    if any(not line.isascii() or _BREAKS.search(line) for line in lines):
+        return None  # a line break would end the head early: another request smuggled in
+    return (scheme, parts.hostname, port), ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
+async def pipelined(
+    requests: list[tuple[str, str, dict[str, str]]],
+    *,
+    user_agent: str,
+    timeout: float,
+    connections: int,
+) -> list[Answer | None]:
+    """The answer to each of ``requests`` (method, URL, headers): its status and its
+    ``Location`` and ``Content-Type`` headers (no body), asked
+    over at most ``connections`` kept-alive connections per origin with up to
+    ``PIPELINE_DEPTH`` requests written ahead of their answers (HTTP/1.1 pipelining).
+
+    Only the status line and those and the framing headers are read; bodies up to 64 KiB are
+    skipped. None for a request whose answer is not known for certain: not sent, a
+    connection that failed or closed, an answer this parser does not follow (a long body,
+    a body ended by the connection's close): the caller asks those again another way.
+    Each connection stops at the first such answer.
+    """
+    results: list[Answer | None] = [None] * len(requests)
+    by_origin: dict[tuple[str, str, int], list[tuple[int, str, bytes]]] = {}
+    for i, (method, url, headers) in enumerate(requests):
+        made = _request_head(method, url, user_agent, headers)
+        if made is not None:
+            by_origin.setdefault(made[0], []).append((i, method, made[1]))
+
+    async def connection(key: tuple[str, str, int], todo: list[tuple[int, str, bytes]]) -> bool:
+        """Ask ``todo`` (taking what is sent off it) over one connection; True when the
+        server closed it cleanly (``Connection: close``) and the rest may be asked on a
+        new one."""
+        scheme, host, port = key
+        context = None
+        if scheme == "https":
+            if Client._ssl is None:
+                Client._ssl = ssl.create_default_context()
+            context = Client._ssl
+        writer = None
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(host, port, ssl=context)
+            s = _Stream(reader)
+            while todo:
+                batch = todo[:PIPELINE_DEPTH]
+                del todo[:PIPELINE_DEPTH]
+                writer.write(b"".join(req for _, _, req in batch))
+                for n, (i, method, _) in enumerate(batch):
+                    async with asyncio.timeout(timeout):
+                        answer, keep = await _read_answer(s, method)
+                    results[i] = answer
+                    if not keep:
+                        todo[:0] = batch[n + 1 :]  # unanswered: for a new connection
+                        return True
+            return False
+        except (_Unclear, OSError, TimeoutError, ValueError):
+            todo.clear()  # left to the caller
+            return False
+        finally:
+            if writer is not None:
+                writer.close()
+
+    async def origin(key: tuple[str, str, int], rows: list[tuple[int, str, bytes]]) -> None:
+        # Each connection takes an even share. What a cleanly closed connection left
+        # (a server's limit of answers per connection) is asked on a new one, as long as
+        # the connections got answers.
+        n = max(1, connections)
+        shares = [rows[k::n] for k in range(n)]
+        while True:
+            shares = [share for share in shares if share]
+            if not shares:
+                return
+            before = sum(map(len, shares))
+            closed = await asyncio.gather(*(connection(key, share) for share in shares))
+            if not any(closed) or before - sum(map(len, shares)) < len(shares):
+                return
+
+    await asyncio.gather(*(origin(key, rows) for key, rows in by_origin.items()))
+    return results

@@ -8,7 +8,9 @@ row) is in tests/test_rerun.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import pytest
 from checks.models import LinkRef, LinkResult, Page, RedirectHop, Verdict
 from checks.policy import Policy
 from crawler.fetch_cache import Confirm, FetchCache
-from crawler.quick_http import Client
+from crawler.quick_http import Answer, Client, pipelined
 from crawler.replay import NotReplayable, Plan, holds, plan
 from crawler.store import Store
 from demo.server import Route, SiteServer
@@ -252,6 +254,164 @@ def test_client_error_on_refused_connection() -> None:
 
     with pytest.raises(OSError):
         asyncio.run(go())
+
+
+def test_pipelined_match_one_request_after_the_other(tmp_path: Path) -> None:
+    """The pass's pipelined questions give each request the status that asking it on
+    its own gives: 304s, full answers whose bodies are skipped, HEAD, redirects, errors,
+    non-ASCII paths; what cannot be sent is None."""
+    www = tmp_path / "www"
+    www.mkdir()
+    for n in range(40):
+        (www / f"p{n}.html").write_text(f"<p>sida {n}</p>" * (n + 1), encoding="utf-8")
+    (www / "vänorter.html").write_text("<p>Vänorter</p>", encoding="utf-8")
+    routes = {
+        "/flytt": Route(status=301, redirect_to="/p1.html"),
+        "/saknas": Route(status=404, body="nej"),
+    }
+    with SiteServer("127.0.0.1", root=www, routes=routes, validators=True) as srv:
+
+        async def go() -> tuple[list[Answer | None], list[Answer | None]]:
+            http = Client("sitewatch-test", timeout=5)
+            try:
+                etags = {}
+                for n in range(40):
+                    a = await http.request("GET", srv.url(f"/p{n}.html"))
+                    etags[n] = a.headers["etag"]
+                asked: list[tuple[str, str, dict[str, str]]] = []
+                for n in range(40):
+                    # Every third page asked with a stale validator: a 200 with its body.
+                    tag = etags[n] if n % 3 else '"stale"'
+                    asked.append(("GET", srv.url(f"/p{n}.html"), {"If-None-Match": tag}))
+                asked += [
+                    ("HEAD", srv.url("/p2.html"), {}),
+                    ("GET", srv.url("/flytt"), {}),
+                    ("GET", srv.url("/saknas"), {}),
+                    ("GET", srv.url("/vänorter.html"), {}),
+                    ("GET", srv.url("/p3.html"), {"If-None-Match": 'x"\r\nX-Evil: 1'}),
+                    ("GET", "ftp://127.0.0.1/x", {}),
+                ]
+                one_by_one: list[Answer | None] = []
+                for method, url, headers in asked[:-2]:
+                    one_by_one.append(await http.request(method, url, headers))
+                one_by_one += [None, None]
+            finally:
+                http.close()
+            piped = await pipelined(asked, user_agent="sitewatch-test", timeout=5, connections=3)
+            return piped, one_by_one
+
+        piped, one_by_one = asyncio.run(go())
+
+    def seen(answers: list[Answer | None]) -> list[tuple[int, dict[str, str]] | None]:
+        kept = ("location", "content-type")
+        return [
+            None if a is None else (a.status, {k: a.headers[k] for k in kept if k in a.headers})
+            for a in answers
+        ]
+
+    assert seen(piped) == seen(one_by_one)
+    statuses = [a and a.status for a in piped]
+    assert statuses.count(304) == 26 and statuses[:3] == [200, 304, 304]
+    assert statuses[-6:] == [200, 301, 404, 200, None, None]
+    assert piped[-5] is not None and piped[-5].headers["location"].endswith("/p1.html")
+    assert piped[0] is not None and piped[0].headers["content-type"].startswith("text/html")
+
+
+def _raw_server(answer: Callable[[int], bytes | None]) -> Any:
+    """A loopback server answering its n-th request on a connection with ``answer(n)``
+    (None: close the connection), reading requests as they come (pipelined or not)."""
+    import socket
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    stop = threading.Event()
+    connections = [0]
+
+    def serve(conn: socket.socket) -> None:
+        buf, n = b"", 0
+        with conn, contextlib.suppress(OSError):  # OSError: the client gave up on it
+            while not stop.is_set():
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                _, _, buf = buf.partition(b"\r\n\r\n")
+                reply = answer(n)
+                n += 1
+                if reply is None:
+                    return
+                conn.sendall(reply)
+
+    def accept() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            connections[0] += 1
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return sock, stop, connections
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["close_every_3", "close_every_1", "chunked", "until_close", "garbage", "silent_close"],
+)
+def test_pipelined_on_odd_servers(case: str) -> None:
+    """A server's limit of answers per connection is followed on new connections; an
+    answer that cannot be followed for certain ends the connection and leaves the rest
+    None (asked one by one by the pass), never a wrong status."""
+    not_modified = b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n"
+
+    def answer(n: int) -> bytes | None:
+        if case == "close_every_3":
+            return not_modified[:-2] + b"Connection: close\r\n\r\n" if n == 2 else not_modified
+        if case == "close_every_1":
+            return b"HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n"
+        if case == "chunked":
+            chunked = (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            )
+            return chunked if n % 2 else not_modified
+        if case == "until_close":
+            return not_modified if n < 2 else b"HTTP/1.1 200 OK\r\n\r\nbody until close"
+        if case == "garbage":
+            return not_modified if n < 2 else b"SMTP ready\r\n\r\n"
+        return not_modified if n < 2 else None  # silent_close
+
+    sock, stop, connections = _raw_server(answer)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/p"
+    try:
+        answers = asyncio.run(
+            pipelined(
+                [("GET", f"{url}{n}", {}) for n in range(10)],
+                user_agent="sitewatch-test",
+                timeout=5,
+                connections=1,
+            )
+        )
+    finally:
+        stop.set()
+        sock.close()
+    got = [a and a.status for a in answers]
+    if case == "close_every_3":
+        assert got == [304] * 10 and connections[0] == 4
+    elif case == "close_every_1":
+        # One answer per connection: asked on a new connection each time, as the
+        # one-by-one client would.
+        assert got == [304] * 10 and connections[0] == 10
+    elif case == "chunked":
+        assert got == [304, 200] * 5
+    else:
+        assert got[:2] == [304, 304] and got[2:] == [None] * 8
 
 
 # -- end to end: what keeps a re-run from being replayed --------------------------------
