@@ -63,6 +63,9 @@ class RefSpill:
         self._inherited: list[sqlite3.Connection] = []
         self._buf: list[tuple[int, int, str, str, str, str | None]] = []
         self._seq = 0
+        #: Buffered references by target, for ``refs`` while there is no file (made at
+        #: the first call, dropped at the next ``add``).
+        self._index: dict[int, list[tuple[int, int, str, str, str, str | None]]] | None = None
         #: References written to the file (``len(self)`` counts the buffered ones too).
         self.count = 0
         self._closed = False
@@ -100,6 +103,7 @@ class RefSpill:
     def add(self, target: int, page: str, text: str, tag: str, fragment: str | None) -> None:
         """Record one reference to target number ``target``."""
         self._seq += 1
+        self._index = None
         self._buf.append((target, self._seq, page, text, tag, fragment))
         if self.path is not None:
             if len(self._buf) >= BATCH:
@@ -117,6 +121,7 @@ class RefSpill:
         db.execute("COMMIT")
         self.count += len(self._buf)
         self._buf = []
+        self._index = None
 
     def targets(self) -> Iterator[tuple[int, str, str, str, str | None]]:
         """Every reference as (target, page, text, tag, fragment), grouped by target in
@@ -152,8 +157,13 @@ class RefSpill:
         if self.path is None:
             if self._closed:
                 raise RuntimeError("reference spill is closed")
-            for r in self._buf:
-                if r[0] == target and (any_fragment or r[5] == fragment):
+            if self._index is None:
+                index: dict[int, list[tuple[int, int, str, str, str, str | None]]] = {}
+                for r in self._buf:
+                    index.setdefault(r[0], []).append(r)
+                self._index = index
+            for r in self._index.get(target, ()):
+                if any_fragment or r[5] == fragment:
                     yield r[2], r[3], r[4], r[5]
             return
         db = self._db()
@@ -174,6 +184,7 @@ class RefSpill:
             return
         self._closed = True
         self._buf = []
+        self._index = None
         mine = os.getpid() == self._owner
         if mine and self._dir is not None:
             atexit.unregister(self.close)
