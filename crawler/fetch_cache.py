@@ -301,9 +301,12 @@ async def _revalidate(
         unclear = []
         for row, answer in zip(rows, answers, strict=False):
             if answer is None:
-                unclear.append(row)
+                unclear.append(row)  # not answered for certain: ask it on its own
             elif answer.status == 304:
-                fresh.add((row[0], row[1]))
+                if _same_etag(row[2], answer.headers.get("etag")):
+                    fresh.add((row[0], row[1]))
+                else:  # a 304 naming another entity tag: an answer out of step
+                    unclear.append(row)
         unconfirmed = []
         for c, answer in zip(confirms, answers[len(rows) :], strict=True):
             if answer is None:
@@ -339,6 +342,14 @@ async def _revalidate(
         for c in clients:
             c.close()
     return fresh, len(rows), confirmed
+
+
+def _same_etag(asked: str, answered: str | None) -> bool:
+    """Whether a 304 may be taken as the answer to a request with ``If-None-Match:
+    asked``: it names the same entity tag (weakly compared), or none, or none was asked."""
+    if not asked or not answered:
+        return True
+    return asked.removeprefix("W/") == answered.strip().removeprefix("W/")
 
 
 def _as_before(c: Confirm, status: int, headers: dict[str, str]) -> bool:

@@ -226,7 +226,7 @@ class _Stream:
 
 
 #: The headers a pipelined answer keeps (``Answer.headers``; names in lower case).
-_KEPT = {b"location": "location", b"content-type": "content-type"}
+_KEPT = {b"location": "location", b"content-type": "content-type", b"etag": "etag"}
 
 
 async def _read_answer(s: _Stream, method: str) -> tuple[Answer, bool]:
@@ -343,7 +343,7 @@ async def pipelined(
     connections: int,
 ) -> list[Answer | None]:
     """The answer to each of ``requests`` (method, URL, headers): its status and its
-    ``Location`` and ``Content-Type`` headers (no body), asked
+    ``Location``, ``Content-Type`` and ``ETag`` headers (no body), asked
     over at most ``connections`` kept-alive connections per origin with up to
     ``PIPELINE_DEPTH`` requests written ahead of their answers (HTTP/1.1 pipelining).
 

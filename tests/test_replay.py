@@ -414,6 +414,26 @@ def test_pipelined_on_odd_servers(case: str) -> None:
         assert got[:2] == [304, 304] and got[2:] == [None] * 8
 
 
+def test_a_pipelined_304_for_another_entity_tag_is_asked_again_on_its_own() -> None:
+    """A 304 whose ETag is not the one asked about may be an answer out of step with its
+    request: the pass asks that URL once more on its own before taking it as unchanged."""
+    from crawler.fetch_cache import PassSettings, _revalidate, _same_etag
+
+    assert _same_etag('"a"', '"a"') and _same_etag('W/"a"', '"a"') and _same_etag('"a"', None)
+    assert _same_etag("", '"b"') and not _same_etag('"a"', '"b"')
+    other = b'HTTP/1.1 304 Not Modified\r\nETag: "other"\r\n\r\n'
+    sock, stop, connections = _raw_server(lambda n: other)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/sida.html"
+    settings = PassSettings("sitewatch-test", 4, 4, 5.0, obey_robots=False)
+    try:
+        fresh, asked, _ = asyncio.run(_revalidate([(url, 4, '"mine"', "")], settings))
+    finally:
+        stop.set()
+        sock.close()
+    # Pipelined first, then on a connection of its own (whose 304 is taken as it comes).
+    assert connections[0] == 2 and asked == 1 and fresh == {(url, 4)}
+
+
 # -- end to end: what keeps a re-run from being replayed --------------------------------
 
 
