@@ -379,7 +379,7 @@ def run_audit(cfg: Config, opts: AuditOptions) -> Report:
         report = build_report(cfg, state, started, finished, opts.as_of)
         if cache is not None:
             assert live is not None
-            cache.finish(live, report.links, state.policy)
+            cache.finish(live, report.links, state.policy, complete=report.run.complete)
         return report
     except BaseException:
         if state is not None:

@@ -559,6 +559,10 @@ class FetchCache:
         #: crawl to finish if it runs after all.
         self.started_pass: PendingRevalidation | None = None
         self.written = 0
+        #: (URL, mode) whose stored answer this run replayed (a 304 to its validators).
+        self.replayed: set[tuple[str, int]] = set()
+        #: Rows of earlier runs dropped after this one (``finish``).
+        self.pruned = 0
         self.failed = ""
         self._db: sqlite3.Connection | None = None
         #: Whether an earlier run stored anything to reuse (a first run asks nothing).
@@ -670,7 +674,11 @@ class FetchCache:
                 "WHERE profile = ? AND url = ? AND mode = ? AND run_id != ?",
                 (self.profile, url, mode, self.run_id),
             ).fetchone()
-            return decode_fetched(row[0]) if row else None
+            if row is None:
+                return None
+            f = decode_fetched(row[0])
+            self.replayed.add((url, mode))
+            return f
         except (sqlite3.Error, ValueError, KeyError, TypeError, zlib.error) as e:
             self._fail(e)
             return None
@@ -730,10 +738,17 @@ class FetchCache:
         self.live_links[url] = mode
 
     def finish(
-        self, probes: dict[str, Probe | None], links: Iterable[LinkResult], policy: Policy
+        self,
+        probes: dict[str, Probe | None],
+        links: Iterable[LinkResult],
+        policy: Policy,
+        complete: bool = False,
     ) -> None:
         """After the report: store the outside probes made live this run that were good,
-        and drop the rows of every outside target that is not good now."""
+        and drop the rows of every outside target that is not good now. After a
+        ``complete`` crawl, also drop the stored answers of earlier runs this one neither
+        fetched again nor replayed: pages gone from the site, or no longer answered with
+        validators (each would cost every later run's pass a request, for nothing)."""
         self.flush()
         if self._db is None:
             return
@@ -759,9 +774,26 @@ class FetchCache:
                     "checked_at, probe) VALUES (?, ?, ?, ?, ?, ?)",
                     good,
                 )
+                if complete:
+                    self.pruned = self._prune(db)
             self.written += len(good)
         except sqlite3.Error as e:
             self._fail(e)
+
+    def _prune(self, db: sqlite3.Connection) -> int:
+        """Drop this profile's rows of earlier runs (never of later ones: a run that
+        started after this one may be running) that this run did not replay."""
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (url TEXT, mode INTEGER)")
+        db.execute("DELETE FROM kept")
+        db.executemany("INSERT INTO kept VALUES (?, ?)", sorted(self.replayed))
+        cur = db.execute(
+            "DELETE FROM fetch_cache WHERE profile = ? AND run_id < ? AND NOT EXISTS "
+            "(SELECT 1 FROM kept WHERE kept.url = fetch_cache.url "
+            "AND kept.mode = fetch_cache.mode)",
+            (self.profile, self.run_id),
+        )
+        db.execute("DELETE FROM kept")
+        return cur.rowcount
 
     def close(self) -> None:
         if self.started_pass is not None:

@@ -492,6 +492,62 @@ def test_replayed_runs_chain_and_a_later_partial_run_means_a_crawl(tmp_path: Pat
         assert s4["pages_not_modified"] >= 1  # the crawl still used the pass's 304s
 
 
+def test_a_complete_crawl_drops_the_stored_answers_of_pages_gone(tmp_path: Path) -> None:
+    """After a complete crawl, stored answers of earlier runs that it neither fetched
+    again nor replayed are dropped (a page removed from the site); the rest stay, so the
+    next run of the unchanged site is still replayed, and its pass asks nothing gone."""
+    www = tmp_path / "www"
+    www.mkdir()
+
+    def index(*names: str) -> None:
+        links = "".join(f'<a href="{n}">{n}</a>' for n in names)
+        (www / "index.html").write_text(
+            f"<html><body>{links}<footer>Granskad 2026-01-01</footer></body></html>",
+            encoding="utf-8",
+        )
+
+    index("a.html", "b.html")
+    for name in ("a.html", "b.html"):
+        (www / name).write_text(f"<html><body><p>{name}</p></body></html>", encoding="utf-8")
+    with SiteServer("127.0.0.1", root=www, validators=True) as srv:
+        db = tmp_path / "h.db"
+        cfg = write_config(
+            tmp_path / "site.toml",
+            f'[site]\nstart_urls = ["{srv.url("/index.html")}"]\n'
+            f'[crawl]\nobey_robots = false\n[history]\ndb = "{db}"\n',
+        )
+
+        def audit(n: int) -> dict[str, Any]:
+            r = sitewatch(
+                "audit", "--config", str(cfg), "--out", str(tmp_path / f"o{n}"),
+                "--format", "json", "-q", cwd=tmp_path,
+            )  # fmt: skip
+            assert r.code in (0, 1), r.stderr
+            return r.report["run"]["stats"]
+
+        def stored() -> dict[str, int]:
+            con = sqlite3.connect(db)
+            try:
+                rows = con.execute("SELECT url, run_id FROM fetch_cache").fetchall()
+            finally:
+                con.close()
+            return {url.rsplit("/", 1)[1]: run_id for url, run_id in rows}
+
+        audit(1)
+        assert stored() == {"index.html": 1, "a.html": 1, "b.html": 1}
+        # b.html leaves the site: the start page changed, so run 2 crawls.
+        index("a.html")
+        (www / "b.html").unlink()
+        s2 = audit(2)
+        assert "replayed_from_run" not in s2 and s2["pages_not_modified"] == 1  # a.html
+        # index.html fetched again (run 2's row), a.html replayed (run 1's row kept).
+        assert stored() == {"index.html": 2, "a.html": 1}
+        before = srv.hits("/b.html")
+        s3 = audit(3)
+        assert s3["replayed_from_run"] == 2 and s3["revalidated"] == 2
+        assert srv.hits("/b.html") == before  # the pass no longer asks about it
+
+
 def test_a_run_that_cannot_be_replayed_is_crawled_with_the_pass_already_started(
     tmp_path: Path,
 ) -> None:
