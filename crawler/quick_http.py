@@ -281,19 +281,23 @@ async def _read_answer(s: _Stream, method: str) -> tuple[Answer, bool]:
         if method == "HEAD" or status in (204, 304):
             return answer, keep
         if chunked:
+            total = 0
             while True:
                 size_line = await s.line(1024)
                 try:
                     n = int(size_line.split(b";", 1)[0].strip(), 16)
                 except ValueError:
                     raise _Unclear("bad chunk size") from None
-                if n > _DRAIN:
+                total += n
+                if n < 0 or total > _DRAIN:
                     raise _Unclear("long body")
                 if n == 0:
                     while await s.line(_MAX_PIPELINED_HEAD):  # trailers
                         pass
                     return answer, keep
-                await s.skip(n + 2)
+                await s.skip(n)
+                if await s.line(2):
+                    raise _Unclear("chunk longer than its size")
         if length is None:
             raise _Unclear("body delimited by the connection's end")
         if length > _DRAIN:
@@ -347,8 +351,8 @@ async def pipelined(
     over at most ``connections`` kept-alive connections per origin with up to
     ``PIPELINE_DEPTH`` requests written ahead of their answers (HTTP/1.1 pipelining).
 
-    Only the status line and those and the framing headers are read; bodies up to 64 KiB are
-    skipped. None for a request whose answer is not known for certain: not sent, a
+    Only the status line, those headers and the framing ones are read; bodies up to
+    64 KiB are skipped. None for a request whose answer is not known for certain: not sent, a
     connection that failed or closed, an answer this parser does not follow (a long body,
     a body ended by the connection's close): the caller asks those again another way.
     Each connection stops at the first such answer.

@@ -363,7 +363,15 @@ def _raw_server(answer: Callable[[int], bytes | None]) -> Any:
 
 @pytest.mark.parametrize(
     "case",
-    ["close_every_3", "close_every_1", "chunked", "until_close", "garbage", "silent_close"],
+    [
+        "close_every_3",
+        "close_every_1",
+        "chunked",
+        "chunk_too_long",
+        "until_close",
+        "garbage",
+        "silent_close",
+    ],
 )
 def test_pipelined_on_odd_servers(case: str) -> None:
     """A server's limit of answers per connection is followed on new connections; an
@@ -381,6 +389,9 @@ def test_pipelined_on_odd_servers(case: str) -> None:
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
             )
             return chunked if n % 2 else not_modified
+        if case == "chunk_too_long":  # says 3 bytes, sends 5
+            bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n"
+            return not_modified if n < 2 else bad
         if case == "until_close":
             return not_modified if n < 2 else b"HTTP/1.1 200 OK\r\n\r\nbody until close"
         if case == "garbage":
