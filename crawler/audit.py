@@ -140,7 +140,8 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
         from crawler.spider import AuditSpider
 
         # Reactorless (TWISTED_REACTOR_ENABLED=False in audit_settings): one asyncio loop
-        # and Scrapy's aiohttp download handler, markedly cheaper per request than Twisted's.
+        # and an asyncio download handler (crawler/http_handler.py), markedly cheaper per
+        # request than Twisted's.
         process = AsyncCrawlerProcess(settings)
     except BaseException:
         if pending is not None:

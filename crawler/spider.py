@@ -88,8 +88,9 @@ def _error_detail(exc: BaseException) -> str:
     if isinstance(exc, DownloadTimeoutError):
         return "timeout"
     if isinstance(exc, DownloadConnectionRefusedError):
-        # aiohttp reports a failed TLS handshake or certificate as a connector error,
-        # which Scrapy's aiohttp handler turns into "connection refused".
+        # A failed TLS handshake or certificate is a connection error to the download
+        # handlers (crawler/http_handler.py; Scrapy's aiohttp one for proxied requests),
+        # which they raise as "connection refused" with the TLS error as its cause.
         cause = exc.__cause__
         if isinstance(cause, ssl.SSLError) or type(cause).__name__ in _TLS_ERRORS:
             return "tls"

@@ -8,9 +8,7 @@ row) is in tests/test_rerun.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from crawler.replay import NotReplayable, Plan, holds, plan
 from crawler.store import Store
 from demo.server import Route, SiteServer
 from tests.cli_runner import sitewatch, write_config
+from tests.raw_http import RawServer
 
 SITE = "https://kommun.example/"
 REF = (LinkRef(SITE + "index.html", "Länk"),)
@@ -317,50 +316,6 @@ def test_pipelined_match_one_request_after_the_other(tmp_path: Path) -> None:
     assert piped[0] is not None and piped[0].headers["content-type"].startswith("text/html")
 
 
-def _raw_server(answer: Callable[[int], bytes | None]) -> Any:
-    """A loopback server answering its n-th request on a connection with ``answer(n)``
-    (None: close the connection), reading requests as they come (pipelined or not)."""
-    import socket
-    import threading
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    stop = threading.Event()
-    connections = [0]
-
-    def serve(conn: socket.socket) -> None:
-        buf, n = b"", 0
-        with conn, contextlib.suppress(OSError):  # OSError: the client gave up on it
-            while not stop.is_set():
-                while b"\r\n\r\n" not in buf:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                _, _, buf = buf.partition(b"\r\n\r\n")
-                reply = answer(n)
-                n += 1
-                if reply is None:
-                    return
-                conn.sendall(reply)
-
-    def accept() -> None:
-        sock.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            connections[0] += 1
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    return sock, stop, connections
-
-
 @pytest.mark.parametrize(
     "case",
     [
@@ -398,9 +353,8 @@ def test_pipelined_on_odd_servers(case: str) -> None:
             return not_modified if n < 2 else b"SMTP ready\r\n\r\n"
         return not_modified if n < 2 else None  # silent_close
 
-    sock, stop, connections = _raw_server(answer)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/p"
-    try:
+    with RawServer(answer) as server:
+        url = server.url("/p")
         answers = asyncio.run(
             pipelined(
                 [("GET", f"{url}{n}", {}) for n in range(10)],
@@ -409,16 +363,13 @@ def test_pipelined_on_odd_servers(case: str) -> None:
                 connections=1,
             )
         )
-    finally:
-        stop.set()
-        sock.close()
     got = [a and a.status for a in answers]
     if case == "close_every_3":
-        assert got == [304] * 10 and connections[0] == 4
+        assert got == [304] * 10 and server.connections == 4
     elif case == "close_every_1":
         # One answer per connection: asked on a new connection each time, as the
         # one-by-one client would.
-        assert got == [304] * 10 and connections[0] == 10
+        assert got == [304] * 10 and server.connections == 10
     elif case == "chunked":
         assert got == [304, 200] * 5
     else:
@@ -433,16 +384,12 @@ def test_a_pipelined_304_for_another_entity_tag_is_asked_again_on_its_own() -> N
     assert _same_etag('"a"', '"a"') and _same_etag('W/"a"', '"a"') and _same_etag('"a"', None)
     assert _same_etag("", '"b"') and not _same_etag('"a"', '"b"')
     other = b'HTTP/1.1 304 Not Modified\r\nETag: "other"\r\n\r\n'
-    sock, stop, connections = _raw_server(lambda n: other)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/sida.html"
     settings = PassSettings("sitewatch-test", 4, 4, 5.0, obey_robots=False)
-    try:
+    with RawServer(lambda n: other) as server:
+        url = server.url("/sida.html")
         fresh, asked, _ = asyncio.run(_revalidate([(url, 4, '"mine"', "")], settings))
-    finally:
-        stop.set()
-        sock.close()
     # Pipelined first, then on a connection of its own (whose 304 is taken as it comes).
-    assert connections[0] == 2 and asked == 1 and fresh == {(url, 4)}
+    assert server.connections == 2 and asked == 1 and fresh == {(url, 4)}
 
 
 # -- end to end: what keeps a re-run from being replayed --------------------------------

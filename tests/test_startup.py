@@ -1,9 +1,10 @@
 """What ``sitewatch audit`` loads and how it ends (docs/performance.md, fixed costs).
 
 An audit imports neither the scheduling and email code nor tldextract (for a site that sets
-no cookies), and its own process not Jinja2 either (the HTML and Markdown reports render
-in a forked child). The console entry point ends the process with ``os._exit`` once
-everything is written: the exit code and the printed summary are what they would be.
+no cookies) nor aiohttp (without a proxy), and its own process not Jinja2 either (the HTML
+and Markdown reports render in a forked child). The console entry point ends the process
+with ``os._exit`` once everything is written: the exit code and the printed summary are
+what they would be.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ NOT_ON_THE_AUDIT_PATH = (
     "reports.delivery",
     "reports.email_build",
     "reports.html_report",
+    "aiohttp",  # crawler/http_handler.py downloads; aiohttp only for proxied requests
 )
 
 #: Runs the real entry point and writes the modules loaded by then (from an atexit
