@@ -299,7 +299,7 @@ async def _revalidate(
             connections=min(workers, PIPELINED_CONNECTIONS),
         )
         unclear = []
-        for row, answer in zip(rows, answers, strict=False):
+        for row, answer in zip(rows, answers[: len(rows)], strict=True):
             if answer is None:
                 unclear.append(row)  # not answered for certain: ask it on its own
             elif answer.status == 304:

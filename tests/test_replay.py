@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -395,6 +396,26 @@ def test_a_pipelined_304_for_another_entity_tag_is_asked_again_on_its_own() -> N
 # -- end to end: what keeps a re-run from being replayed --------------------------------
 
 
+def _auditor(tmp_path: Path, start: str, db: Path) -> Callable[[int], dict[str, Any]]:
+    """``audit(n)``: a real ``sitewatch audit`` of ``start`` with history ``db`` (robots.txt
+    not asked), into ``o<n>``; its run stats."""
+    cfg = write_config(
+        tmp_path / "site.toml",
+        f'[site]\nstart_urls = ["{start}"]\n[crawl]\nobey_robots = false\n[history]\ndb = "{db}"\n',
+    )
+
+    def audit(n: int) -> dict[str, Any]:
+        r = sitewatch(
+            "audit", "--config", str(cfg), "--out", str(tmp_path / f"o{n}"),
+            "--format", "json", "-q", cwd=tmp_path,
+        )  # fmt: skip
+        assert r.code in (0, 1), r.stderr
+        stats: dict[str, Any] = r.report["run"]["stats"]
+        return stats
+
+    return audit
+
+
 def test_replayed_runs_chain_and_a_later_partial_run_means_a_crawl(tmp_path: Path) -> None:
     www = tmp_path / "www"
     www.mkdir()
@@ -407,19 +428,7 @@ def test_replayed_runs_chain_and_a_later_partial_run_means_a_crawl(tmp_path: Pat
     (www / "a.html").write_text("<html><body><p>A</p></body></html>", encoding="utf-8")
     with SiteServer("127.0.0.1", root=www, validators=True) as srv, ext:
         db = tmp_path / "h.db"
-        cfg = write_config(
-            tmp_path / "site.toml",
-            f'[site]\nstart_urls = ["{srv.url("/index.html")}"]\n'
-            f'[crawl]\nobey_robots = false\n[history]\ndb = "{db}"\n',
-        )
-
-        def audit(n: int) -> dict[str, Any]:
-            r = sitewatch(
-                "audit", "--config", str(cfg), "--out", str(tmp_path / f"o{n}"),
-                "--format", "json", "-q", cwd=tmp_path,
-            )  # fmt: skip
-            assert r.code in (0, 1), r.stderr
-            return r.report["run"]["stats"]
+        audit = _auditor(tmp_path, srv.url("/index.html"), db)
 
         audit(1)
         assert audit(2)["replayed_from_run"] == 1
@@ -469,19 +478,7 @@ def test_a_complete_crawl_drops_the_stored_answers_of_pages_gone(tmp_path: Path)
         (www / name).write_text(f"<html><body><p>{name}</p></body></html>", encoding="utf-8")
     with SiteServer("127.0.0.1", root=www, validators=True) as srv:
         db = tmp_path / "h.db"
-        cfg = write_config(
-            tmp_path / "site.toml",
-            f'[site]\nstart_urls = ["{srv.url("/index.html")}"]\n'
-            f'[crawl]\nobey_robots = false\n[history]\ndb = "{db}"\n',
-        )
-
-        def audit(n: int) -> dict[str, Any]:
-            r = sitewatch(
-                "audit", "--config", str(cfg), "--out", str(tmp_path / f"o{n}"),
-                "--format", "json", "-q", cwd=tmp_path,
-            )  # fmt: skip
-            assert r.code in (0, 1), r.stderr
-            return r.report["run"]["stats"]
+        audit = _auditor(tmp_path, srv.url("/index.html"), db)
 
         def stored() -> dict[str, int]:
             con = sqlite3.connect(db)
