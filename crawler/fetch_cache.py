@@ -37,6 +37,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from checks.freshness import ReviewDate
 from checks.models import LinkResult, RedirectHop, Verdict
@@ -215,7 +216,6 @@ async def _revalidate(
     fresh) and one request without redirects for each of ``confirms`` (what answers as
     expected is confirmed)."""
     import asyncio
-    from urllib.parse import urlsplit
 
     from protego import Protego
 
@@ -354,8 +354,6 @@ def _same_etag(asked: str, answered: str | None) -> bool:
 
 def _as_before(c: Confirm, status: int, headers: dict[str, str]) -> bool:
     """Whether an answer to ``c`` is the one the previous run had."""
-    from urllib.parse import urljoin
-
     location = headers.get("location")
     went = urljoin(c.url, location.strip()) if location else ""
     return (
@@ -561,8 +559,6 @@ class FetchCache:
         self.written = 0
         #: (URL, mode) whose stored answer this run replayed (a 304 to its validators).
         self.replayed: set[tuple[str, int]] = set()
-        #: Rows of earlier runs dropped after this one (``finish``).
-        self.pruned = 0
         self.failed = ""
         self._db: sqlite3.Connection | None = None
         #: Whether an earlier run stored anything to reuse (a first run asks nothing).
@@ -775,25 +771,24 @@ class FetchCache:
                     good,
                 )
                 if complete:
-                    self.pruned = self._prune(db)
+                    self._prune(db)
             self.written += len(good)
         except sqlite3.Error as e:
             self._fail(e)
 
-    def _prune(self, db: sqlite3.Connection) -> int:
+    def _prune(self, db: sqlite3.Connection) -> None:
         """Drop this profile's rows of earlier runs (never of later ones: a run that
         started after this one may be running) that this run did not replay."""
         db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (url TEXT, mode INTEGER)")
         db.execute("DELETE FROM kept")
         db.executemany("INSERT INTO kept VALUES (?, ?)", sorted(self.replayed))
-        cur = db.execute(
+        db.execute(
             "DELETE FROM fetch_cache WHERE profile = ? AND run_id < ? AND NOT EXISTS "
             "(SELECT 1 FROM kept WHERE kept.url = fetch_cache.url "
             "AND kept.mode = fetch_cache.mode)",
             (self.profile, self.run_id),
         )
         db.execute("DELETE FROM kept")
-        return cur.rowcount
 
     def close(self) -> None:
         if self.started_pass is not None:

@@ -231,9 +231,7 @@ class H11DownloadHandler(BaseStreamingDownloadHandler[_Response]):
             )
         except socket.gaierror as e:
             raise CannotResolveHostError(f"{host}: {e}") from e
-        except ssl.SSLError as e:  # certificate or handshake; the spider says "tls"
-            raise DownloadConnectionRefusedError(f"{host}:{port}: {e}") from e
-        except OSError as e:
+        except OSError as e:  # ssl.SSLError too (certificate, handshake): the spider says "tls"
             raise DownloadConnectionRefusedError(f"{host}:{port}: {e}") from e
         return _Conn(key, reader, writer)
 

@@ -9,7 +9,7 @@ for a crawled page also each link joined to the page's URL and the page as the r
 stores it, work the spider's process would otherwise do (~8 % of its CPU on the PostgreSQL
 manual). Requests are answered in order, one at a time.
 
-If the worker cannot be started or dies, :meth:`ParseWorker.facts` raises
+If the worker cannot be started or dies, :meth:`ParseWorker.read` raises
 :class:`WorkerGone` and the spider parses in its own process from then on: slower, same
 results.
 """

@@ -32,6 +32,36 @@ def _ascii(target: str) -> str:
     return quote(target, safe="/?&=%:@!$'()*+,;~[]")
 
 
+def _addressed(url: str) -> tuple[tuple[str, str, int], str, str]:
+    """(origin key (scheme, host name, port), ``Host`` header, request target) of an
+    http/https ``url``; raises ValueError for anything else (UnicodeError for a host
+    name IDNA cannot encode)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"cannot ask {url!r}")
+    port = parts.port or (443 if scheme == "https" else 80)
+    target = _ascii((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+    host = parts.netloc.rpartition("@")[2]
+    if not host.isascii():
+        name, colon, port_text = host.rpartition(":") if parts.port else (host, "", "")
+        host = name.encode("idna").decode("ascii") + colon + port_text
+    return (scheme, parts.hostname, port), host, target
+
+
+_TLS: ssl.SSLContext | None = None
+
+
+def _tls(scheme: str) -> ssl.SSLContext | None:
+    """The (verifying) TLS context for ``https``, made at its first use; None for http."""
+    global _TLS
+    if scheme != "https":
+        return None
+    if _TLS is None:
+        _TLS = ssl.create_default_context()
+    return _TLS
+
+
 @dataclass
 class Answer:
     status: int
@@ -51,8 +81,6 @@ class _Conn:
 
 class Client:
     """Connections of one worker (one request at a time), by origin."""
-
-    _ssl: ssl.SSLContext | None = None
 
     def __init__(self, user_agent: str, timeout: float) -> None:
         self.user_agent = user_agent
@@ -97,21 +125,11 @@ class Client:
     async def _request(
         self, method: str, url: str, headers: dict[str, str], body_limit: int
     ) -> Answer:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"cannot ask {url!r}")
-        port = parts.port or (443 if scheme == "https" else 80)
-        key = (scheme, parts.hostname, port)
+        key, host, target = _addressed(url)
         conn = self._conns.pop(key, None)
         self._reused = conn is not None
         if conn is None:
-            conn = await self._open(scheme, parts.hostname, port)
-        target = _ascii((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
-        host = parts.netloc.rpartition("@")[2]
-        if not host.isascii():
-            name, colon, port_text = host.rpartition(":") if parts.port else (host, "", "")
-            host = name.encode("idna").decode("ascii") + colon + port_text
+            conn = await self._open(*key)
         request = h11.Request(
             method=method,
             target=target,
@@ -168,12 +186,7 @@ class Client:
                 conn.close()
 
     async def _open(self, scheme: str, host: str, port: int) -> _Conn:
-        context = None
-        if scheme == "https":
-            if Client._ssl is None:
-                Client._ssl = ssl.create_default_context()
-            context = Client._ssl
-        reader, writer = await asyncio.open_connection(host, port, ssl=context)
+        reader, writer = await asyncio.open_connection(host, port, ssl=_tls(scheme))
         return _Conn(reader, writer)
 
     def close(self) -> None:
@@ -311,22 +324,10 @@ def _request_head(
 ) -> tuple[tuple[str, str, int], bytes] | None:
     """(origin key, request bytes) for a pipelined request; None when it cannot be sent
     so (not http/https, a header value with a line break)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        return None
     try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
+        key, host, target = _addressed(url)
+    except ValueError:  # not http/https, a bad port, a host name IDNA cannot encode
         return None
-    target = _ascii((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
-    host = parts.netloc.rpartition("@")[2]
-    if not host.isascii():
-        name, colon, port_text = host.rpartition(":") if parts.port else (host, "", "")
-        try:
-            host = name.encode("idna").decode("ascii") + colon + port_text
-        except UnicodeError:
-            return None
     lines = [
         f"{method} {target} HTTP/1.1",
         f"Host: {host}",
@@ -336,7 +337,7 @@ def _request_head(
     ]
     if any(not line.isascii() or _BREAKS.search(line) for line in lines):
         return None  # a line break would end the head early: another request smuggled in
-    return (scheme, parts.hostname, port), ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+    return key, ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
 async def pipelined(
@@ -369,15 +370,10 @@ async def pipelined(
         server closed it cleanly (``Connection: close``) and the rest may be asked on a
         new one."""
         scheme, host, port = key
-        context = None
-        if scheme == "https":
-            if Client._ssl is None:
-                Client._ssl = ssl.create_default_context()
-            context = Client._ssl
         writer = None
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(host, port, ssl=context)
+                reader, writer = await asyncio.open_connection(host, port, ssl=_tls(scheme))
             s = _Stream(reader)
             while todo:
                 batch = todo[:PIPELINE_DEPTH]

@@ -802,16 +802,11 @@ class AuditSpider(Spider):
         )
         base_url = parsed.base_url
         link = self._link
-        if resolved is None:
-            for href, text, tag in parsed.links:
-                req = link(base_url, depth, href, text, tag)
-                if req is not None:
-                    yield req
-        else:
-            for (href, text, tag), r in zip(parsed.links, resolved, strict=True):
-                req = link(base_url, depth, href, text, tag, r)
-                if req is not None:
-                    yield req
+        joined = resolved if resolved is not None else (None,) * len(parsed.links)
+        for (href, text, tag), r in zip(parsed.links, joined, strict=True):
+            req = link(base_url, depth, href, text, tag, r)
+            if req is not None:
+                yield req
         if facts is not None:
             facts.append((parsed, stored))
 

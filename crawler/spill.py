@@ -63,9 +63,10 @@ class RefSpill:
         self._inherited: list[sqlite3.Connection] = []
         self._buf: list[tuple[int, int, str, str, str, str | None]] = []
         self._seq = 0
-        #: Buffered references by target, for ``refs`` while there is no file (made at
-        #: the first call, dropped at the next ``add``).
-        self._index: dict[int, list[tuple[int, int, str, str, str, str | None]]] | None = None
+        #: Buffered references by target, for ``refs`` while there is no file: made at
+        #: the first call, again when references were added since (their count differs).
+        self._index: dict[int, list[tuple[int, int, str, str, str, str | None]]] = {}
+        self._indexed = 0
         #: References written to the file (``len(self)`` counts the buffered ones too).
         self.count = 0
         self._closed = False
@@ -77,9 +78,12 @@ class RefSpill:
         atexit.register(self.close)
         self._db().execute(_SCHEMA)
 
-    def _db(self) -> sqlite3.Connection:
+    def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("reference spill is closed")
+
+    def _db(self) -> sqlite3.Connection:
+        self._check_open()
         if self.path is None:
             self._make_file()
             assert self._conn is not None
@@ -103,7 +107,6 @@ class RefSpill:
     def add(self, target: int, page: str, text: str, tag: str, fragment: str | None) -> None:
         """Record one reference to target number ``target``."""
         self._seq += 1
-        self._index = None
         self._buf.append((target, self._seq, page, text, tag, fragment))
         if self.path is not None:
             if len(self._buf) >= BATCH:
@@ -121,15 +124,13 @@ class RefSpill:
         db.execute("COMMIT")
         self.count += len(self._buf)
         self._buf = []
-        self._index = None
 
     def targets(self) -> Iterator[tuple[int, str, str, str, str | None]]:
         """Every reference as (target, page, text, tag, fragment), grouped by target in
         ascending order and in the order each target's references were found."""
         self.flush()
         if self.path is None:
-            if self._closed:
-                raise RuntimeError("reference spill is closed")
+            self._check_open()
             # Stable: each target's references stay in the order they were found.
             return ((r[0], r[2], r[3], r[4], r[5]) for r in sorted(self._buf, key=_by_target))
         return self._db().execute("SELECT t, page, text, tag, frag FROM refs ORDER BY t, seq")
@@ -155,13 +156,12 @@ class RefSpill:
         """The references of one target (with ``fragment``, unless ``any_fragment``)."""
         self.flush()
         if self.path is None:
-            if self._closed:
-                raise RuntimeError("reference spill is closed")
-            if self._index is None:
+            self._check_open()
+            if self._indexed != len(self._buf):
                 index: dict[int, list[tuple[int, int, str, str, str, str | None]]] = {}
                 for r in self._buf:
                     index.setdefault(r[0], []).append(r)
-                self._index = index
+                self._index, self._indexed = index, len(self._buf)
             for r in self._index.get(target, ()):
                 if any_fragment or r[5] == fragment:
                     yield r[2], r[3], r[4], r[5]
@@ -184,7 +184,7 @@ class RefSpill:
             return
         self._closed = True
         self._buf = []
-        self._index = None
+        self._index, self._indexed = {}, 0
         mine = os.getpid() == self._owner
         if mine and self._dir is not None:
             atexit.unregister(self.close)
