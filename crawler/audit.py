@@ -134,6 +134,9 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
         # a polite crawl asks page by page, through Scrapy's slots). The pass runs in a
         # forked child while this process imports Scrapy and builds the crawler.
         pending = cache.start_revalidate(pass_settings(cfg))
+    # Importing Scrapy and Twisted makes ~100,000 objects, none of them garbage: with the
+    # collector on, its passes over them cost ~0.07 s (10-15 % of the imports) here.
+    gc.disable()
     try:
         from scrapy.crawler import AsyncCrawlerProcess
 
@@ -144,6 +147,7 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
         # request than Twisted's.
         process = AsyncCrawlerProcess(settings)
     except BaseException:
+        gc.enable()
         if pending is not None:
             pending.abort()
         raise
@@ -153,6 +157,7 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     # 5-10 % less CPU per audit here. One audit per process, so nothing else is affected.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    gc.enable()
     # The spider waits for the revalidation pass when it starts (after Scrapy's engine
     # is built, which overlaps with the pass too).
     process.crawl(AuditSpider, state=state, cache=cache, revalidation=pending)

@@ -91,12 +91,12 @@ def audit_settings(
         # than Twisted's client) and downloads through an asyncio streaming handler, whose
         # headers_received/bytes_received signals and StopDownload work the same.
         "TWISTED_REACTOR_ENABLED": False,
-        # That handler: HTTP(S) over h11 (crawler/http_handler.py), on Scrapy's streaming
-        # base; no aiohttp import and no SSL context until the first https URL. A proxied
-        # request goes to Scrapy's aiohttp handler.
+        # That handler: HTTP/1.1 over asyncio streams (crawler/http_handler.py), on
+        # Scrapy's streaming base; no aiohttp import and no SSL context until the first
+        # https URL. A proxied request goes to Scrapy's aiohttp handler.
         "DOWNLOAD_HANDLERS": {
-            "http": "crawler.http_handler.H11DownloadHandler",
-            "https": "crawler.http_handler.H11DownloadHandler",
+            "http": "crawler.http_handler.HttpDownloadHandler",
+            "https": "crawler.http_handler.HttpDownloadHandler",
         },
         "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.DownloaderAwarePriorityQueue",
     }

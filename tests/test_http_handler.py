@@ -3,8 +3,10 @@
 The crawl tests run every audit through it (faults, TLS, timeouts, truncated bodies in
 tests/test_faults.py and tests/test_audit_e2e.py); these check what only a client sees:
 kept-alive connections, a kept-alive connection the server closed meanwhile, a body cut
-short, name resolution, the time limit, and proxied requests going to Scrapy's own
-handler.
+short, name resolution, the time limit, proxied requests going to Scrapy's own handler,
+and how the handler reads (or refuses) what servers send: chunked bodies, bodies ended by
+the connection, folded and bare-LF heads, interim answers, framing it cannot follow, and
+request headers that would split the request.
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ from typing import Any
 
 import pytest
 from scrapy import Request
-from scrapy.exceptions import CannotResolveHostError, DownloadTimeoutError, ResponseDataLossError
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    ResponseDataLossError,
+)
 from scrapy.utils.test import get_crawler
 
-from crawler.http_handler import H11DownloadHandler
+from crawler.http_handler import HttpDownloadHandler
 from crawler.scrapy_settings import audit_settings
 from tests.raw_http import RawServer
 
@@ -39,9 +46,9 @@ def _settings(**extra: Any) -> dict[str, Any]:
     return settings
 
 
-def _with_handler(go: Callable[[H11DownloadHandler], Awaitable[Any]], **settings: Any) -> Any:
+def _with_handler(go: Callable[[HttpDownloadHandler], Awaitable[Any]], **settings: Any) -> Any:
     async def run() -> Any:
-        handler = H11DownloadHandler(get_crawler(settings_dict=_settings(**settings)))
+        handler = HttpDownloadHandler(get_crawler(settings_dict=_settings(**settings)))
         try:
             return await go(handler)
         finally:
@@ -53,8 +60,8 @@ def _with_handler(go: Callable[[H11DownloadHandler], Awaitable[Any]], **settings
 def test_the_audit_downloads_with_this_handler() -> None:
     handlers = _settings()["DOWNLOAD_HANDLERS"]
     assert handlers == {
-        "http": "crawler.http_handler.H11DownloadHandler",
-        "https": "crawler.http_handler.H11DownloadHandler",
+        "http": "crawler.http_handler.HttpDownloadHandler",
+        "https": "crawler.http_handler.HttpDownloadHandler",
     }
 
 
@@ -64,7 +71,7 @@ def test_connections_are_kept_alive_and_a_closed_one_is_replaced() -> None:
     one instead of failing."""
     with RawServer(lambda n: OK) as steady, RawServer(lambda n: OK, close_after=2) as closer:
 
-        async def go(handler: H11DownloadHandler) -> list[tuple[int, bytes]]:
+        async def go(handler: HttpDownloadHandler) -> list[tuple[int, bytes]]:
             got = []
             for server in (steady, closer):
                 for n in range(5):
@@ -85,7 +92,7 @@ def test_a_body_cut_short_is_data_loss(fail: bool) -> None:
     cut = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100\r\n\r\nhello"
     with RawServer(lambda n: cut, close_after=1) as server:
 
-        async def go(handler: H11DownloadHandler) -> Any:
+        async def go(handler: HttpDownloadHandler) -> Any:
             return await handler.download_request(Request(server.url("/")))
 
         if fail:
@@ -104,7 +111,7 @@ def test_head_and_not_modified_have_no_body_and_keep_the_connection() -> None:
     ]
     with RawServer(lambda n: answers[n]) as server:
 
-        async def go(handler: H11DownloadHandler) -> list[tuple[int, bytes]]:
+        async def go(handler: HttpDownloadHandler) -> list[tuple[int, bytes]]:
             head = await handler.download_request(Request(server.url("/a"), method="HEAD"))
             cond = await handler.download_request(
                 Request(server.url("/a"), headers={"If-None-Match": '"x"'})
@@ -118,14 +125,14 @@ def test_head_and_not_modified_have_no_body_and_keep_the_connection() -> None:
 
 
 def test_name_that_does_not_resolve_and_the_time_limit() -> None:
-    async def dns(handler: H11DownloadHandler) -> Any:
+    async def dns(handler: HttpDownloadHandler) -> Any:
         return await handler.download_request(Request("http://sidan-finns-inte.invalid/"))
 
     with pytest.raises(CannotResolveHostError):
         _with_handler(dns)
     with RawServer(lambda n: b"") as mute:  # reads the request, never answers
 
-        async def slow(handler: H11DownloadHandler) -> Any:
+        async def slow(handler: HttpDownloadHandler) -> Any:
             return await handler.download_request(
                 Request(mute.url("/"), meta={"download_timeout": 0.3})
             )
@@ -139,7 +146,7 @@ def test_a_proxied_request_goes_to_scrapys_aiohttp_handler() -> None:
     absolute form by Scrapy's own handler, made at the first such request."""
     with RawServer(lambda n: OK) as proxy:
 
-        async def go(handler: H11DownloadHandler) -> tuple[int, bytes, bool]:
+        async def go(handler: HttpDownloadHandler) -> tuple[int, bytes, bool]:
             plain = handler._proxy_handler is None
             r = await handler.download_request(
                 Request("http://partner.invalid/sida", meta={"proxy": proxy.url()})
@@ -149,3 +156,113 @@ def test_a_proxied_request_goes_to_scrapys_aiohttp_handler() -> None:
         status, body, made = _with_handler(go)
     assert (status, body, made) == (200, b"hello", True)
     assert proxy.heads[0].startswith(b"GET http://partner.invalid/sida HTTP/1.1")
+
+
+def _exchange(answer: bytes, request: Request | None = None, **settings: Any) -> Any:
+    """(status, headers, body) of one download from a server sending ``answer`` (then
+    closing), or the exception it raised; and the server's connection count."""
+    with RawServer(lambda n: answer if n == 0 else None, close_after=1) as server:
+
+        async def go(handler: HttpDownloadHandler) -> Any:
+            req = request.replace(url=server.url("/x")) if request else Request(server.url("/x"))
+            try:
+                r = await handler.download_request(req)
+            except Exception as e:
+                return e
+            return r.status, r.headers, r.body
+
+        return _with_handler(go, **settings)
+
+
+def test_body_framings() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+    )
+    assert _exchange(chunked)[2] == b"hello world"
+    until_close = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nto the end"
+    assert _exchange(until_close)[2] == b"to the end"
+    # Transfer-Encoding wins over Content-Length (RFC 9112 section 6.3).
+    both = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert _exchange(both + b"4\r\nabcd\r\n0\r\n\r\n")[2] == b"abcd"
+    no_content = b"HTTP/1.1 204 No Content\r\n\r\n"
+    assert _exchange(no_content)[:3:2] == (204, b"")
+
+
+def test_lenient_heads_as_h11_read_them() -> None:
+    """Bare LF line ends, an obsolete folded header line, a 100 Continue before the
+    answer, a status line without a reason: all read."""
+    bare_lf = b"HTTP/1.1 200 OK\nContent-Length: 2\nX-Long: one\n  two\n\nok"
+    status, headers, body = _exchange(bare_lf)
+    assert (status, body, headers[b"X-Long"]) == (200, b"ok", b"one two")
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404\r\nContent-Length: 4\r\n\r\ngone"
+    assert _exchange(interim)[:3:2] == (404, b"gone")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/2 200 OK\r\n\r\n",
+        b"ICY 200 OK\r\n\r\n",
+        b"HTTP/1.1 20 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000 + b"\r\n\r\n",
+    ],
+)
+def test_heads_it_cannot_follow_fail_the_download(answer: bytes) -> None:
+    assert isinstance(_exchange(answer), DownloadFailedError)
+
+
+def test_a_broken_chunked_body_is_data_loss() -> None:
+    """A bad chunk size, a chunk longer than its size, a body cut short: data loss,
+    raised, or with DOWNLOAD_FAIL_ON_DATALOSS off the part read, flagged."""
+    for body in (b"zz\r\nhello\r\n0\r\n\r\n", b"3\r\nhello\r\n0\r\n\r\n", b"5\r\nhel"):
+        answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+        assert isinstance(_exchange(answer), ResponseDataLossError), body
+        with RawServer(lambda n, a=answer: a, close_after=1) as server:
+
+            async def go(handler: HttpDownloadHandler, url: str = server.url("/")) -> Any:
+                return await handler.download_request(Request(url))
+
+            r = _with_handler(go, DOWNLOAD_FAIL_ON_DATALOSS=False)
+        assert r.status == 200 and "dataloss" in r.flags, body
+        assert r.body == (b"hel" if body.startswith(b"3") or body.startswith(b"5") else b""), body
+
+
+def test_a_connection_is_kept_only_after_a_clean_exchange() -> None:
+    """Not after ``Connection: close``, an HTTP/1.0 answer, or bytes beyond the body."""
+    answers = {
+        "close": b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        "http10": b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "extra": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+        "clean": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    }
+    for name, answer in answers.items():
+        with RawServer(lambda n, a=answer: a) as server:
+
+            async def go(handler: HttpDownloadHandler, url: str = server.url("/")) -> list[bytes]:
+                return [(await handler.download_request(Request(url))).body for _ in range(3)]
+
+            assert _with_handler(go) == [b"ok"] * 3, name
+        assert server.connections == (1 if name == "clean" else 3), name
+
+
+def test_a_header_value_with_a_line_break_is_never_sent() -> None:
+    """A value taken from a page (a redirect's cookie, say) must not smuggle a request."""
+    with RawServer(lambda n: OK) as server:
+        request = Request(server.url("/"), headers={"X-From-Page": "a\r\nGET /evil HTTP/1.1"})
+
+        async def go(handler: HttpDownloadHandler) -> Any:
+            try:
+                return await handler.download_request(request)
+            except Exception as e:
+                return e
+
+        got = _with_handler(go)
+    assert isinstance(got, DownloadFailedError)
+    assert not any(b"/evil" in head for head in server.heads)
