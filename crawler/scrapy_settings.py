@@ -2,7 +2,9 @@
 
 Redirects, retries, offsite filtering, depth limits and duplicate filtering are done by
 the spider itself (Scrapy's versions drop checks silently); everything the audit does
-not use is switched off for speed (see docs/performance.md).
+not use is switched off for speed (see docs/performance.md). The spider's requests go to
+the downloader through its own dispatch (crawler/dispatch.py), not Scrapy's scheduler:
+``CONCURRENT_REQUESTS`` and ``CONCURRENT_REQUESTS_PER_DOMAIN`` are read there.
 """
 
 from __future__ import annotations
@@ -98,5 +100,4 @@ def audit_settings(
             "http": "crawler.http_handler.HttpDownloadHandler",
             "https": "crawler.http_handler.HttpDownloadHandler",
         },
-        "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.DownloaderAwarePriorityQueue",
     }

@@ -43,6 +43,7 @@ from checks.verdicts import (
     is_html_type,
 )
 from crawler.crawl_state import CrawlState, Target
+from crawler.dispatch import Dispatch
 from crawler.extract import ParsedPage, facts_from_body, parser_for
 from crawler.fetch_cache import FetchCache, Fetched, PendingRevalidation, conditional_headers
 from crawler.memory import trim
@@ -181,6 +182,10 @@ class AuditSpider(Spider):
         #: Pages to crawl that are not yet Scrapy requests (see ``FRONTIER``), in the
         #: order they were found; fed to Scrapy as answers come in (``_feed``).
         self._frontier: deque[tuple[Target, int]] = deque()
+        #: Hands requests to Scrapy's downloader (crawler.dispatch); made in start().
+        self._dispatch: Dispatch | None = None
+        #: The engine's close, asked for by ``_dispatch_idle``.
+        self._closing: asyncio.Future[None] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AuditSpider:
@@ -194,7 +199,17 @@ class AuditSpider(Spider):
     # -- requests ----------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[Request]:
+        """Start the crawl through the spider's own dispatch; Scrapy's scheduler gets
+        nothing (``crawler.dispatch``)."""
         st = self.state
+        settings = self.crawler.settings
+        self._dispatch = Dispatch(
+            self.crawler.engine,
+            settings.getint("CONCURRENT_REQUESTS"),
+            settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"),
+            self._answer,
+            self._dispatch_idle,
+        )
         pending, self._revalidation = self._revalidation, None
         if pending is not None and self.cache is not None:
             # Before the parse worker's fork: the pass's pipe is closed by then.
@@ -208,7 +223,12 @@ class AuditSpider(Spider):
             t.start = True
             req = self._ensure(t, PAGE, depth=0)
             if req is not None:
-                yield req
+                self._dispatch.submit(req)
+        self._dispatch.pump()
+        if not self._dispatch.busy:
+            self._dispatch_idle()
+        return
+        yield  # an async generator, as Scrapy expects; it yields nothing
 
     def _request(
         self,
@@ -361,29 +381,53 @@ class AuditSpider(Spider):
         return self._ensure(t, needed)
 
     def _on_idle(self) -> None:
-        """Feed the frontier; once it is empty, check the deferred targets that no page
-        crawl has fetched."""
+        """Scrapy's engine found nothing to do: keep it open while the dispatch has
+        work, or while the idle work below issues more."""
+        dispatch = self._dispatch
+        if dispatch is not None and dispatch.busy:
+            raise DontCloseSpider
+        if self._idle_work():
+            raise DontCloseSpider
+
+    def _dispatch_idle(self) -> None:
+        """The dispatch ran dry: issue the idle work, or close the crawl as Scrapy's engine
+        does when it finds itself idle."""
+        if self._idle_work():
+            return
         engine = self.crawler.engine
+        try:
+            idle = engine.spider_is_idle()
+        except RuntimeError:  # the engine is closing already
+            return
+        if idle:
+            self._closing = asyncio.ensure_future(engine.close_spider_async(reason="finished"))
+
+    def _idle_work(self) -> bool:
+        """Feed the frontier; once it is empty, check the deferred targets that no page
+        crawl has fetched, and replay what is left. True if anything was issued."""
+        dispatch = self._dispatch
+        assert dispatch is not None
+        submit = dispatch.submit
+        issued = 0
         if self._frontier:
             for req in self._feed():
-                engine.crawl(req)
-            raise DontCloseSpider
-        if not self._deferred and not self._replays:
-            return
-        pending, self._deferred = self._deferred, {}
-        issued = 0
-        for url, needed in pending.items():
-            req = self._ensure(self.state.targets[url], needed)
-            if req is None:
-                self.state.stats["deferred_checks_saved"] += 1
-            else:
-                engine.crawl(req)
+                submit(req)
                 issued += 1
-        for req in self._drain():
-            engine.crawl(req)
-            issued += 1
-        if issued or self._deferred:
-            raise DontCloseSpider
+        elif self._deferred or self._replays:
+            pending, self._deferred = self._deferred, {}
+            for url, needed in pending.items():
+                req = self._ensure(self.state.targets[url], needed)
+                if req is None:
+                    self.state.stats["deferred_checks_saved"] += 1
+                else:
+                    submit(req)
+                    issued += 1
+            for req in self._drain():
+                submit(req)
+                issued += 1
+        if issued:
+            dispatch.pump()
+        return bool(issued or self._frontier or self._deferred)
 
     def _crawl_refusal(self, t: Target, depth: int) -> str | None:
         st = self.state
@@ -427,21 +471,36 @@ class AuditSpider(Spider):
             raise StopDownload(fail=False)
 
     def _on_spider_error(self, failure: Failure, response: Response, spider: Any) -> None:
-        self.state.spider_errors.append(f"{response.url}: {failure.getErrorMessage()[:200]}")
+        self._spider_error(response.url, failure)
+
+    def _spider_error(self, url: str, failure: Failure) -> None:
+        self.state.spider_errors.append(f"{url}: {failure.getErrorMessage()[:200]}")
         self.state.incomplete_reason("internal error while processing a page")
 
     # -- responses ---------------------------------------------------------------
 
-    async def on_response(self, response: Response) -> None:
-        """Judge one answer; the requests it leads to go straight to the engine.
+    async def _answer(self, request: Request, result: Response | Exception) -> None:
+        """Judge one download's outcome (``crawler.dispatch``); the requests it leads to
+        go to the dispatch."""
+        submit = self._dispatch.submit  # type: ignore[union-attr]
+        try:
+            if isinstance(result, Response):
+                async for req in self._respond(result):
+                    submit(req)
+            else:
+                failure = Failure(result)
+                failure.request = request  # type: ignore[attr-defined]
+                for req in self.on_error(failure):
+                    submit(req)
+        except Exception:  # a bug, or hostile input the spider did not expect
+            self._spider_error(request.url, Failure())
 
-        Scrapy would pass each request a callback yields through its spider middlewares
-        (none apply to these) and a queue of tasks per response, which cost ~10 % of the
-        audit process's CPU on the PostgreSQL manual.
-        """
-        crawl = self.crawler.engine.crawl
+    async def on_response(self, response: Response) -> None:
+        """Scrapy's callback for a request that went through its scheduler after all
+        (none of the spider's own do)."""
         async for req in self._respond(response):
-            crawl(req)
+            self._dispatch.submit(req)  # type: ignore[union-attr]
+        self._dispatch.pump()  # type: ignore[union-attr]
 
     async def _respond(self, response: Response) -> AsyncIterator[Request]:
         st = self.state
@@ -875,6 +934,8 @@ class AuditSpider(Spider):
         )
 
     def closed(self, reason: str) -> None:
+        if self._dispatch is not None:
+            self._dispatch.cancel()
         self._resolve = ResolveCache()  # ~17 MB when full; not needed after the crawl
         if self._worker is not None:
             self._worker.close()
