@@ -267,6 +267,23 @@ def _has_stem(lowered: str) -> bool:
     return any(stem in lowered for stem in _STEMS)
 
 
+#: The stems in UTF-8, and "ändra" also with a capital Ä: ``bytes.lower`` changes ASCII
+#: letters only.
+_STEM_BYTES = (*(stem.encode() for stem in _STEMS), "Ändra".encode())
+
+
+def _text_has_stem(text: str) -> bool:
+    """``_has_stem(text.lower())``, without lower-casing a long non-ASCII text character by
+    character (Python's slow path; ~8 % of reading a page of the PostgreSQL manual): its
+    UTF-8 bytes are lower-cased instead, which finds the same stems (tested)."""
+    # İ and the Kelvin sign are the only non-ASCII characters whose lower case holds ASCII
+    # letters.
+    if text.isascii() or "\u0130" in text or "\u212a" in text:
+        return _has_stem(text.lower())
+    data = text.encode("utf-8", "surrogatepass").lower()
+    return any(stem in data for stem in _STEM_BYTES)
+
+
 def _phrase_matches(text: str) -> list[re.Match[str]]:
     """All _PHRASE_RE matches in ``text``, in order."""
     lowered = text.lower()
@@ -613,7 +630,7 @@ def find_review_date(
     if root is not None:
         try:
             # Cheap pre-check on all text (scripts included): no keyword, no phrase.
-            if _has_stem(_all_text(root).lower()):
+            if _text_has_stem(_all_text(root)):
                 hit = find_phrase_date(_visible_text(root))
                 if hit is not None:
                     return ReviewDate(hit[0], "text")

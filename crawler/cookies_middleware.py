@@ -73,12 +73,16 @@ class LazyCookiesMiddleware:
             return None
         jar = self.jars[request.meta.get("cookiejar")]
         request.headers.pop("Cookie", None)
-        jar.add_cookie_header(request)
+        if len(jar):  # an empty jar adds nothing (the usual case: most sites set none)
+            jar.add_cookie_header(request)
         return None
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
         if request.meta.get("dont_merge_cookies", False):
             return response
+        headers = response.headers
+        if b"Set-Cookie" not in headers and b"Set-Cookie2" not in headers:
+            return response  # nothing to store
         jar = self.jars[request.meta.get("cookiejar")]
         cookies = jar.make_cookies(response, request)
         self._process_cookies(cookies, jar=jar, request=request)

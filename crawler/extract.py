@@ -34,6 +34,12 @@ _PARSERS: dict[str, etree.HTMLParser | None] = {}
 TEXT_PARSER = etree.HTMLParser(collect_ids=False)
 #: An element's text with its descendants' (``lxml.html``'s ``text_content()``).
 TEXT = etree.XPath("string()")
+
+
+def text_of(el: etree._Element) -> str:
+    """``TEXT(el)``, read straight from ``el.text`` when it has no children (most links:
+    a third of the time)."""
+    return TEXT(el) if len(el) else (el.text or "")
 XPATH_IDS = etree.XPath("//@id | //a/@name", smart_strings=False)
 XPATH_HEADINGS = etree.XPath("//title | //h1 | //h2", smart_strings=False)
 XPATH_HEADING_TEXT = etree.XPath(
@@ -101,7 +107,7 @@ def is_soft_404(root: etree._Element, phrases: tuple[str, ...]) -> bool:
     if not any(p in every for p in phrases):
         return False
     for el in XPATH_HEADINGS(root):
-        text = " ".join(TEXT(el).split()).lower()
+        text = " ".join(text_of(el).split()).lower()
         if any(p in text for p in phrases):
             return True
     return False
@@ -121,7 +127,7 @@ def page_facts(
     if not links:
         return ParsedPage(ids, soft_404)
     title_el = root.find(".//title")
-    title = clean_text(TEXT(title_el)) if title_el is not None else ""
+    title = clean_text(text_of(title_el)) if title_el is not None else ""
     review = find_review_date(root, last_modified)
     base_url = url
     for b in XPATH_BASE(root):
@@ -150,7 +156,7 @@ def _links(root: etree._Element) -> list[tuple[str, str, str]]:
                     continue
                 seen.add((href, tag))
                 if tag in ("a", "area"):
-                    text = clean_text(TEXT(el) if tag == "a" else el.get("alt", ""))
+                    text = clean_text(text_of(el) if tag == "a" else el.get("alt", ""))
                     if not text:
                         text = clean_text(el.get("title") or el.get("aria-label") or "")
                         if not text:

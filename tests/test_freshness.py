@@ -13,6 +13,8 @@ import pytest
 from checks.freshness import (
     SOURCES,
     ReviewDate,
+    _has_stem,
+    _text_has_stem,
     find_phrase_date,
     find_review_date,
     parse_date_text,
@@ -730,3 +732,63 @@ def test_time_review_class_beats_updated_class_beats_plain_footer() -> None:
 def test_plain_etree_element_root() -> None:
     root = lxml.etree.fromstring("<html><body><p>Granskad 2021-02-03</p></body></html>")
     assert find_review_date(root) == ReviewDate(D(2021, 2, 3), "text")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sidan har granskats 2018-03-28",
+        "SIDAN ÄR ÄNDRAD",
+        "Senast Ändrad: i går",
+        "äNDRAT",
+        "Ändra inte",
+        "ÅÄÖ åäö — nothing here © 2023",
+        "UPDATED ON",
+        "Page last \u212aeviewed",  # no stem either way: "keviewed"
+        "GRAN\u212aSKAD",  # the Kelvin sign lower-cases to "k": "gransk"
+        "\u0130 reviewed",  # İ lower-cases to "i" + a combining dot
+        "modi\u0307fied",
+        "publi\u00adcerad",  # a soft hyphen splits the stem
+        "",
+        "\ud800 lone surrogate updated",
+    ],
+)
+def test_stem_precheck_on_bytes_equals_lower_cased_text(text: str) -> None:
+    """The pre-check reads UTF-8 bytes for non-ASCII text; it must find exactly what
+    ``str.lower`` and ``in`` find."""
+    assert _text_has_stem(text) == _has_stem(text.lower())
+
+
+def test_stem_precheck_equals_lower_cased_text_on_generated_text() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from(
+        [
+            "gransk",
+            "GRANSK",
+            "Ändra",
+            "ÄNDRA",
+            "ändra",
+            "andra",
+            "Updated",
+            "MODIFIED",
+            "é",
+            "Ä",
+            "\u212a",
+            "\u0130",
+            "ß",
+            "ﬁ",
+            " ",
+            "2018-03-28",
+            "publiceR",
+            "revideR",
+        ]
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.one_of(pieces, st.text(max_size=3)), max_size=12).map("".join))
+    def check(text: str) -> None:
+        assert _text_has_stem(text) == _has_stem(text.lower())
+
+    check()
