@@ -40,6 +40,8 @@ def text_of(el: etree._Element) -> str:
     """``TEXT(el)``, read straight from ``el.text`` when it has no children (most links:
     a third of the time)."""
     return TEXT(el) if len(el) else (el.text or "")
+
+
 XPATH_IDS = etree.XPath("//@id | //a/@name", smart_strings=False)
 XPATH_HEADINGS = etree.XPath("//title | //h1 | //h2", smart_strings=False)
 XPATH_HEADING_TEXT = etree.XPath(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
@@ -139,7 +140,7 @@ def join_key(page_url: str, href: str) -> str:
     h = href.strip()  # as resolve() does
     if not h or h[0] in "#?;" or h[0] < " " or "\t" in h or "\n" in h or "\r" in h:
         return page_url
-    m = _SCHEME.match(h)
+    m = _SCHEME.match(h) if ":" in h else None
     if m:
         if h[: m.end() - 1].lower() in SKIP_SCHEMES:
             return ""
@@ -149,14 +150,24 @@ def join_key(page_url: str, href: str) -> str:
         return page_url
     if h.startswith("//") and h[2:3] in ("", "/", "?", "#", "\\"):
         return page_url
+    keys = _page_keys(page_url)
+    if keys is None:
+        return page_url
+    if h[0] == "/" and h[1:2] != "/":
+        return keys[0]  # an absolute path needs only scheme and host
+    return keys[1]
+
+
+@functools.lru_cache(maxsize=1024)
+def _page_keys(page_url: str) -> tuple[str, str] | None:
+    """``page_url``'s scheme and host, and its directory (for ``join_key``; a page's links
+    ask for them one after the other)."""
     u = page_url.split("#", 1)[0].split("?", 1)[0]
     sep = u.find("://")
     slash = u.find("/", sep + 3) if sep >= 0 else -1
     if slash < 0:
-        return page_url
-    if h[0] == "/" and h[1:2] != "/":
-        return u[:slash]  # an absolute path needs only scheme and host
-    return u[: u.rfind("/") + 1]
+        return None
+    return u[:slash], u[: u.rfind("/") + 1]
 
 
 class ResolveCache:
