@@ -78,8 +78,8 @@ class Fetched:
     soft_404: bool
     #: For a crawled page, what its body said (title, review date, links).
     page: ParsedPage | None
-    #: ``page_json(page)``, when the parse worker made it already.
-    stored_page: str | None = field(default=None, compare=False, repr=False)
+    #: ``encode_fetched`` of this answer, when the parse worker made it already.
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
 
 
 def conditional_headers(etag: str, last_modified: str) -> dict[str, str]:
@@ -110,6 +110,8 @@ def page_json(p: ParsedPage) -> str:
 
 
 def encode_fetched(f: Fetched) -> bytes:
+    if f.encoded is not None:
+        return f.encoded
     doc: dict[str, Any] = {
         "s": f.status,
         "ct": f.content_type,
@@ -123,8 +125,7 @@ def encode_fetched(f: Fetched) -> bytes:
     }
     text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     if f.page is not None:
-        page = f.stored_page if f.stored_page is not None else page_json(f.page)
-        text = f'{text[:-1]},"p":{page}}}'
+        text = f'{text[:-1]},"p":{page_json(f.page)}}}'
     return zlib.compress(text.encode(), 6)
 
 

@@ -5,9 +5,10 @@ per-request work is most of the rest, and both ran on one core. The worker is fo
 the audit process once the spider starts (so it has every module loaded already) and talks
 over a socket pair: the spider sends (body, encoding, URL, Last-Modified, links wanted) and
 awaits a :data:`Reading` (:func:`read_page`): the :class:`crawler.extract.ParsedPage`, and
-for a crawled page also each link joined to the page's URL and the page as the re-run cache
-stores it, work the spider's process would otherwise do (~8 % of its CPU on the PostgreSQL
-manual). Requests are answered in order, one at a time.
+for a crawled page also each link joined to the page's URL and the answer as the re-run
+cache stores it (``fetch_cache.encode_fetched``: JSON, compressed), work the spider's
+process would otherwise do (~12 % of its CPU on the PostgreSQL manual). Requests are
+answered in order, one at a time.
 
 If the worker cannot be started or dies, :meth:`ParseWorker.read` raises
 :class:`WorkerGone` and the spider parses in its own process from then on: slower, same
@@ -27,7 +28,7 @@ import time
 from typing import Any
 
 from crawler.extract import ParsedPage, facts_from_body
-from crawler.fetch_cache import page_json
+from crawler.fetch_cache import Fetched, encode_fetched
 from crawler.urls import ResolveCache
 
 _LEN = struct.Struct("!I")
@@ -37,7 +38,10 @@ _LEN = struct.Struct("!I")
 Resolution = tuple[str, str | None, str | None]
 #: What a body said (None: it could not be parsed); with links, also each link's
 #: ``Resolution`` and ``fetch_cache.page_json`` of the page (else None, None).
-Reading = tuple[ParsedPage | None, tuple[Resolution, ...] | None, str | None]
+Reading = tuple[ParsedPage | None, tuple[Resolution, ...] | None, bytes | None]
+#: What the spider knows of an answer before its body is read, for the cache's record:
+#: (status, content type, method, HTML, has a body, truncated).
+Answer = tuple[int, str, str, bool, bool, bool]
 
 
 def read_page(
@@ -48,8 +52,11 @@ def read_page(
     phrases: tuple[str, ...],
     links: bool,
     resolver: ResolveCache,
+    answer: Answer | None = None,
 ) -> Reading:
-    """``facts_from_body``, and with ``links`` what the spider and the cache make of them."""
+    """``facts_from_body``, and with ``links`` what the spider and the cache make of them:
+    each link joined to the page, and (given the ``answer``) the cache's record of it,
+    ``encode_fetched`` as the spider would call it."""
     page = facts_from_body(body, encoding, url, last_modified, phrases, links)
     if page is None or not links:
         return page, None, None
@@ -58,7 +65,25 @@ def read_page(
     for href, _, _ in page.links:
         r = resolver(base, href)
         resolved.append((r.base, r.fragment, r.skip))
-    return page, tuple(resolved), page_json(page)
+    encoded = None
+    if answer is not None:
+        status, ctype, method, html, has_body, truncated = answer
+        head = None if method == "HEAD" or isinstance(body, str) else body[:16]
+        encoded = encode_fetched(
+            Fetched(
+                status,
+                ctype,
+                method,
+                html,
+                has_body,
+                truncated,
+                head,
+                page.ids,
+                page.soft_404,
+                page,
+            )
+        )
+    return page, tuple(resolved), encoded
 
 
 class WorkerGone(Exception):
@@ -104,7 +129,13 @@ class ParseWorker:
         return cls(pid, parent)
 
     async def read(
-        self, body: bytes, encoding: str, url: str, last_modified: str | None, links: bool
+        self,
+        body: bytes,
+        encoding: str,
+        url: str,
+        last_modified: str | None,
+        links: bool,
+        answer: Answer | None = None,
     ) -> Reading:
         if self._dead:
             raise WorkerGone
@@ -119,7 +150,8 @@ class ParseWorker:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = fut
         payload = pickle.dumps(
-            (req_id, body, encoding, url, last_modified, links), protocol=pickle.HIGHEST_PROTOCOL
+            (req_id, body, encoding, url, last_modified, links, answer),
+            protocol=pickle.HIGHEST_PROTOCOL,
         )
         try:
             self._writer.write(_LEN.pack(len(payload)) + payload)
@@ -196,11 +228,11 @@ def _serve(sock: socket.socket, phrases: tuple[str, ...]) -> None:  # pragma: no
         data = stream.read(n)
         if len(data) < n:
             return
-        req_id, body, encoding, url, last_modified, links = pickle.loads(data)
+        req_id, body, encoding, url, last_modified, links, answer = pickle.loads(data)
         try:
             result: tuple[bool, Any] = (
                 True,
-                read_page(body, encoding, url, last_modified, phrases, links, resolver),
+                read_page(body, encoding, url, last_modified, phrases, links, resolver, answer),
             )
         except Exception as e:
             result = (False, f"{type(e).__name__}: {e}"[:300])

@@ -47,7 +47,7 @@ from crawler.dispatch import Dispatch
 from crawler.extract import ParsedPage, facts_from_body, parser_for
 from crawler.fetch_cache import FetchCache, Fetched, PendingRevalidation, conditional_headers
 from crawler.memory import trim
-from crawler.parse_worker import ParseWorker, Reading, Resolution, WorkerGone
+from crawler.parse_worker import Answer, ParseWorker, Reading, Resolution, WorkerGone
 from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
@@ -558,10 +558,10 @@ class AuditSpider(Spider):
         soft_404 = False
         # Kept in the probe until the report: share the target's URL string when equal.
         final = t.url if response.url == t.url else response.url
-        #: The page facts taken (and their stored form, if the parse worker made it).
-        facts: list[tuple[ParsedPage, str | None]] = []
+        #: The page facts taken (and the cache's record, if the parse worker made it).
+        facts: list[tuple[ParsedPage, bytes | None]] = []
         resolved: tuple[Resolution, ...] | None = None
-        stored: str | None = None
+        encoded: bytes | None = None
         if replay is None:
             ctype = sys.intern((response.headers.get(b"Content-Type") or b"").decode("latin-1"))
             html = is_html_type(ctype) or (not ctype and _looks_like_html(response.body))
@@ -579,7 +579,8 @@ class AuditSpider(Spider):
             parsed: ParsedPage | None
             if replay is None:
                 want = mode == PAGE and st.in_scope(final_base) and final_base not in st.parsed
-                parsed, resolved, stored = await self._facts(response, want)
+                answer = (status, ctype, response.request.method, html, has_body, truncated)
+                parsed, resolved, encoded = await self._facts(response, want, answer)
             else:
                 parsed = replay.page
                 ids, soft_404 = replay.ids, replay.soft_404
@@ -604,7 +605,7 @@ class AuditSpider(Spider):
                         parsed,
                         facts if replay is None else None,
                         resolved,
-                        stored,
+                        encoded,
                     ):
                         yield req
                 st.page_ids[final_base] = ids
@@ -656,7 +657,7 @@ class AuditSpider(Spider):
         last_mod = (response.headers.get(b"Last-Modified") or b"").decode("latin-1")
         if not etag and not last_mod:
             return
-        page, stored = facts[0] if facts else (None, None)
+        page, encoded = facts[0] if facts else (None, None)
         if mode == PAGE and html and ids is not None and page is None:
             return  # parsed via another URL: this answer's page facts were not taken
         probe = t.probe
@@ -677,7 +678,7 @@ class AuditSpider(Spider):
                 ids=ids,
                 soft_404=probe.soft_404,
                 page=page,
-                stored_page=stored,
+                encoded=encoded,
             ),
         )
 
@@ -806,10 +807,12 @@ class AuditSpider(Spider):
             encoding = "cp1252"
         return encoding
 
-    async def _facts(self, response: Response, links: bool) -> Reading:
+    async def _facts(
+        self, response: Response, links: bool, answer: Answer | None = None
+    ) -> Reading:
         """Parse the body (in the parse worker when there is one) and read it; title,
         review date and links only with ``links`` (and from the worker, the links joined
-        and the page's stored form: ``parse_worker.read_page``)."""
+        and the cache's record of the ``answer``: ``parse_worker.read_page``)."""
         encoding = self._encoding(response)
         last_mod = response.headers.get(b"Last-Modified")
         last_modified = last_mod.decode("latin-1") if last_mod else None
@@ -819,7 +822,7 @@ class AuditSpider(Spider):
         elif self._worker is not None:
             try:
                 return await self._worker.read(
-                    response.body, encoding, response.url, last_modified, links
+                    response.body, encoding, response.url, last_modified, links, answer
                 )
             except WorkerGone:
                 self._worker = None
@@ -837,13 +840,14 @@ class AuditSpider(Spider):
         depth: int,
         ctype: str,
         parsed: ParsedPage,
-        facts: list[tuple[ParsedPage, str | None]] | None = None,
+        facts: list[tuple[ParsedPage, bytes | None]] | None = None,
         resolved: tuple[Resolution, ...] | None = None,
-        stored: str | None = None,
+        encoded: bytes | None = None,
     ) -> Iterator[Request]:
         """Record the page and follow its links, from a parse or from stored facts (a
-        304); with ``facts``, append ``(parsed, stored)`` there once every link was taken
-        (for the re-run cache). ``resolved``: the links joined by the parse worker."""
+        304); with ``facts``, append ``(parsed, encoded)`` there once every link was taken
+        (for the re-run cache). ``resolved``: the links joined by the parse worker;
+        ``encoded``: its record of the answer for the cache."""
         review = parsed.review
         self.state.pages.append(
             Page(
@@ -867,7 +871,7 @@ class AuditSpider(Spider):
             if req is not None:
                 yield req
         if facts is not None:
-            facts.append((parsed, stored))
+            facts.append((parsed, encoded))
 
     def _unparsed_page(
         self, t: Target, status: int, final_url: str, ctype: str, depth: int, html: bool

@@ -9,11 +9,12 @@ import signal
 import pytest
 
 from crawler.extract import facts_from_body
-from crawler.fetch_cache import page_json
+from crawler.fetch_cache import Fetched, decode_fetched, encode_fetched
 from crawler.parse_worker import ParseWorker, WorkerGone, read_page
 from crawler.urls import ResolveCache, resolve
 
 PHRASES = ("sidan finns inte",)
+ANSWER = (200, "text/html", "GET", True, True, False)
 PAGE = (
     "<html><head><title>Om  oss</title><base href='/sub/'>"
     "<meta name='dcterms.modified' content='2026-01-02'></head><body>"
@@ -30,7 +31,7 @@ def test_worker_matches_in_process() -> None:
         assert worker is not None
         try:
             readings = await asyncio.gather(
-                worker.read(PAGE, "utf-8", "http://h/p/x.html", None, True),
+                worker.read(PAGE, "utf-8", "http://h/p/x.html", None, True, ANSWER),
                 worker.read(PAGE, "utf-8", "http://h/p/x.html", None, False),
                 worker.read(b"<h1>Sidan finns inte</h1>", "utf-8", "http://h/", None, True),
             )
@@ -49,15 +50,20 @@ def test_worker_matches_in_process() -> None:
         assert got[0].ids == frozenset({"top", "old"})
         assert [href for href, _, _ in got[0].links] == ["a.html#x", "b.png", "d.pdf", "i.png"]
         assert got[2] is not None and got[2].soft_404
-        # With links: each joined as the spider would join it, and the cache's stored form.
-        _, resolved, stored = readings[0]
+        # With links: each joined as the spider would join it, and the cache's record of
+        # the answer, as the spider would encode it.
+        _, resolved, encoded = readings[0]
         joined = [resolve("http://h/sub/", href) for href, _, _ in got[0].links]
         assert resolved == tuple((r.base, r.fragment, r.skip) for r in joined)
         assert resolved[0] == ("http://h/sub/a.html", "x", None)
-        assert stored == page_json(got[0])
+        page = got[0]
+        assert encoded == encode_fetched(
+            Fetched(200, "text/html", "GET", True, True, False, PAGE[:16], page.ids, False, page)
+        )
+        assert decode_fetched(encoded).page == page
         assert readings[1][1:] == (None, None)  # no links asked: nothing joined
         assert readings[0] == read_page(
-            PAGE, "utf-8", "http://h/p/x.html", None, PHRASES, True, ResolveCache()
+            PAGE, "utf-8", "http://h/p/x.html", None, PHRASES, True, ResolveCache(), ANSWER
         )
 
     asyncio.run(go())
