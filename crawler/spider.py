@@ -579,7 +579,11 @@ class AuditSpider(Spider):
             parsed: ParsedPage | None
             if replay is None:
                 want = mode == PAGE and st.in_scope(final_base) and final_base not in st.parsed
-                answer = (status, ctype, response.request.method, html, has_body, truncated)
+                answer: Answer | None = None
+                headers = response.headers
+                if self.cache is not None and (b"ETag" in headers or b"Last-Modified" in headers):
+                    # What _remember will store, encoded by the parse worker.
+                    answer = (status, ctype, response.request.method, html, has_body, truncated)
                 parsed, resolved, encoded = await self._facts(response, want, answer)
             else:
                 parsed = replay.page
