@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from scrapy.utils.test import get_crawler
 
 from crawler.http_handler import HttpDownloadHandler
 from crawler.scrapy_settings import audit_settings
+from tests.cli_runner import sitewatch, write_config
 from tests.raw_http import RawServer
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello"
@@ -266,3 +268,28 @@ def test_a_header_value_with_a_line_break_is_never_sent() -> None:
         got = _with_handler(go)
     assert isinstance(got, DownloadFailedError)
     assert not any(b"/evil" in head for head in server.heads)
+
+
+def test_every_request_carries_the_configured_defaults(tmp_path: Path) -> None:
+    """User-Agent, Accept and Accept-Language reach the server on the audit's own requests
+    and on robots.txt (asked before the linked page; start pages are not held to it)
+    (crawler/request_defaults.py, in place of Scrapy's three middlewares)."""
+    page = b'<html><body><a href="/other.html">Mer</a><p>Granskad 2026-10-01</p></body></html>'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(page),
+        page,
+    )
+    with RawServer(lambda n: answer) as server:
+        cfg = write_config(
+            tmp_path / "site.toml",
+            f'[site]\nstart_urls = ["{server.url("/start.html")}"]\n\n'
+            '[crawl]\nuser_agent = "sitewatch-test-agent"\nobey_robots = true\n',
+        )
+        r = sitewatch("audit", "--config", str(cfg), "--as-of", "2026-11-26", "-q", cwd=tmp_path)
+    assert r.code in (0, 1), r.stderr
+    paths = [head.split(b" ", 2)[1] for head in server.heads]
+    assert {b"/robots.txt", b"/start.html", b"/other.html"} <= set(paths)
+    for head in server.heads:
+        assert b"\r\nUser-Agent: sitewatch-test-agent" in head, head
+        assert b"\r\nAccept: text/html" in head, head
+        assert b"\r\nAccept-Language: sv,en;q=0.8" in head, head
