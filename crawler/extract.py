@@ -28,8 +28,8 @@ LINK_ATTRS: dict[str, tuple[str, ...]] = {
 }
 SKIP_LINK_RELS = frozenset({"preconnect", "dns-prefetch", "preload", "prefetch", "modulepreload"})
 # Plain ``etree`` parsers, not ``lxml.html``'s: the same libxml2 parse, but without the
-# Python class lookup ``lxml.html`` runs for every element it hands out (~10 % of a page's
-# parse-and-read time on the PostgreSQL manual). Text is read with :data:`TEXT`.
+# Python class lookup ``lxml.html`` runs for every element it hands out (~5 % of the
+# instructions of reading a page of the PostgreSQL manual). Text is read with :data:`TEXT`.
 _PARSERS: dict[str, etree.HTMLParser | None] = {}
 TEXT_PARSER = etree.HTMLParser(collect_ids=False)
 #: An element's text with its descendants' (``lxml.html``'s ``text_content()``).

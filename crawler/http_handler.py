@@ -7,8 +7,8 @@ each loads the CA bundle) even for a site on plain HTTP. This one imports nothin
 Scrapy's base, makes its SSL context at the first ``https`` request, and keeps idle
 connections per origin for the next request (keep-alive).
 
-The response head is read whole and split (h11 did this before: ~0.15 ms of the audit
-process's CPU per response, a tenth of that now). What it accepts is HTTP/1.1's message
+The response head is read whole and split (h11 did this before: 182 µs of CPU for one 20 KB
+exchange in a microbenchmark, 14 µs now). What it accepts is HTTP/1.1's message
 syntax (RFC 9112), as h11 did: status line ``HTTP/1.0`` or ``HTTP/1.1`` with a three-digit
 code, header names that are tokens, CRLF or bare LF line ends, obsolete folded lines
 joined; interim 1xx answers skipped (101 refused); the body framed by

@@ -31,6 +31,7 @@ from scrapy.exceptions import (
     StopDownload,
 )
 from scrapy.http import Response
+from scrapy.http.request import NO_CALLBACK
 from twisted.python.failure import Failure
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
@@ -275,8 +276,8 @@ class AuditSpider(Spider):
             target_url,
             method=method or ("HEAD" if mode == HEAD else "GET"),
             headers=headers,
-            callback=self.on_response,
-            errback=self.on_error,
+            # Never given to a callback: the dispatch hands the outcome to _answer.
+            callback=NO_CALLBACK,
             meta=meta,
             dont_filter=True,
             priority=0 if mode == PAGE else 1,
@@ -494,13 +495,6 @@ class AuditSpider(Spider):
                     submit(req)
         except Exception:  # a bug, or hostile input the spider did not expect
             self._spider_error(request.url, Failure())
-
-    async def on_response(self, response: Response) -> None:
-        """Scrapy's callback for a request that went through its scheduler after all
-        (none of the spider's own do)."""
-        async for req in self._respond(response):
-            self._dispatch.submit(req)  # type: ignore[union-attr]
-        self._dispatch.pump()  # type: ignore[union-attr]
 
     async def _respond(self, response: Response) -> AsyncIterator[Request]:
         st = self.state
@@ -893,7 +887,7 @@ class AuditSpider(Spider):
         )
 
     def _drain(self) -> Iterator[Request]:
-        """Replay the targets the revalidation pass found unchanged (``on_response`` for
+        """Replay the targets the revalidation pass found unchanged (``_respond`` for
         a 304 without a request), and the ones their stored links lead to."""
         queue = self._replays
         while queue:
