@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 client for the re-run's pass: h11 over asyncio streams.
+"""A small HTTP/1.1 client for the re-run's pass: h11 over asyncio streams (``Client``), and
+pipelined status questions read by ``crawler.http1`` (``pipelined``).
 
 The pass before a re-run (``crawler.fetch_cache``) asks one question per stored URL
 ("changed since?") and reads no body but robots.txt. aiohttp costs ~0.4 s to import and
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urljoin, urlsplit
 
 import h11
+
+from crawler import http1
 
 _READ = 65536
 _MAX_HEAD = 64 * 1024
@@ -210,113 +213,34 @@ class _Unclear(Exception):
     """An answer this parser does not follow with certainty: stop using the connection."""
 
 
-@dataclass
-class _Stream:
-    reader: asyncio.StreamReader
-    buf: bytearray = field(default_factory=bytearray)
-
-    async def fill(self) -> None:
-        data = await self.reader.read(_READ)
-        if not data:
-            raise _Unclear("closed")
-        self.buf += data
-
-    async def line(self, limit: int) -> bytes:
-        while True:
-            end = self.buf.find(b"\r\n")
-            if end >= 0:
-                line = bytes(self.buf[:end])
-                del self.buf[: end + 2]
-                return line
-            if len(self.buf) > limit:
-                raise _Unclear("line too long")
-            await self.fill()
-
-    async def skip(self, n: int) -> None:
-        while len(self.buf) < n:
-            await self.fill()
-        del self.buf[:n]
-
-
 #: The headers a pipelined answer keeps (``Answer.headers``; names in lower case).
 _KEPT = {b"location": "location", b"content-type": "content-type", b"etag": "etag"}
 
 
-async def _read_answer(s: _Stream, method: str) -> tuple[Answer, bool]:
-    """Read one answer (its body skipped; only the ``_KEPT`` headers); (answer, the
-    connection stays open). Raises ``_Unclear`` for anything it does not follow with
-    certainty."""
-    while True:
-        status_line = await s.line(_MAX_PIPELINED_HEAD)
-        parts = status_line.split(b" ", 2)
-        if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or not parts[1].isdigit():
-            raise _Unclear("not an HTTP/1.x status line")
-        status = int(parts[1])
-        keep = parts[0] == b"HTTP/1.1"
-        length: int | None = None
-        chunked = False
-        size = 0
-        kept: dict[str, str] = {}
-        while True:
-            line = await s.line(_MAX_PIPELINED_HEAD)
-            if not line:
-                break
-            size += len(line)
-            if size > _MAX_PIPELINED_HEAD or line[:1] in (b" ", b"\t"):
-                raise _Unclear("head too long or folded")
-            name, colon, value = line.partition(b":")
-            if not colon:
-                raise _Unclear("malformed header")
-            name = name.strip().lower()
-            if name in _KEPT:
-                kept[_KEPT[name]] = value.strip().decode("latin-1")
-                continue
-            value = value.strip().lower()
-            if name == b"content-length":
-                if not value.isdigit() or (length is not None and int(value) != length):
-                    raise _Unclear("bad Content-Length")
-                length = int(value)
-            elif name == b"transfer-encoding":
-                if value != b"chunked":
-                    raise _Unclear("transfer coding")
-                chunked = True
-            elif name == b"connection":
-                tokens = {t.strip() for t in value.split(b",")}
-                if b"close" in tokens:
-                    keep = False
-                elif b"keep-alive" in tokens and parts[0] == b"HTTP/1.0":
-                    keep = True
-        if 100 <= status < 200:
-            if status == 101:
-                raise _Unclear("switching protocols")
-            continue  # an interim answer; the final one follows
-        answer = Answer(status, kept)
-        if method == "HEAD" or status in (204, 304):
-            return answer, keep
-        if chunked:
-            total = 0
-            while True:
-                size_line = await s.line(1024)
-                try:
-                    n = int(size_line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise _Unclear("bad chunk size") from None
-                total += n
-                if n < 0 or total > _DRAIN:
-                    raise _Unclear("long body")
-                if n == 0:
-                    while await s.line(_MAX_PIPELINED_HEAD):  # trailers
-                        pass
-                    return answer, keep
-                await s.skip(n)
-                if await s.line(2):
-                    raise _Unclear("chunk longer than its size")
-        if length is None:
+async def _read_answer(s: http1.Stream, method: str) -> tuple[Answer, bool]:
+    """Read one answer (``crawler.http1``; its body skipped, only the ``_KEPT`` headers);
+    (answer, the connection stays open). Raises ``_Unclear`` for anything it does not
+    follow with certainty: a malformed head or chunk, a body ended by the connection's
+    close or longer than 64 KiB, a connection that ended early."""
+    try:
+        head = await http1.read_head(s, method, _MAX_PIPELINED_HEAD)
+        if head.length is None:
             raise _Unclear("body delimited by the connection's end")
-        if length > _DRAIN:
+        if head.length > _DRAIN:
             raise _Unclear("long body")
-        await s.skip(length)
-        return answer, keep
+        total = 0
+        async for piece in http1.body(s, head):
+            total += len(piece)
+            if total > _DRAIN:
+                raise _Unclear("long body")
+    except (http1.ProtocolError, http1.DataLoss, ConnectionResetError) as e:
+        raise _Unclear(str(e) or type(e).__name__) from e
+    kept = {}
+    for name, value in head.headers:
+        key = _KEPT.get(name.lower())
+        if key is not None:
+            kept[key] = value.decode("latin-1")
+    return Answer(head.status, kept), head.keep
 
 
 def _request_head(
@@ -374,7 +298,7 @@ async def pipelined(
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(host, port, ssl=_tls(scheme))
-            s = _Stream(reader)
+            s = http1.Stream(reader)
             while todo:
                 batch = todo[:PIPELINE_DEPTH]
                 del todo[:PIPELINE_DEPTH]

@@ -129,8 +129,8 @@ def get_env() -> Environment:
         bytecode_cache=_bytecode_cache(),
     )
     # A report shows the same URLs and titles over and over (a broken link on every page
-    # of a manual): each distinct value is cleaned once per process (~15 % of the HTML
-    # report's rendering on the PostgreSQL manual).
+    # of a manual): each distinct value is cleaned once per process (one render of the
+    # PostgreSQL manual's report: 1,297M -> 1,024M instructions, callgrind).
     env.filters["clip"] = _remembered(display_text)
     env.filters["href"] = _remembered(safe_href)
     env.filters["datetime"] = format_datetime
