@@ -48,7 +48,14 @@ from crawler.dispatch import Dispatch
 from crawler.extract import ParsedPage, facts_from_body, parser_for
 from crawler.fetch_cache import FetchCache, Fetched, PendingRevalidation, conditional_headers
 from crawler.memory import trim
-from crawler.parse_worker import Answer, ParseWorker, Reading, Resolution, WorkerGone
+from crawler.parse_worker import (
+    Answer,
+    ParseWorker,
+    Reading,
+    Resolution,
+    WorkerGone,
+    worker_count,
+)
 from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
@@ -62,8 +69,11 @@ CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
 FRONTIER = 1000
 #: Give freed heap memory back (``crawler.memory.trim``) every so many answers.
 TRIM_EVERY = 2000
-#: Parse pages in a forked worker process (crawler.parse_worker) while this one fetches.
+#: Parse pages in forked worker processes (crawler.parse_worker) while this one fetches.
 PARSE_WORKER = True
+#: How many; None: one per CPU this process may use, at most four
+#: (``parse_worker.worker_count``).
+PARSE_WORKERS: int | None = None
 #: URLs that ``safe_url_string`` (Scrapy's Request) would leave exactly as they are: ASCII
 #: host and port, a path and query of characters it never quotes, every ``%`` starting an
 #: escape. Such requests skip Scrapy's re-quoting (meta ``verbatim_url``); tested against it.
@@ -176,8 +186,8 @@ class AuditSpider(Spider):
         #: URL -> probe mode still needed. Checked when the crawl runs dry, unless a page
         #: crawl fetched them meanwhile (``<link rel=next>`` in every page of a manual).
         self._deferred: dict[str, int] = {}
-        #: Parses pages in a second process (crawler.parse_worker); forked in start().
-        self._worker: ParseWorker | None = None
+        #: Parse pages in processes of their own (crawler.parse_worker); forked in start().
+        self._workers: list[ParseWorker] = []
         #: Targets the revalidation pass found unchanged, replayed without a request.
         self._replays: deque[tuple[Target, int, int]] = deque()
         #: Pages to crawl that are not yet Scrapy requests (see ``FRONTIER``), in the
@@ -217,7 +227,11 @@ class AuditSpider(Spider):
             pending.finish()
             st.stats["revalidated"] = self.cache.revalidated
         if PARSE_WORKER:
-            self._worker = ParseWorker.start(self.soft_404_phrases)
+            for _ in range(PARSE_WORKERS or worker_count()):
+                worker = ParseWorker.start(self.soft_404_phrases, self._workers)
+                if worker is not None:
+                    self._workers.append(worker)
+            st.stats["parse_workers"] = len(self._workers)
         for url in st.settings.start_urls:
             r = resolve(url, "")
             t = st.target(r.base, internal=True)
@@ -817,14 +831,18 @@ class AuditSpider(Spider):
         body: bytes | str = response.body
         if parser_for(encoding) is None:  # decoded by Scrapy (BOM, header, meta)
             body = response.text
-        elif self._worker is not None:
+        elif self._workers:
+            # The worker with the fewest pages waiting (the first, on a tie).
+            worker = min(self._workers, key=ParseWorker.waiting)
             try:
-                return await self._worker.read(
+                return await worker.read(
                     response.body, encoding, response.url, last_modified, links, answer
                 )
-            except WorkerGone:
-                self._worker = None
-                self.state.stats["parse_worker_lost"] += 1
+            except WorkerGone:  # this page is read here; the next go to the others
+                if worker in self._workers:
+                    self._workers.remove(worker)
+                    worker.close()
+                    self.state.stats["parse_worker_lost"] += 1
         page = facts_from_body(
             body, encoding, response.url, last_modified, self.soft_404_phrases, links
         )
@@ -939,9 +957,9 @@ class AuditSpider(Spider):
         if self._dispatch is not None:
             self._dispatch.cancel()
         self._resolve = ResolveCache()  # ~17 MB when full; not needed after the crawl
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
         if reason != "finished":
             self.state.incomplete_reason(f"crawl stopped early ({reason})")
 

@@ -229,14 +229,63 @@ SMALL = {
 
 @pytest.mark.parametrize("small", list(SMALL))
 def test_small_frontier_or_spill_gives_the_same_report(tmp_path: Path, small: str) -> None:
+    whole, fed, server = _audits(tmp_path, SMALL[small])
+    _assert_same_report(whole, fed, server)
+
+
+#: Audits whose pages are read elsewhere (crawler.parse_worker): in the audit process, by
+#: three workers, by two of which one stops after its first page (the spider then sends
+#: every page to the other).
+WORKERS = {
+    "in_process": "import crawler.spider as s; s.PARSE_WORKER = False",
+    "three": "import crawler.spider as s; s.PARSE_WORKERS = 3",
+    "one_dies": """
+import os
+import crawler.parse_worker as w, crawler.spider as s
+s.PARSE_WORKERS = 2
+start, serve, made = w.ParseWorker.start.__func__, w._serve, []
+def started(cls, phrases, others=()):
+    w.DIES = len(made) == 1  # the second worker, in its forked child
+    made.append(start(cls, phrases, others))
+    return made[-1]
+def served(sock, phrases):
+    if w.DIES:
+        sock.recv(1)  # its first page arrives: gone without an answer
+        os._exit(0)
+    serve(sock, phrases)
+w.ParseWorker.start = classmethod(started)
+w._serve = served
+""",
+}
+
+
+@pytest.mark.parametrize("variant", list(WORKERS))
+def test_parse_workers_give_the_same_report(tmp_path: Path, variant: str) -> None:
+    whole, fed, server = _audits(tmp_path, WORKERS[variant])
+    _assert_same_report(whole, fed, server)
+    stats = fed["run"]["stats"]
+    assert "parse_workers" not in stats if variant == "in_process" else stats["parse_workers"]
+    if variant == "three":
+        assert stats["parse_workers"] == 3
+        assert "parse_worker_lost" not in stats
+    if variant == "one_dies":
+        assert stats["parse_workers"] == 2
+        assert stats["parse_worker_lost"] == 1
+
+
+def _audits(tmp_path: Path, patch: str) -> tuple[dict[str, Any], dict[str, Any], SiteServer]:
+    """The default audit of the ``_site`` and one after ``patch``."""
     www = tmp_path / "www"
     www.mkdir()
     _site(www)
     routes = {"/old.html": Route(status=301, redirect_to="/index.html")}
     with SiteServer("127.0.0.1", root=www, routes=routes, name="frontier") as server:
         whole = _audit(server, tmp_path, "whole")
-        fed = _audit(server, tmp_path, "fed", SMALL[small])
+        fed = _audit(server, tmp_path, "fed", patch)
+    return whole, fed, server
 
+
+def _assert_same_report(whole: dict[str, Any], fed: dict[str, Any], server: SiteServer) -> None:
     def links(report: dict[str, Any]) -> dict[str, Any]:
         return {
             link["url"]: {**link, "found_on": sorted(map(json.dumps, link["found_on"]))}
