@@ -140,6 +140,12 @@ def agreement(recs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def tree_pss(rs: list[dict[str, Any]]) -> str:
+    """The largest whole-tree PSS of the runs, or a dash when none was measured."""
+    values = [r["peak_tree_pss_mb"] for r in rs if "peak_tree_pss_mb" in r]
+    return f"{max(values):.0f}" if values else "–"
+
+
 def generated(recs: list[dict[str, Any]], work: Path) -> list[str]:
     rows = defaultdict(list)
     for r in recs:
@@ -149,8 +155,9 @@ def generated(recs: list[dict[str, Any]], work: Path) -> list[str]:
         return []
     lines = [
         "| site | runs | pages | link refs | wall s (median) | pages/s | peak RSS MB (max) "
+        "| whole tree: peak PSS MB (max) "
         "| complete | planted (gen_site expected.json) | sitewatch findings by check |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for site in sorted(rows, key=lambda s: int(s[1:])):
         rs = rows[site]
@@ -173,7 +180,8 @@ def generated(recs: list[dict[str, Any]], work: Path) -> list[str]:
         lines.append(
             f"| {site} | {len(rs)} | {f.get('pages', '?')} | {f.get('link_refs', '?')} | "
             f"{w:.2f} | {f.get('pages', 0) / w:,.0f} | {max(r['peak_rss_mb'] for r in rs):.0f} | "
-            f"{f.get('complete')} | {planted_txt} | {f.get('findings_by_check', {})} |"
+            f"{tree_pss(rs)} | {f.get('complete')} | {planted_txt} | "
+            f"{f.get('findings_by_check', {})} |"
         )
     return lines
 
