@@ -10,7 +10,7 @@ import pytest
 
 from crawler.extract import facts_from_body
 from crawler.fetch_cache import Fetched, decode_fetched, encode_fetched
-from crawler.parse_worker import ParseWorker, WorkerGone, read_page
+from crawler.parse_worker import ParseWorker, WorkerGone, read_page, worker_count
 from crawler.urls import ResolveCache, resolve
 
 PHRASES = ("sidan finns inte",)
@@ -84,3 +84,42 @@ def test_dead_worker_raises_worker_gone() -> None:
             worker.close()
 
     asyncio.run(go())
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets process ``pid`` holds open."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[len("socket:[") : -1]))
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_later_worker_holds_no_copy_of_an_earlier_workers_socket() -> None:
+    first = ParseWorker.start(PHRASES)
+    assert first is not None and first._sock is not None
+    second = ParseWorker.start(PHRASES, [first])
+    assert second is not None
+    try:
+        # An answer: the second worker is serving, so it has closed what it was to close.
+        page = asyncio.run(second.read(PAGE, "utf-8", "http://h/", None, False))[0]
+        assert page is not None
+        mine = os.fstat(first._sock.fileno()).st_ino
+        # The audit process holds it; the second worker, forked after, closed its copy.
+        assert mine in _socket_inodes(os.getpid())
+        assert mine not in _socket_inodes(second.pid)
+    finally:
+        second.close()
+        first.close()
+
+
+def test_worker_count_is_one_per_usable_cpu_up_to_the_limit() -> None:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert worker_count() == max(1, min(4, cpus or 1))
+    assert worker_count(most=1) == 1
+    assert worker_count(most=64) == max(1, cpus or 1)
