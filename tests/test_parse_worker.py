@@ -10,7 +10,7 @@ import pytest
 
 from crawler.extract import facts_from_body
 from crawler.fetch_cache import Fetched, decode_fetched, encode_fetched
-from crawler.parse_worker import ParseWorker, WorkerGone, read_page, worker_count
+from crawler.parse_worker import NICENESS, ParseWorker, WorkerGone, read_page, worker_count
 from crawler.urls import ResolveCache, resolve
 
 PHRASES = ("sidan finns inte",)
@@ -123,3 +123,15 @@ def test_worker_count_is_one_per_usable_cpu_up_to_the_limit() -> None:
     assert worker_count() == max(1, min(4, cpus or 1))
     assert worker_count(most=1) == 1
     assert worker_count(most=64) == max(1, cpus or 1)
+
+
+def test_worker_runs_nicer_than_the_audit_process() -> None:
+    worker = ParseWorker.start(PHRASES)
+    assert worker is not None
+    try:
+        # Once it answers, it has set its priority.
+        assert asyncio.run(worker.read(PAGE, "utf-8", "http://h/", None, False))[0] is not None
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, mine + NICENESS)
+    finally:
+        worker.close()
