@@ -63,10 +63,27 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _BAD_VALUE = re.compile(rb"[\r\n\0]")
 
 
+def headers_from(pairs: list[tuple[bytes, bytes]]) -> Headers:
+    """``Headers(pairs)`` for names and values that are bytes, built without normalising
+    each one through Headers' methods (the same dict: title-cased name -> values in order;
+    tested equal)."""
+    grouped: dict[bytes, list[bytes]] = {}
+    for name, value in pairs:
+        key = name.title()
+        values = grouped.get(key)
+        if values is None:
+            grouped[key] = [value]
+        else:
+            values.append(value)
+    headers = Headers()
+    dict.update(headers, grouped)
+    return headers
+
+
 class _Conn:
     """One connection: its reading side (``crawler.http1.Stream``) and its writer."""
 
-    __slots__ = ("key", "stream", "writer")
+    __slots__ = ("_peer", "key", "stream", "writer")
 
     def __init__(
         self, key: tuple[str, str, int], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -74,6 +91,19 @@ class _Conn:
         self.key = key
         self.stream = http1.Stream(reader)
         self.writer = writer
+        self._peer: tuple[Any, Any] | None = None
+
+    def peer(self) -> tuple[Any, Any]:
+        """(certificate, IP address) of the peer: the same for every answer on it."""
+        if self._peer is None:
+            writer = self.writer
+            address = writer.get_extra_info("peername")
+            ssl_object = writer.get_extra_info("ssl_object")
+            self._peer = (
+                ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None,
+                ipaddress.ip_address(address[0]) if address else None,
+            )
+        return self._peer
 
     def close(self) -> None:
         self.writer.close()
@@ -134,23 +164,19 @@ class HttpDownloadHandler(BaseStreamingDownloadHandler[_Response]):
 
     @staticmethod
     def _extract_headers(response: _Response) -> Headers:
-        return Headers(response.head.headers)
+        return headers_from(response.head.headers)
 
     @staticmethod
     def _build_base_response_args(
         response: _Response, request: Request, headers: Headers
     ) -> _BaseResponseArgs:
-        writer = response.conn.writer
-        peer = writer.get_extra_info("peername")
-        ssl_object = writer.get_extra_info("ssl_object")
+        certificate, ip_address = response.conn.peer()
         return {
             "status": response.head.status,
             "url": request.url,
             "headers": headers,
-            "certificate": (
-                ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-            ),
-            "ip_address": ipaddress.ip_address(peer[0]) if peer else None,
+            "certificate": certificate,
+            "ip_address": ip_address,
             "protocol": response.head.version,
         }
 
@@ -227,7 +253,9 @@ class HttpDownloadHandler(BaseStreamingDownloadHandler[_Response]):
     async def _send(self, conn: _Conn, request: Request, host: str, target: str) -> _Response:
         # Scrapy's URLs are ASCII already (IDNA hosts, percent-encoded paths).
         lines = [f"{request.method} {target} HTTP/1.1\r\nHost: {host}\r\n".encode("ascii")]
-        for name, values in request.headers.items():
+        # The stored (normalised) names and value lists, as Headers.items() gives them
+        # without normalising each name again.
+        for name, values in dict.items(request.headers):
             if name.lower() in (b"host", b"proxy-authorization"):
                 continue
             if not http1.TOKEN.fullmatch(name):

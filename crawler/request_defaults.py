@@ -20,10 +20,16 @@ if TYPE_CHECKING:
 
 class RequestDefaultsMiddleware:
     def __init__(self, timeout: float, headers: dict[str, str], user_agent: str | None) -> None:
+        from scrapy.http import Headers
+
         self._timeout = timeout
-        self._headers = [(k, v) for k, v in headers.items() if v is not None]
+        pairs = [(k, v) for k, v in headers.items() if v is not None]
         if user_agent:
-            self._headers.append(("User-Agent", user_agent))
+            pairs.append(("User-Agent", user_agent))
+        # Each name and value as Headers stores them (title-cased bytes, a list of bytes),
+        # normalised once here instead of on every request.
+        norm = Headers()
+        self._headers = [(norm.normkey(k), norm.normvalue(v)) for k, v in pairs]
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RequestDefaultsMiddleware:
@@ -38,6 +44,8 @@ class RequestDefaultsMiddleware:
         if self._timeout:
             request.meta.setdefault("download_timeout", self._timeout)
         headers = request.headers
-        for name, value in self._headers:
-            headers.setdefault(name, value)
+        for key, values in self._headers:
+            # Headers.setdefault(name, value) with the normalising done already.
+            if key not in dict.keys(headers):
+                dict.__setitem__(headers, key, list(values))
         return None

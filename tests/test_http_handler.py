@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from scrapy import Request
 from scrapy.exceptions import (
     CannotResolveHostError,
@@ -24,9 +27,11 @@ from scrapy.exceptions import (
     DownloadTimeoutError,
     ResponseDataLossError,
 )
+from scrapy.http import Headers
 from scrapy.utils.test import get_crawler
 
-from crawler.http_handler import HttpDownloadHandler
+from crawler.http_handler import HttpDownloadHandler, headers_from
+from crawler.request_defaults import RequestDefaultsMiddleware
 from crawler.scrapy_settings import audit_settings
 from tests.cli_runner import sitewatch, write_config
 from tests.raw_http import RawServer
@@ -293,3 +298,52 @@ def test_every_request_carries_the_configured_defaults(tmp_path: Path) -> None:
         assert b"\r\nUser-Agent: sitewatch-test-agent" in head, head
         assert b"\r\nAccept: text/html" in head, head
         assert b"\r\nAccept-Language: sv,en;q=0.8" in head, head
+
+
+_NAME = st.sampled_from(
+    [
+        b"Content-Type",
+        b"content-type",
+        b"CONTENT-TYPE",
+        b"Set-Cookie",
+        b"set-cookie",
+        b"ETag",
+        b"x-a_b",
+        b"X-A_B",
+        b"Link",
+        b"www-authenticate",
+        b"Www-Authenticate",
+    ]
+)
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_NAME, st.binary(max_size=8)), max_size=12))
+def test_headers_built_fast_equal_scrapys(pairs: list[tuple[bytes, bytes]]) -> None:
+    fast = headers_from(pairs)
+    slow = Headers(pairs)
+    assert type(fast) is Headers
+    assert dict(fast) == dict(slow)
+    assert list(dict.items(fast)) == list(dict.items(slow))  # the same order too
+    for name, _ in pairs:
+        assert fast.getlist(name) == slow.getlist(name)
+
+
+def test_request_defaults_set_what_scrapys_setdefault_would() -> None:
+    defaults = {"Accept": "text/html", "accept-language": "sv", "X-None": None}
+    mw = RequestDefaultsMiddleware(7.0, defaults, "sitewatch-ua")
+    given_headers = {"Accept": "application/json", "If-None-Match": '"x"'}
+    fast = Request("http://h/", headers=given_headers)
+    mw.process_request(fast)
+    slow = Request("http://h/", headers=given_headers)
+    for name, value in [*((k, v) for k, v in defaults.items() if v is not None)]:
+        slow.headers.setdefault(name, value)
+    slow.headers.setdefault("User-Agent", "sitewatch-ua")
+    assert list(dict.items(fast.headers)) == list(dict.items(slow.headers))
+    assert fast.headers[b"Accept"] == b"application/json"  # the request's own value stays
+    assert fast.meta["download_timeout"] == 7.0
+    # Each request gets lists of its own: changing one leaves the next request alone.
+    fast.headers.appendlist("Accept-Language", "en")
+    other = Request("http://h/")
+    mw.process_request(other)
+    assert other.headers.getlist("Accept-Language") == [b"sv"]
