@@ -95,6 +95,8 @@ def audit_settings(
         "STATS_DUMP": False,
         "LOG_ENABLED": verbose,
         "LOG_LEVEL": "INFO" if verbose else "CRITICAL",
+        # No per-response "Crawled" record built for nothing (crawler/log_formatter.py).
+        "LOG_FORMATTER": "crawler.log_formatter.QuietLogFormatter",
         "REACTOR_THREADPOOL_MAXSIZE": 20,
         # No Twisted reactor: Scrapy runs on a plain asyncio loop (less CPU per request
         # than Twisted's client) and downloads through an asyncio streaming handler, whose

@@ -347,3 +347,18 @@ def test_request_defaults_set_what_scrapys_setdefault_would() -> None:
     other = Request("http://h/")
     mw.process_request(other)
     assert other.headers.getlist("Accept-Language") == [b"sv"]
+
+
+def test_no_crawled_message_is_built_for_each_response() -> None:
+    from scrapy.http import HtmlResponse
+    from scrapy.utils.misc import load_object
+
+    formatter_cls = load_object(_settings()["LOG_FORMATTER"])
+    request = Request("http://h/")
+    response = HtmlResponse("http://h/", body=b"<p>x</p>", request=request)
+    assert formatter_cls().crawled(request, response, None) is None
+    # The other messages stay Scrapy's.
+    from scrapy.logformatter import LogFormatter
+
+    assert formatter_cls.dropped is LogFormatter.dropped
+    assert formatter_cls.download_error is LogFormatter.download_error
