@@ -101,7 +101,8 @@ def ratios(recs: list[dict[str, Any]]) -> list[str]:
         target = TARGETS.get(tool)
         met = "–" if target is None else ("yes" if ratio >= target else "**no**")
         tgt = f"≥ {target}×" if target else "–"
-        lines.append(f"| {tool} | {med(walls):.2f} | {sw:.2f} | {ratio:.2f}× | {tgt} | {met} |")
+        # Three decimals: a ratio just under its target must not read as the target.
+        lines.append(f"| {tool} | {med(walls):.2f} | {sw:.2f} | {ratio:.3f}× | {tgt} | {met} |")
     return lines
 
 
