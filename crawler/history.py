@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from dataclasses import dataclass, replace
+import threading
+from dataclasses import dataclass, field, replace
 
 from checks.changes import Changes, FlakyPolicy, apply_flakiness
 from checks.evaluate import sort_key
@@ -32,6 +33,8 @@ class History:
     run_id: int
     flaky: FlakyPolicy
     started: dt.datetime
+    #: The store's background close after ``store_run``.
+    _closing: threading.Thread | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, cfg: Config) -> History:
@@ -54,7 +57,9 @@ class History:
     def finish(self, report: Report) -> tuple[Report, Changes]:
         """Apply flaky-link grace from the history, store the run, return what changed."""
         report = self.prepare(report)
-        return report, self.store_run(report)
+        changes = self.store_run(report)
+        self.wait_closed()
+        return report, changes
 
     def prepare(self, report: Report) -> Report:
         """The report with flaky-link grace from the history applied (nothing stored yet).
@@ -75,13 +80,24 @@ class History:
         return replace(report, findings=tuple(sorted(findings, key=sort_key)))
 
     def store_run(self, report: Report) -> Changes:
-        """Store the run (``report`` from :meth:`prepare`) and close the store."""
+        """Store the run (``report`` from :meth:`prepare`) and close the store: in the
+        background once the run is stored (:meth:`wait_closed`), at once on failure."""
         try:
-            return self.store.finish_run(self.run_id, report)
+            changes = self.store.finish_run(self.run_id, report)
         except (sqlite3.Error, StoreError) as e:
-            raise HistoryError(f"run {self.run_id} could not be stored in the history: {e}") from e
-        finally:
             self.store.close()
+            raise HistoryError(f"run {self.run_id} could not be stored in the history: {e}") from e
+        except BaseException:
+            self.store.close()
+            raise
+        self._closing = self.store.close_in_background()
+        return changes
+
+    def wait_closed(self) -> None:
+        """Wait until the store is closed (its checkpoint done; see ``store_run``)."""
+        closing, self._closing = self._closing, None
+        if closing is not None:
+            closing.join()
 
     def abandon(self, reason: str) -> None:
         self.store.mark_crashed(self.run_id, reason)

@@ -150,6 +150,9 @@ def _finish(cfg: Config, report: Report, history: History | None, quiet: bool) -
     except OSError as e:
         err(f"cannot write reports to {out_dir}: {e.strerror or e}")
         return EXIT_ERROR
+    finally:
+        if history:
+            history.wait_closed()  # closed while the reports rendered
     if not quiet:
         print(summary_line(report))
         if changes_line:

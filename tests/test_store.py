@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -262,3 +263,43 @@ def test_finish_run_reuses_the_state_read_only_while_nobody_wrote(tmp_path: Path
         changes = s.finish_run(rid, report(T0 + 2 * WEEK, [x, y, z]))
         assert targets(changes.new) == [y.target]
         assert targets(changes.still_open) == [x.target, z.target]
+
+
+def _pages_in_file_alone(db: Path, rid: int, tmp: Path) -> int:
+    """Pages of run ``rid`` in the database file itself, without its WAL."""
+    copy = tmp / "file-alone.db"
+    for old in (copy, Path(f"{copy}-wal"), Path(f"{copy}-shm")):
+        old.unlink(missing_ok=True)
+    shutil.copyfile(db, copy)
+    con = sqlite3.connect(copy)
+    try:
+        return con.execute("SELECT count(*) FROM pages WHERE run_id = ?", (rid,)).fetchone()[0]
+    except sqlite3.OperationalError:  # not even the tables are in the file yet
+        return 0
+    finally:
+        con.close()
+
+
+def test_stored_run_is_committed_at_once_and_checkpointed_as_the_store_closes(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "h.db"
+    pages = tuple(Page(f"https://x.se/p{i}", 200, f"Sida {i}") for i in range(100_000))
+    s = Store(db)
+    rid, _ = run(s, T0, [broken("https://t/a")], pages=pages)
+    # Committed: another connection reads the whole run (from the WAL) ...
+    other = sqlite3.connect(db)
+    assert other.execute("SELECT status FROM runs WHERE id = ?", (rid,)).fetchone()[0] == (
+        "complete"
+    )
+    assert other.execute("SELECT count(*) FROM pages WHERE run_id = ?", (rid,)).fetchone()[0] == (
+        100_000
+    )
+    other.close()
+    # ... but the commit did not checkpoint (the run's WAL passed SQLite's 1,000-page mark):
+    # the database file alone does not have it yet. Later commits checkpoint again.
+    assert _pages_in_file_alone(db, rid, tmp_path) == 0
+    assert s._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    s.close_in_background().join()
+    # The last connection's close checkpointed it into the file.
+    assert _pages_in_file_alone(db, rid, tmp_path) == 100_000
