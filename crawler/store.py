@@ -795,7 +795,11 @@ class Store:
                     None if lr.pdf_magic is None else int(lr.pdf_magic),
                     int(lr.watched),
                     int(lr.internal),
-                    json.dumps([[h.url, h.status] for h in lr.redirect_chain]),
+                    (
+                        json.dumps([[h.url, h.status] for h in lr.redirect_chain])
+                        if lr.redirect_chain
+                        else "[]"  # json.dumps([]), for the many links never redirected
+                    ),
                     _found_on_json(lr.found_on),
                     lr.pdf_problem,
                     seq,
