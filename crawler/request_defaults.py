@@ -46,6 +46,6 @@ class RequestDefaultsMiddleware:
         headers = request.headers
         for key, values in self._headers:
             # Headers.setdefault(name, value) with the normalising done already.
-            if key not in dict.keys(headers):
+            if not dict.__contains__(headers, key):
                 dict.__setitem__(headers, key, list(values))
         return None

@@ -69,10 +69,9 @@ CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
 FRONTIER = 1000
 #: Give freed heap memory back (``crawler.memory.trim``) every so many answers.
 TRIM_EVERY = 2000
-#: Parse pages in forked worker processes (crawler.parse_worker) while this one fetches.
-PARSE_WORKER = True
-#: How many; None: one per CPU this process may use, at most four
-#: (``parse_worker.worker_count``).
+#: Forked processes that parse pages (crawler.parse_worker) while this one fetches. None:
+#: one per CPU this process may use, at most four (``parse_worker.worker_count``); 0:
+#: pages are parsed in this process.
 PARSE_WORKERS: int | None = None
 #: URLs that ``safe_url_string`` (Scrapy's Request) would leave exactly as they are: ASCII
 #: host and port, a path and query of characters it never quotes, every ``%`` starting an
@@ -226,11 +225,12 @@ class AuditSpider(Spider):
             # Before the parse worker's fork: the pass's pipe is closed by then.
             pending.finish()
             st.stats["revalidated"] = self.cache.revalidated
-        if PARSE_WORKER:
-            for _ in range(PARSE_WORKERS or worker_count()):
-                worker = ParseWorker.start(self.soft_404_phrases, self._workers)
-                if worker is not None:
-                    self._workers.append(worker)
+        wanted = worker_count() if PARSE_WORKERS is None else PARSE_WORKERS
+        for _ in range(wanted):
+            worker = ParseWorker.start(self.soft_404_phrases, self._workers)
+            if worker is not None:
+                self._workers.append(worker)
+        if wanted:
             st.stats["parse_workers"] = len(self._workers)
         for url in st.settings.start_urls:
             r = resolve(url, "")

@@ -616,23 +616,17 @@ class Store:
         The run is complete when ``report.run.complete``. Returns the comparison with the
         history (also available later from ``changes_for``).
         """
-        info = report.run
-        state_read = self._state_read
         # Not checkpointed at this commit (a run of a big site passes SQLite's 1000-page
         # mark): the last connection's close does it (``close_in_background``).
         self._db.execute("PRAGMA wal_autocheckpoint = 0")
         try:
-            return self._finish_run(run_id, report, info, state_read)
+            return self._finish_run(run_id, report)
         finally:
             self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
 
-    def _finish_run(
-        self,
-        run_id: int,
-        report: Report,
-        info: RunInfo,
-        state_read: tuple[str, int, dict[Key, FindingState]] | None,
-    ) -> Changes:
+    def _finish_run(self, run_id: int, report: Report) -> Changes:
+        info = report.run
+        state_read = self._state_read
         with self._tx() as db:
             run = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
             if run is None:

@@ -237,7 +237,7 @@ def test_small_frontier_or_spill_gives_the_same_report(tmp_path: Path, small: st
 #: three workers, by two of which one stops after its first page (the spider then sends
 #: every page to the other).
 WORKERS = {
-    "in_process": "import crawler.spider as s; s.PARSE_WORKER = False",
+    "in_process": "import crawler.spider as s; s.PARSE_WORKERS = 0",
     "three": "import crawler.spider as s; s.PARSE_WORKERS = 3",
     "one_dies": """
 import os
