@@ -37,8 +37,8 @@ TEXT = etree.XPath("string()")
 
 
 def text_of(el: etree._Element) -> str:
-    """``TEXT(el)``, read straight from ``el.text`` when it has no children (most links:
-    a third of the time)."""
+    """``TEXT(el)``, read straight from ``el.text`` when it has no children (85 % of the
+    PostgreSQL manual's links)."""
     return TEXT(el) if len(el) else (el.text or "")
 
 
