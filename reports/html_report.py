@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from checks.models import Check, Finding, LinkResult, Page, Report, Severity
+from reports.html_parts import PARTS
 from reports.jinja_env import get_env
 from reports.json_report import age_days, ordered_findings, stale_pages
 
@@ -261,9 +262,9 @@ CLEAN_PAGES_LIMIT = 2000
 
 def iter_html(report: Report) -> Iterator[str]:
     """``report.html`` in chunks (Jinja2 ``generate``), for writing as it renders."""
-    return get_env().get_template("report.html.j2").generate(**build_context(report))
+    return get_env().get_template("report.html.j2").generate(**build_context(report), **PARTS)
 
 
 def render_html(report: Report) -> str:
     """The complete ``report.html`` document as a string."""
-    return get_env().get_template("report.html.j2").render(**build_context(report))
+    return get_env().get_template("report.html.j2").render(**build_context(report), **PARTS)

@@ -78,7 +78,7 @@ def safe_href(url: object) -> str | None:
     return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
 
 
-def _remembered(fn: Callable[..., _T]) -> Callable[..., _T]:
+def remembered(fn: Callable[..., _T]) -> Callable[..., _T]:
     """``fn`` with its results for hashable arguments kept (LRU, 8,192 of them)."""
     cached = functools.lru_cache(maxsize=8192)(fn)
 
@@ -131,7 +131,7 @@ def get_env() -> Environment:
     # A report shows the same URLs and titles over and over (a broken link on every page
     # of a manual): each distinct value is cleaned once per process (one render of the
     # PostgreSQL manual's report: 1,297M -> 1,024M instructions, callgrind).
-    env.filters["clip"] = _remembered(display_text)
-    env.filters["href"] = _remembered(safe_href)
+    env.filters["clip"] = remembered(display_text)
+    env.filters["href"] = remembered(safe_href)
     env.filters["datetime"] = format_datetime
     return env
