@@ -12,11 +12,10 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
 from enum import Enum
 from typing import Any
 
-from checks.models import Check, Finding, LinkResult, Page, Report, RunInfo
+from checks.models import Check, Finding, LinkRef, LinkResult, Page, Report, RunInfo
 
 SCHEMA_ID = "sitewatch/report@1"
 
@@ -188,26 +187,71 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 FOUND_ON_CHUNK = 1000
 
 
+#: A ``str`` as :data:`_ENCODE` writes it (``ensure_ascii=False``; C when available).
+_STR: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_BOOL = ("false", "true")
+#: Distinct pages whose start of a ``found_on`` item :class:`_LinkEncoder` keeps at once.
+_HEADS_KEPT = 65_536
+
+
+class _LinkEncoder:
+    """``_ENCODE(link_to_dict(link))``, written out directly: the same text (tested), in
+    pieces for a long ``found_on``, at about half the cost. No dicts are built, and the
+    start of a ``found_on`` item (``{"page": "…", "text": ``) is made once per page, since
+    every page refers to many targets (s2000: 40,000 items from 2,362 pages)."""
+
+    def __init__(self) -> None:
+        self._heads: dict[str, str] = {}
+
+    def _item(self, ref: LinkRef) -> str:
+        head = self._heads.get(ref.page)
+        if head is None:
+            if len(self._heads) >= _HEADS_KEPT:
+                self._heads.clear()
+            head = '{"page": ' + _STR(clean_unicode(ref.page)) + ', "text": '
+            self._heads[ref.page] = head
+        return head + _STR(clean_unicode(ref.text)) + "}"
+
+    def __call__(self, link: LinkResult) -> Iterator[str]:
+        s = clean_unicode
+        chain = ", ".join(
+            '{"url": ' + _STR(s(h.url)) + ', "status": ' + str(int(h.status)) + "}"
+            for h in link.redirect_chain
+        )
+        yield (
+            '{"url": '
+            + _STR(s(link.url))
+            + ', "verdict": '
+            + _STR(link.verdict.value)
+            + ', "detail": '
+            + _STR(s(link.detail))
+            + ', "status": '
+            + ("null" if link.status is None else str(int(link.status)))
+            + ', "final_url": '
+            + _STR(s(link.final_url))
+            + ', "redirect_chain": ['
+            + chain
+            + '], "content_type": '
+            + _STR(s(link.content_type))
+            + ', "internal": '
+            + _BOOL[bool(link.internal)]
+            + ', "watched": '
+            + _BOOL[bool(link.watched)]
+            + ', "pdf_link": '
+            + _BOOL[bool(link.pdf_link)]
+            + ', "found_on": ['
+        )
+        refs = link.found_on
+        item = self._item
+        for start in range(0, len(refs), FOUND_ON_CHUNK):
+            pieces = ", ".join([item(r) for r in refs[start : start + FOUND_ON_CHUNK]])
+            yield pieces if start == 0 else ", " + pieces
+        yield "]}"
+
+
 def _encode_link(link: LinkResult) -> Iterator[str]:
     """``link_to_dict(link)`` encoded, in pieces for a long ``found_on``: the same text."""
-    if len(link.found_on) <= FOUND_ON_CHUNK:
-        yield _ENCODE(link_to_dict(link))
-        return
-    head = link_to_dict(replace(link, found_on=()))
-    del head["found_on"]  # the last key: reopened below
-    yield _ENCODE(head)[:-1]
-    yield ', "found_on": ['
-    s = clean_unicode
-    sep = ""
-    chunk: list[dict[str, str]] = []
-    for r in link.found_on:
-        chunk.append({"page": s(r.page), "text": s(r.text)})
-        if len(chunk) == FOUND_ON_CHUNK:
-            yield sep + _ENCODE(chunk)[1:-1]
-            sep, chunk = ", ", []
-    if chunk:
-        yield sep + _ENCODE(chunk)[1:-1]
-    yield "]}"
+    return _LinkEncoder()(link)
 
 
 def _one(item: object) -> Iterator[str]:
@@ -250,7 +294,7 @@ def iter_json(report: Report) -> Iterator[str]:
     )
     yield ",\n"
     yield from _json_array("pages", (page_to_dict(p, as_of, p.url in stale) for p in report.pages))
-    yield from _json_array("links", report.links, encode=_encode_link)
+    yield from _json_array("links", report.links, encode=_LinkEncoder())
     yield from _json_array(
         "findings", (finding_to_dict(f) for f in ordered_findings(report.findings))
     )

@@ -1,0 +1,54 @@
+"""report.json's links are written out directly (reports.json_report._LinkEncoder): the
+text must be what the JSON encoder gives for ``link_to_dict`` (hypothesis, hostile text)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+
+from checks.models import LinkRef, LinkResult, RedirectHop, Verdict
+from reports import json_report
+
+_ODD = '"\\/\x00\x1f\x7f\u2028\u2029\ud800\udfff\ufeffåé\u202e★😀'
+_text = st.text(alphabet=st.sampled_from(list("ab09 :/?#&=<>'" + _ODD)), max_size=40)
+_refs = st.lists(st.builds(LinkRef, _text, _text, st.sampled_from(["a", "img"])), max_size=12)
+_links = st.builds(
+    LinkResult,
+    url=_text,
+    verdict=st.sampled_from(list(Verdict)),
+    detail=_text,
+    status=st.one_of(st.none(), st.integers(100, 599)),
+    final_url=_text,
+    redirect_chain=st.lists(st.builds(RedirectHop, _text, st.integers(300, 399)), max_size=3).map(
+        tuple
+    ),
+    content_type=_text,
+    found_on=_refs.map(tuple),
+    pdf_link=st.booleans(),
+    watched=st.booleans(),
+    internal=st.booleans(),
+)
+
+
+@hyp_settings(max_examples=400, deadline=None)
+@given(links=st.lists(_links, min_size=1, max_size=4), chunk=st.integers(1, 5))
+def test_links_written_out_equal_the_encoder(links: list[LinkResult], chunk: int) -> None:
+    encode = json_report._LinkEncoder()  # one encoder for several links, as iter_json uses
+    old = json_report.FOUND_ON_CHUNK
+    try:
+        json_report.FOUND_ON_CHUNK = chunk
+        for link in links:
+            assert "".join(encode(link)) == json_report._ENCODE(json_report.link_to_dict(link))
+    finally:
+        json_report.FOUND_ON_CHUNK = old
+
+
+def test_a_page_seen_again_after_the_heads_were_dropped(monkeypatch) -> None:
+    monkeypatch.setattr(json_report, "_HEADS_KEPT", 2)
+    encode = json_report._LinkEncoder()
+    refs = tuple(LinkRef(f"http://h/{n % 3}", f"t{n}") for n in range(9))
+    link = LinkResult("http://h/x", Verdict.OK, status=200, found_on=refs)
+    for _ in range(2):
+        assert "".join(encode(link)) == json_report._ENCODE(json_report.link_to_dict(link))
+    assert len(encode._heads) <= 2
