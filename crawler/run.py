@@ -97,7 +97,7 @@ def audit_command(
 
 def _finish(cfg: Config, report: Report, history: History | None, quiet: bool) -> int:
     """Store the run and write the reports."""
-    from reports.render import CHILD_FORMATS, LIGHT_CHILD_FORMATS, start_reports
+    from reports.render import start_reports
 
     changes_line = ""
     history_failed = False
@@ -108,20 +108,13 @@ def _finish(cfg: Config, report: Report, history: History | None, quiet: bool) -
             err(str(e))
             history_failed = True
     out_dir = Path(cfg.report.out_dir)
-    # The reports that need Jinja2 render in a forked child (reports.render.PARALLEL)
-    # while this process stores the run and renders the others.
+    # The reports start rendering in a forked child (reports.render.PARALLEL) while this
+    # process stores the run; then this process renders the formats the child has not
+    # reached yet.
     pending = None
     write_error: OSError | None = None
     try:
-        # A replayed run's history write is a copy in SQL: this process then has time
-        # for more of the reports itself.
-        light = history is not None and "replayed_from_run" in report.run.stats
-        pending = start_reports(
-            report,
-            out_dir,
-            cfg.report.formats,
-            LIGHT_CHILD_FORMATS if light else CHILD_FORMATS,
-        )
+        pending = start_reports(report, out_dir, cfg.report.formats)
     except OSError as e:
         write_error = e
     try:

@@ -4,16 +4,18 @@
 Each format has its own module; this one maps format names to renderers and file names
 and writes the files.  Every renderer consumes only :class:`checks.models.Report`.
 
-The formats that need Jinja2 (HTML and Markdown), JUnit XML and CSV (:data:`CHILD_FORMATS`) are
-rendered in a forked child process while this process renders the others (and, in
-``sitewatch audit``, stores the run in the history), so an audit's reports take about half
-the wall time on a machine with two cores. :data:`PARALLEL` = False renders every format
-here, one after the other. Either way each file is written to a temporary name and renamed
-in the order the formats were asked for; a failed format (in either process) removes its
-temporary file and those of the formats after it, and raises the same exception as
-rendering here would.
+With :data:`PARALLEL`, a forked child starts rendering at once, while this process does
+its other work (in ``sitewatch audit``: storing the run in the history) and then renders
+too. The two share the formats as they go: the child takes them from the front of
+:data:`ORDER` (HTML first), this process from the back, each claiming a format by
+creating its temporary file (``O_EXCL``), until they meet. So neither waits while the
+other has work left, whatever the site's size and however long the history write takes.
+:data:`PARALLEL` = False renders every format here, one after the other. Either way each
+file is written to a temporary name and renamed in the order the formats were asked for;
+a failed format (in either process) removes its temporary file and those of the formats
+after it, and raises the same exception as rendering here would.
 The renderer modules are imported when first used, so the process that runs the audit
-never imports Jinja2 when the child renders HTML and Markdown.
+imports Jinja2 only if it renders HTML or Markdown itself.
 """
 
 from __future__ import annotations
@@ -31,16 +33,12 @@ from typing import Any
 from checks.models import Report
 from reports.csv_report import ENCODING as CSV_ENCODING
 
-#: Render :data:`CHILD_FORMATS` in a forked child process (where ``os.fork`` exists).
+#: Render in a forked child process too (where ``os.fork`` exists).
 PARALLEL = True
-#: Formats the child renders: the ones that need Jinja2 (its import, the template's
-#: compilation and the HTML rendering are about half of all report work), and JUnit XML
-#: and CSV, which even out the two processes' shares (this one also stores the run: on
-#: the PostgreSQL manual ~0.25 s, then JSON ~0.16 s, against ~0.42 s for the child's).
-CHILD_FORMATS = ("html", "md", "junit", "csv")
-#: The child's share when this process has little else to do (a replayed run's history
-#: write copies its rows in SQL): JUnit XML then renders here.
-LIGHT_CHILD_FORMATS = ("html", "md")
+#: The order the formats are shared in: the child takes them from the front, this process
+#: from the back. HTML and Markdown (the formats that need Jinja2) come first, so the
+#: process that runs the audit imports Jinja2 only when the child is far behind.
+ORDER = ("html", "md", "json", "junit", "csv")
 
 _LAZY_RENDERERS = {
     "render_html": "reports.html_report",
@@ -101,27 +99,36 @@ def _tmp(out_dir: Path, name: str) -> Path:
     return out_dir / f".{FORMATS[name][0]}.tmp"
 
 
-def _render_to_tmp(report: Report, out_dir: Path, name: str) -> None:
-    """Write format ``name`` to its temporary file (removed again if rendering fails)."""
+def _claim(out_dir: Path, name: str) -> int | None:
+    """Format ``name``'s temporary file, created now (a descriptor to write it), or None
+    when it exists: the other process has taken the format."""
+    try:
+        return os.open(_tmp(out_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return None
+
+
+def _render_to(report: Report, out_dir: Path, name: str, fd: int) -> None:
+    """Write format ``name`` to its claimed temporary file ``fd`` (closed here; the file
+    is removed again if rendering fails)."""
     _file_name, render, encoding = FORMATS[name]
-    tmp = _tmp(out_dir, name)
-    chunked = CHUNKED.get(name)
-    chunks: Iterable[str] = chunked(report) if chunked else (render(report),)
     try:
         # newline="" keeps the renderers' own line endings (CSV uses CRLF by RFC 4180).
-        with open(tmp, "w", encoding=encoding, newline="") as fh:
+        with open(fd, "w", encoding=encoding, newline="") as fh:
+            chunked = CHUNKED.get(name)
+            chunks: Iterable[str] = chunked(report) if chunked else (render(report),)
             for chunk in chunks:
                 fh.write(chunk)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _tmp(out_dir, name).unlink(missing_ok=True)
         raise
 
 
 class _Child:
-    """A forked process rendering some formats to their temporary files."""
+    """A forked process rendering the formats of ``order`` from the front, as long as it
+    can claim them."""
 
-    def __init__(self, report: Report, out_dir: Path, names: list[str]) -> None:
-        self.names = names
+    def __init__(self, report: Report, out_dir: Path, order: list[str]) -> None:
         read_fd, write_fd = os.pipe()
         parent = os.getpid()
         # The child's collector leaves the objects that exist now alone: scanning them
@@ -139,13 +146,14 @@ class _Child:
                 gc.unfreeze()  # a library caller: its collector as it was
         if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow fork)
             os.close(read_fd)
-            _child_main(report, out_dir, names, write_fd)
+            _child_main(report, out_dir, order, write_fd)
         os.close(write_fd)
         self.pid = pid
         self._read_fd: int | None = read_fd
 
-    def wait(self) -> tuple[str, BaseException] | None:
-        """Reap the child: None when every format was written, else (format, exception)."""
+    def wait(self, names: list[str]) -> tuple[str, BaseException] | None:
+        """Reap the child, which rendered ``names``: None when it wrote them all, else
+        (format, exception)."""
         data = b""
         if self._read_fd is not None:
             with open(self._read_fd, "rb") as pipe:  # closes the descriptor
@@ -153,8 +161,8 @@ class _Child:
                 data = pipe.read()
         _, status = os.waitpid(self.pid, 0)
         code = os.waitstatus_to_exitcode(status)
-        if code == 0 and not data:
-            return None
+        if (code == 0 or not names) and not data:
+            return None  # all written, or it stopped before it took a format
         if data:
             try:
                 name, exc = pickle.loads(data)
@@ -164,29 +172,32 @@ class _Child:
                 pass
         what = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         failed = OSError(
-            f"{' and '.join(FORMATS[n][0] for n in self.names)}: "
+            f"{' and '.join(FORMATS[n][0] for n in names)}: "
             f"the process rendering it stopped ({what})"
         )
-        return self.names[0], failed
+        return names[0], failed
 
     def kill(self) -> None:
         """Stop and reap the child (this process is failing)."""
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
-            self.wait()
+            self.wait([])
 
 
 def _child_main(
-    report: Report, out_dir: Path, names: list[str], write_fd: int
+    report: Report, out_dir: Path, order: list[str], write_fd: int
 ) -> None:  # pragma: no cover - runs in the child
     code = 0
     try:
         # Ctrl-C reaches the whole process group: the parent stops this child itself.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for name in names:
+        for name in order:
+            fd = _claim(out_dir, name)
+            if fd is None:
+                break  # the parent has come this far from the back
             try:
-                _render_to_tmp(report, out_dir, name)
+                _render_to(report, out_dir, name, fd)
             except BaseException as e:
                 code = 1
                 _send_error(write_fd, name, e)
@@ -212,54 +223,58 @@ def _send_error(fd: int, name: str, exc: BaseException) -> None:  # pragma: no c
 class PendingReports:
     """Reports being written: :meth:`finish` renders the rest, waits and renames."""
 
-    def __init__(
-        self,
-        report: Report,
-        out_dir: Path,
-        wanted: list[str],
-        child_formats: Iterable[str] = CHILD_FORMATS,
-    ) -> None:
+    def __init__(self, report: Report, out_dir: Path, wanted: list[str]) -> None:
         self.report = report
         self.out_dir = out_dir
         self.wanted = wanted
+        #: The formats this process rendered (after :meth:`finish`).
+        self.rendered_here: list[str] = []
+        self._order = sorted(wanted, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+        self._remove_tmp(wanted)  # left by a run that was killed: they would block a claim
         self._child: _Child | None = None
-        share = set(child_formats)
-        forked = [n for n in wanted if n in share]
-        if PARALLEL and forked and hasattr(os, "fork"):
+        if PARALLEL and hasattr(os, "fork"):
             with contextlib.suppress(OSError):  # no fork: everything is rendered here
-                self._child = _Child(report, out_dir, forked)
+                self._child = _Child(report, out_dir, self._order)
 
     def finish(self) -> dict[str, Path]:
-        """Render this process's formats, wait for the child, rename every file in order.
+        """Render the formats the child has not taken, wait for it, rename every file in
+        order.
 
         Returns format name -> written path.  Raises what a failed format raised (the
         formats before it in the asked-for order are written; its temporary file and those
         of the formats after it are removed).
         """
         child, self._child = self._child, None
-        here = [n for n in self.wanted if child is None or n not in child.names]
         failed: tuple[str, BaseException] | None = None
         try:
-            for name in here:
-                try:
-                    _render_to_tmp(self.report, self.out_dir, name)
-                except Exception as e:
-                    failed = (name, e)
+            # From the back of the order while the child works from the front; a format
+            # the child has claimed means it has claimed all before it too. After a failed
+            # format the others are still rendered: without a child, nobody else would.
+            for name in reversed(self._order):
+                fd = _claim(self.out_dir, name)
+                if fd is None:
                     break
+                self.rendered_here.append(name)
+                try:
+                    _render_to(self.report, self.out_dir, name, fd)
+                except Exception as e:  # the earliest failure (asked-for order) counts
+                    if failed is None or self._before(name, failed[0]):
+                        failed = (name, e)
         except BaseException:
             if child is not None:
                 child.kill()
             self._remove_tmp(self.wanted)
             raise
         if child is not None:
+            theirs = [n for n in self.wanted if n not in self.rendered_here]
             try:
-                child_failed = child.wait()
+                child_failed = child.wait(theirs)
             except BaseException:
                 child.kill()
                 self._remove_tmp(self.wanted)
                 raise
             if child_failed is not None and (
-                failed is None or self.wanted.index(child_failed[0]) < self.wanted.index(failed[0])
+                failed is None or self._before(child_failed[0], failed[0])
             ):
                 failed = child_failed
         written: dict[str, Path] = {}
@@ -271,6 +286,9 @@ class PendingReports:
             _tmp(self.out_dir, name).replace(path)
             written[name] = path
         return written
+
+    def _before(self, name: str, other: str) -> bool:
+        return self.wanted.index(name) < self.wanted.index(other)
 
     def abort(self) -> None:
         """Stop rendering and remove the temporary files (the caller is failing)."""
@@ -295,23 +313,17 @@ def _check_formats(formats: Iterable[str]) -> list[str]:
     return wanted
 
 
-def start_reports(
-    report: Report,
-    out_dir: Path,
-    formats: Iterable[str],
-    child_formats: Iterable[str] = CHILD_FORMATS,
-) -> PendingReports:
+def start_reports(report: Report, out_dir: Path, formats: Iterable[str]) -> PendingReports:
     """Begin writing ``report`` in each of ``formats`` into ``out_dir`` (created if missing).
 
-    With :data:`PARALLEL`, the ``child_formats`` among them (default
-    :data:`CHILD_FORMATS`) start rendering in a forked child now; call
+    With :data:`PARALLEL`, a forked child starts rendering them now; call
     :meth:`PendingReports.finish` (or ``abort``) exactly once. An unknown format raises
     ``ValueError`` before anything is written.
     """
     wanted = _check_formats(formats)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return PendingReports(report, out_dir, wanted, child_formats)
+    return PendingReports(report, out_dir, wanted)
 
 
 def write_reports(report: Report, out_dir: Path, formats: Iterable[str]) -> dict[str, Path]:
@@ -325,10 +337,9 @@ def write_reports(report: Report, out_dir: Path, formats: Iterable[str]) -> dict
 
 
 __all__ = [
-    "CHILD_FORMATS",
     "CHUNKED",
     "FORMATS",
-    "LIGHT_CHILD_FORMATS",
+    "ORDER",
     "PARALLEL",
     "PendingReports",
     "start_reports",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import errno
@@ -10,6 +11,7 @@ import json
 import os
 import re
 import signal
+import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import replace
@@ -819,10 +821,16 @@ def test_forked_and_in_process_writing_give_the_same_files(tmp_path, monkeypatch
         assert files[True] == files[False]
 
 
-@pytest.mark.parametrize("child", [render_module.CHILD_FORMATS, render_module.LIGHT_CHILD_FORMATS])
-def test_the_child_share_changes_no_file(tmp_path, monkeypatch, child):
-    """run.py renders JUnit XML here or in the child (``child_formats``): the same bytes
-    as the default share and as rendering everything in this process."""
+def _zombie(pid: int) -> bool:
+    """Whether process ``pid`` has exited (not yet reaped)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("split", ["race", "child-all", "child-stopped"])
+def test_how_the_formats_are_shared_changes_no_file(tmp_path, monkeypatch, split):
+    """The child takes formats from the front of ORDER, this process from the back: the
+    same bytes however they end up shared, as rendering everything in this process."""
     report = samples.hostile_report(300)
 
     def files(written):
@@ -831,12 +839,52 @@ def test_the_child_share_changes_no_file(tmp_path, monkeypatch, child):
     monkeypatch.setattr(render_module, "PARALLEL", False)
     in_process = files(write_reports(report, tmp_path / "in-process", list(FORMATS)))
     monkeypatch.setattr(render_module, "PARALLEL", True)
-    default_share = files(write_reports(report, tmp_path / "default", list(FORMATS)))
-    pending = render_module.start_reports(report, tmp_path / "c", list(FORMATS), child)
-    assert pending._child is not None and pending._child.names == [n for n in FORMATS if n in child]
-    got = files(pending.finish())
+    pending = render_module.start_reports(report, tmp_path / split, list(FORMATS))
+    child = pending._child
+    assert child is not None
+    if split == "child-all":  # this process comes late: the child has written everything
+        deadline = time.monotonic() + 60
+        while not _zombie(child.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    elif split == "child-stopped":  # the child is stopped: this process takes the rest
+        os.kill(child.pid, signal.SIGSTOP)
+    try:
+        got = files(
+            pending.finish() if split != "child-stopped" else _finish_then_cont(pending, child)
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGCONT)
     assert got == in_process
-    assert default_share == in_process
+    here = pending.rendered_here
+    if split == "child-all":
+        assert here == []
+    elif split == "child-stopped":
+        assert set(here) >= set(render_module.ORDER[1:])  # html may have been claimed
+    assert here == [n for n in reversed(render_module.ORDER) if n in here]  # from the back
+    assert not list((tmp_path / split).glob(".*.tmp"))
+
+
+def _finish_then_cont(pending, child):
+    """finish() with the child stopped: it renders what the child has not claimed, then
+    (waiting for the child) lets it go on, so that it finds nothing left and ends."""
+    real_wait = child.wait
+
+    def wait(names):
+        os.kill(child.pid, signal.SIGCONT)
+        return real_wait(names)
+
+    child.wait = wait
+    return pending.finish()
+
+
+def test_a_stale_temporary_file_does_not_block_a_format(tmp_path, parallel):
+    """A killed run leaves .report.json.tmp behind: the next one writes report.json."""
+    (tmp_path / ".report.json.tmp").write_text("half", encoding="utf-8")
+    written = write_reports(samples.sample_report(), tmp_path, ["html", "json"])
+    assert json.loads(written["json"].read_text(encoding="utf-8"))["schema"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.json"]
 
 
 def test_start_reports_lets_work_happen_between(tmp_path, parallel):
@@ -873,7 +921,7 @@ def test_a_failed_render_raises_the_same_error_either_way(tmp_path, monkeypatch,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
 
 
-def test_a_failed_format_in_this_process_waits_for_the_child(tmp_path, monkeypatch, parallel):
+def test_a_failed_format_waits_for_the_other_process(tmp_path, monkeypatch, parallel):
     monkeypatch.setitem(CHUNKED, "json", _failing(RuntimeError("json bug")))
     with pytest.raises(RuntimeError, match="json bug"):
         write_reports(samples.sample_report(), tmp_path, ["csv", "html", "json", "md"])
