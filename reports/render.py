@@ -14,8 +14,9 @@ other has work left, whatever the site's size and however long the history write
 file is written to a temporary name and renamed in the order the formats were asked for;
 a failed format (in either process) removes its temporary file and those of the formats
 after it, and raises the same exception as rendering here would.
-The renderer modules are imported when first used, so the process that runs the audit
-imports Jinja2 only if it renders HTML or Markdown itself.
+The renderer modules are imported when first used; the formats that need Jinja2 (HTML
+and Markdown) are left to the child while it runs, so the process that runs the audit does
+not import Jinja2 unless the child stopped early.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ PARALLEL = True
 #: from the back. HTML and Markdown (the formats that need Jinja2) come first, so the
 #: process that runs the audit imports Jinja2 only when the child is far behind.
 ORDER = ("html", "md", "json", "junit", "csv")
+#: Formats that need Jinja2: this process leaves them to a running child (importing Jinja2
+#: and loading the template here would cost more than waiting for the child's Markdown).
+JINJA_FORMATS = frozenset({"html", "md"})
 
 _LAZY_RENDERERS = {
     "render_html": "reports.html_report",
@@ -151,9 +155,9 @@ class _Child:
         self.pid = pid
         self._read_fd: int | None = read_fd
 
-    def wait(self, names: list[str]) -> tuple[str, BaseException] | None:
-        """Reap the child, which rendered ``names``: None when it wrote them all, else
-        (format, exception)."""
+    def wait(self) -> tuple[int, tuple[str, BaseException] | None]:
+        """Reap the child: its exit code (negative: the signal that killed it), and the
+        format that failed in it with the exception, if it sent one."""
         data = b""
         if self._read_fd is not None:
             with open(self._read_fd, "rb") as pipe:  # closes the descriptor
@@ -161,28 +165,21 @@ class _Child:
                 data = pipe.read()
         _, status = os.waitpid(self.pid, 0)
         code = os.waitstatus_to_exitcode(status)
-        if (code == 0 or not names) and not data:
-            return None  # all written, or it stopped before it took a format
         if data:
             try:
                 name, exc = pickle.loads(data)
                 if isinstance(name, str) and isinstance(exc, BaseException):
-                    return name, exc
-            except Exception:  # reported below as a child that stopped
+                    return code, (name, exc)
+            except Exception:  # reported as a child that stopped
                 pass
-        what = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        failed = OSError(
-            f"{' and '.join(FORMATS[n][0] for n in names)}: "
-            f"the process rendering it stopped ({what})"
-        )
-        return names[0], failed
+        return code, None
 
     def kill(self) -> None:
         """Stop and reap the child (this process is failing)."""
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
-            self.wait([])
+            self.wait()
 
 
 def _child_main(
@@ -245,38 +242,40 @@ class PendingReports:
         of the formats after it are removed).
         """
         child, self._child = self._child, None
-        failed: tuple[str, BaseException] | None = None
+        failures: list[tuple[str, BaseException]] = []
         try:
-            # From the back of the order while the child works from the front; a format
-            # the child has claimed means it has claimed all before it too. After a failed
-            # format the others are still rendered: without a child, nobody else would.
+            # From the back of the order while the child works from the front: a format
+            # the child has claimed means it has claimed all before it too. The formats
+            # that need Jinja2 are left to a running child.
             for name in reversed(self._order):
-                fd = _claim(self.out_dir, name)
-                if fd is None:
+                if child is not None and name in JINJA_FORMATS:
                     break
-                self.rendered_here.append(name)
-                try:
-                    _render_to(self.report, self.out_dir, name, fd)
-                except Exception as e:  # the earliest failure (asked-for order) counts
-                    if failed is None or self._before(name, failed[0]):
-                        failed = (name, e)
+                if not self._render_here(name, failures):
+                    break
+            if child is not None:
+                code, error = child.wait()
+                # What nobody has taken (the child stopped early) is rendered here.
+                for name in self._order:
+                    failed_there = error is not None and name == error[0]
+                    if name not in self.rendered_here and not failed_there:
+                        self._render_here(name, failures)  # (a failed file is gone too)
+                if error is not None:
+                    failures.append(error)
+                elif code != 0:
+                    theirs = [n for n in self.wanted if n not in self.rendered_here]
+                    what = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+                    stopped = OSError(
+                        f"{' and '.join(FORMATS[n][0] for n in theirs)}: "
+                        f"the process rendering it stopped ({what})"
+                    )
+                    if theirs:
+                        failures.append((theirs[0], stopped))
         except BaseException:
             if child is not None:
                 child.kill()
             self._remove_tmp(self.wanted)
             raise
-        if child is not None:
-            theirs = [n for n in self.wanted if n not in self.rendered_here]
-            try:
-                child_failed = child.wait(theirs)
-            except BaseException:
-                child.kill()
-                self._remove_tmp(self.wanted)
-                raise
-            if child_failed is not None and (
-                failed is None or self._before(child_failed[0], failed[0])
-            ):
-                failed = child_failed
+        failed = min(failures, key=lambda f: self.wanted.index(f[0]), default=None)
         written: dict[str, Path] = {}
         for i, name in enumerate(self.wanted):
             if failed is not None and name == failed[0]:
@@ -287,8 +286,19 @@ class PendingReports:
             written[name] = path
         return written
 
-    def _before(self, name: str, other: str) -> bool:
-        return self.wanted.index(name) < self.wanted.index(other)
+    def _render_here(self, name: str, failures: list[tuple[str, BaseException]]) -> bool:
+        """Render ``name`` here if nobody has claimed it (False: the child has). A failure
+        is added to ``failures``; the caller goes on, since without a child nobody else
+        would render the other formats."""
+        fd = _claim(self.out_dir, name)
+        if fd is None:
+            return False
+        self.rendered_here.append(name)
+        try:
+            _render_to(self.report, self.out_dir, name, fd)
+        except Exception as e:
+            failures.append((name, e))
+        return True
 
     def abort(self) -> None:
         """Stop rendering and remove the temporary files (the caller is failing)."""
