@@ -22,6 +22,11 @@ neither mark fixed what the newer run still saw nor reopen what it found fixed.
 
 Each finished run keeps its own comparison (``run_findings.change`` = new / open / fixed /
 unchecked), so ``changes_for(run_id)`` gives the same answer however many runs came later.
+A run replayed from an earlier one (``crawler/replay.py``: the site had not changed) has the
+same pages and links: it names the run that holds those rows (``runs.rows_run``) instead of
+storing them again, and ``pages``/``snapshot`` read them from there. (sitewatch never
+deletes a run; deleting one by hand would also take away the pages and links of the runs
+that name it.)
 
 Deliveries: one row per (run, recipient) with state pending -> sending -> sent | failed, and an
 append-only ``delivery_log``. ``claim_delivery`` is the only way into ``sending`` and is
