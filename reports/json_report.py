@@ -241,11 +241,17 @@ class _LinkEncoder:
             + _BOOL[bool(link.pdf_link)]
             + ', "found_on": ['
         )
-        refs = link.found_on
+        # Iterated, never indexed: a crawl's long found_on is read from disk as it goes.
         item = self._item
-        for start in range(0, len(refs), FOUND_ON_CHUNK):
-            pieces = ", ".join([item(r) for r in refs[start : start + FOUND_ON_CHUNK]])
-            yield pieces if start == 0 else ", " + pieces
+        pieces: list[str] = []
+        sep = ""
+        for ref in link.found_on:
+            pieces.append(item(ref))
+            if len(pieces) == FOUND_ON_CHUNK:
+                yield sep + ", ".join(pieces)
+                sep, pieces = ", ", []
+        if pieces:
+            yield sep + ", ".join(pieces)
         yield "]}"
 
 

@@ -52,3 +52,26 @@ def test_a_page_seen_again_after_the_heads_were_dropped(monkeypatch) -> None:
     for _ in range(2):
         assert "".join(encode(link)) == json_report._ENCODE(json_report.link_to_dict(link))
     assert len(encode._heads) <= 2
+
+
+class _OnceOnly(tuple):
+    """A found_on that may be iterated once and never indexed (a crawl's spilled refs)."""
+
+    iterations = 0
+
+    def __iter__(self):
+        type(self).iterations += 1
+        return super().__iter__()
+
+    def __getitem__(self, index):
+        raise AssertionError("found_on indexed")
+
+
+def test_a_long_found_on_is_iterated_once_not_indexed(monkeypatch) -> None:
+    monkeypatch.setattr(json_report, "FOUND_ON_CHUNK", 3)
+    refs = tuple(LinkRef(f"http://h/{n}", f"t{n}") for n in range(10))
+    link = LinkResult("http://h/x", Verdict.OK, status=200, found_on=refs)
+    expected = json_report._ENCODE(json_report.link_to_dict(link))
+    once = LinkResult("http://h/x", Verdict.OK, status=200, found_on=_OnceOnly(refs))
+    assert "".join(json_report._LinkEncoder()(once)) == expected
+    assert _OnceOnly.iterations == 1
