@@ -9,12 +9,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain, groupby, islice
 from operator import itemgetter
-from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 from checks.models import LinkRef, LinkResult, Page, Verdict
 from checks.policy import Policy
 from checks.verdicts import Probe, is_pdf_type, judge, pdf_problem, permanent_target
+from crawler.lazy_tuple import LazyTuple
 from crawler.spill import RefSpill
 from crawler.urls import resolve
 
@@ -83,34 +83,6 @@ class Target:
 #: ``found_on`` is iterated (``SpilledRefs``) instead of holding them while its results
 #: are used: a navigation link is on every page of a site.
 INLINE_REFS = 1000
-
-
-_T = TypeVar("_T")
-
-
-class LazyTuple(Sequence[_T]):
-    """A sequence made again each time it is iterated that indexes, compares, hashes and
-    pickles as the tuple of its items (``found_on`` and ``Report.links`` of a crawl)."""
-
-    __slots__ = ()
-
-    @overload
-    def __getitem__(self, index: int) -> _T: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[_T, ...]: ...
-    def __getitem__(self, index: int | slice) -> _T | tuple[_T, ...]:
-        return tuple(self)[index]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (LazyTuple, tuple)):
-            return tuple(self) == tuple(other)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (tuple, (tuple(self),))
 
 
 class SpilledRefs(LazyTuple[LinkRef]):

@@ -63,6 +63,7 @@ from checks.models import (
     Severity,
     Verdict,
 )
+from crawler.lazy_tuple import LazyTuple
 
 UTC = dt.UTC
 
@@ -1218,6 +1219,36 @@ def _page_from_row(r: sqlite3.Row) -> Page:
     )
 
 
+class StoredRefs(LazyTuple[LinkRef]):
+    """``found_on`` of a link read back from the history (``Store.snapshot``): its stored
+    JSON, decoded when first used, then kept. A replayed run's report needs most links'
+    references only for report.json, which renders beside the history write; the
+    findings need them only for the links with a problem. Compares equal to (and hashes
+    like) the tuple of the same ``LinkRef`` items; pickles as that tuple."""
+
+    __slots__ = ("_json", "_refs")
+
+    def __init__(self, stored: str) -> None:
+        self._json: str | None = stored
+        self._refs: tuple[LinkRef, ...] | None = None
+
+    def _decoded(self) -> tuple[LinkRef, ...]:
+        if self._refs is None:
+            assert self._json is not None
+            self._refs = tuple(LinkRef(p, t, g) for p, t, g in json.loads(self._json))
+            self._json = None
+        return self._refs
+
+    def __iter__(self) -> Iterator[LinkRef]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __repr__(self) -> str:
+        return repr(self._decoded())
+
+
 def _link_from_row(r: sqlite3.Row) -> LinkResult:
     return LinkResult(
         url=r["url"],
@@ -1227,7 +1258,7 @@ def _link_from_row(r: sqlite3.Row) -> LinkResult:
         final_url=r["final_url"],
         redirect_chain=tuple(RedirectHop(u, int(s)) for u, s in json.loads(r["redirect_chain"])),
         content_type=r["content_type"],
-        found_on=tuple(LinkRef(p, t, g) for p, t, g in json.loads(r["found_on"])),
+        found_on=StoredRefs(r["found_on"]),
         pdf_link=bool(r["pdf_link"]),
         pdf_magic=None if r["pdf_magic"] is None else bool(r["pdf_magic"]),
         watched=bool(r["watched"]),

@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from checks.models import Check, Finding, LinkResult, Page, Report, Severity
-from reports.html_parts import PARTS
 from reports.jinja_env import get_env
 from reports.json_report import age_days, ordered_findings, stale_pages
 
@@ -209,8 +208,11 @@ def build_context(report: Report) -> dict[str, object]:
     links = {link.url: link for link in report.links if link.url in targets}
     rows = [_row(f, pages, links, report) for f in ordered_findings(report.findings)]
 
+    by_check: dict[str, list[Row]] = {check.value: [] for check in CHECK_SECTIONS}
+    for r in rows:
+        by_check[r.check].append(r)
     problem_groups = [
-        ProblemGroup(check.value, heading, intro, [r for r in rows if r.check == check.value])
+        ProblemGroup(check.value, heading, intro, by_check[check.value])
         for check, (heading, intro) in CHECK_SECTIONS.items()
     ]
 
@@ -243,10 +245,7 @@ def build_context(report: Report) -> dict[str, object]:
         "counts": counts,
         "total": sum(counts.values()),
         "severities": [s.value for s in Severity],
-        "by_check": [
-            (CHECK_SECTIONS[c][0], c.value, sum(1 for r in rows if r.check == c.value))
-            for c in CHECK_SECTIONS
-        ],
+        "by_check": [(g.heading, g.check, len(g.rows)) for g in problem_groups],
         "watched_groups": _watched_groups(rows),
         "problem_groups": problem_groups,
         "problem_pages": problem_pages,
@@ -262,9 +261,9 @@ CLEAN_PAGES_LIMIT = 2000
 
 def iter_html(report: Report) -> Iterator[str]:
     """``report.html`` in chunks (Jinja2 ``generate``), for writing as it renders."""
-    return get_env().get_template("report.html.j2").generate(**build_context(report), **PARTS)
+    return get_env().get_template("report.html.j2").generate(**build_context(report))
 
 
 def render_html(report: Report) -> str:
     """The complete ``report.html`` document as a string."""
-    return get_env().get_template("report.html.j2").render(**build_context(report), **PARTS)
+    return get_env().get_template("report.html.j2").render(**build_context(report))

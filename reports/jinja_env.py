@@ -134,4 +134,10 @@ def get_env() -> Environment:
     env.filters["clip"] = remembered(display_text)
     env.filters["href"] = remembered(safe_href)
     env.filters["datetime"] = format_datetime
+    # report.html's repeated pieces, used as filters: a filter is called directly, where a
+    # function call goes through Jinja2's Context.call (imported here: they use the
+    # filters above).
+    from reports.html_parts import PARTS
+
+    env.filters.update(PARTS)
     return env

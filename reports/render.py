@@ -7,7 +7,7 @@ and writes the files.  Every renderer consumes only :class:`checks.models.Report
 With :data:`PARALLEL`, a forked child starts rendering at once, while this process does
 its other work (in ``sitewatch audit``: storing the run in the history) and then renders
 too. The two share the formats as they go: the child takes them from the front of
-:data:`ORDER` (HTML first), this process from the back, each claiming a format by
+:data:`ORDER` (HTML first), this process from the back (JSON first), each claiming a format by
 creating its temporary file (``O_EXCL``), until they meet. So neither waits while the
 other has work left, whatever the site's size and however long the history write takes.
 :data:`PARALLEL` = False renders every format here, one after the other. Either way each
@@ -37,9 +37,10 @@ from reports.csv_report import ENCODING as CSV_ENCODING
 #: Render in a forked child process too (where ``os.fork`` exists).
 PARALLEL = True
 #: The order the formats are shared in: the child takes them from the front, this process
-#: from the back. HTML and Markdown (the formats that need Jinja2) come first, so the
-#: process that runs the audit imports Jinja2 only when the child is far behind.
-ORDER = ("html", "md", "json", "junit", "csv")
+#: from the back. The two biggest are at the ends (HTML, which needs Jinja2, for the child;
+#: JSON for this process, which starts after the history write), the small ones in the
+#: middle, where the two meet.
+ORDER = ("html", "md", "junit", "csv", "json")
 #: Formats that need Jinja2: this process leaves them to a running child (importing Jinja2
 #: and loading the template here would cost more than waiting for the child's Markdown).
 JINJA_FORMATS = frozenset({"html", "md"})

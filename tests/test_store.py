@@ -303,3 +303,31 @@ def test_stored_run_is_committed_at_once_and_checkpointed_as_the_store_closes(
     s.close_in_background().join()
     # The last connection's close checkpointed it into the file.
     assert _pages_in_file_alone(db, rid, tmp_path) == 100_000
+
+
+def test_snapshot_gives_the_stored_links_with_found_on_decoded_when_used(
+    tmp_path: Path,
+) -> None:
+    import pickle
+
+    from crawler.store import StoredRefs
+
+    refs = (LinkRef("https://x.se/p", 'Läs "mer"', "a"), LinkRef("https://x.se/q", "", "img"))
+    links = (
+        LinkResult("https://t/a", Verdict.BROKEN, "http_404", 404, found_on=refs),
+        LinkResult("https://x.se/q", Verdict.OK, status=200, internal=True, found_on=refs[:1]),
+        LinkResult("https://t/none", Verdict.OK, status=200),
+    )
+    pages = (Page("https://x.se/p", 200, "P"), Page("https://x.se/q", 200, "Q"))
+    with Store(tmp_path / "h.db") as s:
+        rid, _ = run(s, T0, [], pages=pages, links=links)
+        got_pages, got, checked = s.snapshot(rid)
+    assert got_pages == pages and checked == len(links)
+    lazy = got[0].found_on
+    assert isinstance(lazy, StoredRefs) and lazy._refs is None  # not decoded yet
+    assert got == links  # compares as the tuple
+    assert lazy._refs == refs and lazy._json is None  # decoded once, then kept
+    assert hash(got[1]) == hash(links[1])
+    assert pickle.loads(pickle.dumps(got[0])).found_on == refs
+    assert type(pickle.loads(pickle.dumps(got[0])).found_on) is tuple
+    assert list(got[0].found_on) == list(refs) and len(got[2].found_on) == 0
