@@ -7,13 +7,15 @@ and writes the files.  Every renderer consumes only :class:`checks.models.Report
 With :data:`PARALLEL`, a forked child starts rendering at once, while this process does
 its other work (in ``sitewatch audit``: storing the run in the history) and then renders
 too. The two share the formats as they go: the child takes them from the front of
-:data:`ORDER` (HTML first), this process from the back (JSON first), each claiming a format by
-creating its temporary file (``O_EXCL``), until they meet. So neither waits while the
-other has work left, whatever the site's size and however long the history write takes.
+:data:`ORDER` (HTML first), this process from the back (JSON first), each claiming a
+format by creating its temporary file (``O_EXCL``; the files are named after this
+process), until they meet. So how the work is split follows the site's size and how long
+the history write takes, and the two finish close together.
 :data:`PARALLEL` = False renders every format here, one after the other. Either way each
 file is written to a temporary name and renamed in the order the formats were asked for;
-a failed format (in either process) removes its temporary file and those of the formats
-after it, and raises the same exception as rendering here would.
+a failed format (in either process, creating its file or rendering it) removes its
+temporary file and those of the formats after it, and raises the same exception as
+rendering here would.
 The renderer modules are imported when first used; the formats that need Jinja2 (HTML
 and Markdown) are left to the child while it runs, so the process that runs the audit does
 not import Jinja2 unless the child stopped early.
@@ -100,40 +102,78 @@ CHUNKED: dict[str, Callable[[Report], Iterable[str]]] = {
 _MAX_ERROR_BYTES = 60_000
 
 
-def _tmp(out_dir: Path, name: str) -> Path:
-    return out_dir / f".{FORMATS[name][0]}.tmp"
+class _Files:
+    """The temporary files of one writing of the reports in ``out_dir``: named after the
+    process that started it (``.report.html.<pid>.tmp``), so that two audits writing to
+    one directory, or the orphaned child of a killed audit, never take each other's."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.tag = os.getpid()
+
+    def tmp(self, name: str) -> Path:
+        return self.out_dir / f".{FORMATS[name][0]}.{self.tag}.tmp"
+
+    def claim(self, name: str, exclusive: bool = True) -> int | None:
+        """Format ``name``'s temporary file, created now (a descriptor to write it); with
+        ``exclusive``, None when it exists: the other process has taken the format.
+        Raises OSError when it cannot be created."""
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+        try:
+            return os.open(self.tmp(name), flags, 0o666)
+        except FileExistsError:
+            return None
+
+    def remove(self, names: Iterable[str]) -> None:
+        for name in names:
+            with contextlib.suppress(OSError):
+                self.tmp(name).unlink(missing_ok=True)
+
+    def sweep(self) -> None:
+        """Remove the temporary files that processes now gone left behind (killed while
+        writing), and those of versions that named them without a pid."""
+        names = {FORMATS[n][0] for n in FORMATS}
+        for path in self.out_dir.glob(".*.tmp"):
+            stem = path.name[1:-4]  # between the leading "." and ".tmp"
+            file_name, _, pid = stem.rpartition(".")
+            if stem in names:
+                gone = True  # no pid: an older version's, killed
+            elif file_name in names and pid.isdigit():
+                gone = int(pid) != self.tag and not _alive(int(pid))
+            else:
+                continue
+            if gone:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
-def _claim(out_dir: Path, name: str) -> int | None:
-    """Format ``name``'s temporary file, created now (a descriptor to write it), or None
-    when it exists: the other process has taken the format."""
+def _alive(pid: int) -> bool:
     try:
-        return os.open(_tmp(out_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except FileExistsError:
-        return None
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
-def _render_to(report: Report, out_dir: Path, name: str, fd: int) -> None:
-    """Write format ``name`` to its claimed temporary file ``fd`` (closed here; the file
-    is removed again if rendering fails)."""
+def _render_to(report: Report, name: str, fd: int) -> None:
+    """Write format ``name`` to its claimed temporary file ``fd`` (closed here). A file
+    left by a failure is removed by whoever finishes (``PendingReports.finish``)."""
     _file_name, render, encoding = FORMATS[name]
-    try:
-        # newline="" keeps the renderers' own line endings (CSV uses CRLF by RFC 4180).
-        with open(fd, "w", encoding=encoding, newline="") as fh:
-            chunked = CHUNKED.get(name)
-            chunks: Iterable[str] = chunked(report) if chunked else (render(report),)
-            for chunk in chunks:
-                fh.write(chunk)
-    except BaseException:
-        _tmp(out_dir, name).unlink(missing_ok=True)
-        raise
+    # newline="" keeps the renderers' own line endings (CSV uses CRLF by RFC 4180).
+    with open(fd, "w", encoding=encoding, newline="") as fh:
+        chunked = CHUNKED.get(name)
+        chunks: Iterable[str] = chunked(report) if chunked else (render(report),)
+        for chunk in chunks:
+            fh.write(chunk)
 
 
 class _Child:
     """A forked process rendering the formats of ``order`` from the front, as long as it
     can claim them."""
 
-    def __init__(self, report: Report, out_dir: Path, order: list[str]) -> None:
+    def __init__(self, report: Report, files: _Files, order: list[str]) -> None:
         read_fd, write_fd = os.pipe()
         parent = os.getpid()
         # The child's collector leaves the objects that exist now alone: scanning them
@@ -151,10 +191,11 @@ class _Child:
                 gc.unfreeze()  # a library caller: its collector as it was
         if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow fork)
             os.close(read_fd)
-            _child_main(report, out_dir, order, write_fd)
+            _child_main(report, files, order, write_fd)
         os.close(write_fd)
         self.pid = pid
         self._read_fd: int | None = read_fd
+        self._reaped = False
 
     def wait(self) -> tuple[int, tuple[str, BaseException] | None]:
         """Reap the child: its exit code (negative: the signal that killed it), and the
@@ -165,6 +206,7 @@ class _Child:
                 self._read_fd = None
                 data = pipe.read()
         _, status = os.waitpid(self.pid, 0)
+        self._reaped = True
         code = os.waitstatus_to_exitcode(status)
         if data:
             try:
@@ -176,7 +218,10 @@ class _Child:
         return code, None
 
     def kill(self) -> None:
-        """Stop and reap the child (this process is failing)."""
+        """Stop and reap the child (this process is failing); nothing once it is reaped
+        (its pid may be another process's by then)."""
+        if self._reaped:
+            return
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
@@ -184,18 +229,18 @@ class _Child:
 
 
 def _child_main(
-    report: Report, out_dir: Path, order: list[str], write_fd: int
+    report: Report, files: _Files, order: list[str], write_fd: int
 ) -> None:  # pragma: no cover - runs in the child
     code = 0
     try:
         # Ctrl-C reaches the whole process group: the parent stops this child itself.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         for name in order:
-            fd = _claim(out_dir, name)
-            if fd is None:
-                break  # the parent has come this far from the back
             try:
-                _render_to(report, out_dir, name, fd)
+                fd = files.claim(name)
+                if fd is None:
+                    break  # the parent has come this far from the back
+                _render_to(report, name, fd)
             except BaseException as e:
                 code = 1
                 _send_error(write_fd, name, e)
@@ -209,6 +254,7 @@ def _child_main(
 def _send_error(fd: int, name: str, exc: BaseException) -> None:  # pragma: no cover - child
     try:
         data = pickle.dumps((name, exc))
+        pickle.loads(data)  # some exceptions pickle but cannot be made again from it
     except Exception:
         data = b""
     if not data or len(data) > _MAX_ERROR_BYTES:
@@ -227,12 +273,14 @@ class PendingReports:
         self.wanted = wanted
         #: The formats this process rendered (after :meth:`finish`).
         self.rendered_here: list[str] = []
-        self._order = sorted(wanted, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
-        self._remove_tmp(wanted)  # left by a run that was killed: they would block a claim
+        self._order = sorted(wanted, key=ORDER.index)
+        self._files = _Files(out_dir)
+        self._files.sweep()
         self._child: _Child | None = None
-        if PARALLEL and hasattr(os, "fork"):
+        if PARALLEL and wanted and hasattr(os, "fork"):
             with contextlib.suppress(OSError):  # no fork: everything is rendered here
-                self._child = _Child(report, out_dir, self._order)
+                self._child = _Child(report, self._files, self._order)
+        self._forked = self._child is not None
 
     def finish(self) -> dict[str, Path]:
         """Render the formats the child has not taken, wait for it, rename every file in
@@ -257,9 +305,8 @@ class PendingReports:
                 code, error = child.wait()
                 # What nobody has taken (the child stopped early) is rendered here.
                 for name in self._order:
-                    failed_there = error is not None and name == error[0]
-                    if name not in self.rendered_here and not failed_there:
-                        self._render_here(name, failures)  # (a failed file is gone too)
+                    if name not in self.rendered_here:
+                        self._render_here(name, failures)
                 if error is not None:
                     failures.append(error)
                 elif code != 0:
@@ -274,29 +321,35 @@ class PendingReports:
         except BaseException:
             if child is not None:
                 child.kill()
-            self._remove_tmp(self.wanted)
+            self._files.remove(self.wanted)
             raise
         failed = min(failures, key=lambda f: self.wanted.index(f[0]), default=None)
         written: dict[str, Path] = {}
         for i, name in enumerate(self.wanted):
             if failed is not None and name == failed[0]:
-                self._remove_tmp(self.wanted[i:])
+                self._files.remove(self.wanted[i:])
                 raise failed[1]
             path = self.out_dir / FORMATS[name][0]
-            _tmp(self.out_dir, name).replace(path)
+            self._files.tmp(name).replace(path)
             written[name] = path
         return written
 
     def _render_here(self, name: str, failures: list[tuple[str, BaseException]]) -> bool:
-        """Render ``name`` here if nobody has claimed it (False: the child has). A failure
-        is added to ``failures``; the caller goes on, since without a child nobody else
-        would render the other formats."""
-        fd = _claim(self.out_dir, name)
+        """Render ``name`` here unless the child has claimed it (False). A failure,
+        creating the file or rendering, is added to ``failures``; the caller goes on, since
+        without a child nobody else would render the other formats. Without a child the
+        file is this process's alone: one left over is overwritten."""
+        try:
+            fd = self._files.claim(name, exclusive=self._forked)
+        except OSError as e:
+            self.rendered_here.append(name)
+            failures.append((name, e))
+            return True
         if fd is None:
             return False
         self.rendered_here.append(name)
         try:
-            _render_to(self.report, self.out_dir, name, fd)
+            _render_to(self.report, name, fd)
         except Exception as e:
             failures.append((name, e))
         return True
@@ -306,12 +359,7 @@ class PendingReports:
         child, self._child = self._child, None
         if child is not None:
             child.kill()
-        self._remove_tmp(self.wanted)
-
-    def _remove_tmp(self, names: Iterable[str]) -> None:
-        for name in names:
-            with contextlib.suppress(OSError):
-                _tmp(self.out_dir, name).unlink(missing_ok=True)
+        self._files.remove(self.wanted)
 
 
 def _check_formats(formats: Iterable[str]) -> list[str]:

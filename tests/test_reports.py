@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -890,12 +891,90 @@ def test_a_child_that_stops_before_it_takes_a_format_is_no_error(tmp_path, monke
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_a_stale_temporary_file_does_not_block_a_format(tmp_path, parallel):
-    """A killed run leaves .report.json.tmp behind: the next one writes report.json."""
+def _dead_pid() -> int:
+    """A pid no process has now."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temporary_files_of_processes_gone_are_swept_others_kept(tmp_path, parallel):
+    """Killed runs leave .report.json.<pid>.tmp (or, from older versions, .report.json.tmp)
+    behind: the next one removes them and writes report.json. A file of a process that
+    still runs (another audit writing to the same directory) is left alone."""
     (tmp_path / ".report.json.tmp").write_text("half", encoding="utf-8")
+    (tmp_path / f".report.html.{_dead_pid()}.tmp").write_text("half", encoding="utf-8")
+    live = tmp_path / ".report.json.1.tmp"  # pid 1 runs as long as the machine does
+    live.write_text("another audit's", encoding="utf-8")
     written = write_reports(samples.sample_report(), tmp_path, ["html", "json"])
     assert json.loads(written["json"].read_text(encoding="utf-8"))["schema"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".report.json.1.tmp",
+        "report.html",
+        "report.json",
+    ]
+    assert live.read_text(encoding="utf-8") == "another audit's"
+
+
+def test_order_names_every_format():
+    assert sorted(render_module.ORDER) == sorted(FORMATS)
+    assert set(render_module.ORDER[:2]) >= render_module.JINJA_FORMATS
+
+
+def test_a_file_that_cannot_be_created_is_that_formats_failure(tmp_path, monkeypatch, parallel):
+    """Creating json's temporary file fails (here EACCES): the formats asked for before it
+    are written, it and those after it are not, and its error is raised."""
+    real_claim = render_module._Files.claim
+
+    def claim(self, name, exclusive=True):
+        if name == "json":
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_claim(self, name, exclusive)
+
+    monkeypatch.setattr(render_module._Files, "claim", claim)
+    with pytest.raises(PermissionError):
+        write_reports(samples.sample_report(), tmp_path, ["csv", "html", "json", "md"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.csv", "report.html"]
+
+
+class _Unpicklable(Exception):
+    """Pickles, but cannot be made again from its pickle (a required argument)."""
+
+    def __init__(self, what, where):
+        super().__init__(f"{what} at {where}")
+
+
+def test_an_exception_that_cannot_be_unpickled_still_fails_its_format(tmp_path, monkeypatch):
+    monkeypatch.setattr(render_module, "PARALLEL", True)
+    monkeypatch.setitem(CHUNKED, "html", _failing(_Unpicklable("template bug", "line 3")))
+    with pytest.raises(RuntimeError, match="_Unpicklable: template bug at line 3"):
+        write_reports(samples.sample_report(), tmp_path, ["json", "html", "csv"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_no_signal_for_a_child_already_reaped(tmp_path, monkeypatch):
+    """Ctrl-C while this process renders what a child that stopped early left: the child
+    is reaped already, so its pid (maybe another process's now) gets no SIGKILL."""
+    monkeypatch.setattr(render_module, "PARALLEL", True)
+    monkeypatch.setattr(render_module, "_child_main", lambda *a: os._exit(0))
+
+    def interrupted(report):
+        yield "<html>"
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(CHUNKED, "html", interrupted)
+    pending = render_module.start_reports(samples.sample_report(), tmp_path, ["html", "json"])
+    pid = pending._child.pid
+    kills = []
+    real_kill = os.kill
+    monkeypatch.setattr(render_module.os, "kill", lambda p, sig: kills.append((p, sig)))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pending.finish()
+    finally:
+        monkeypatch.setattr(render_module.os, "kill", real_kill)
+    assert (pid, signal.SIGKILL) not in kills
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_start_reports_lets_work_happen_between(tmp_path, parallel):
