@@ -928,11 +928,12 @@ class Store:
     def pages(self, run_id: int, urls: Iterable[str] | None = None) -> dict[str, Page]:
         """Pages of a run by URL. With ``urls``: those pages, falling back to the newest
         earlier run of the same site for pages this run did not crawl (fixed findings)."""
-        own = self._rows_run(self._db, run_id)
+        run = self._run_row(run_id)
+        own = _rows_of(run)
         if urls is None:
             rows = self._db.execute("SELECT * FROM pages WHERE run_id = ?", (own,))
             return {r["url"]: _page_from_row(r) for r in rows}
-        site = self._run_row(run_id)["site"]
+        site = run["site"]
         wanted = sorted(set(urls))
         out: dict[str, Page] = {}
         for chunk in _chunks(wanted):
@@ -972,7 +973,7 @@ class Store:
         number of checked links (for :mod:`crawler.replay`)."""
         run = self._run_row(run_id)
         links_checked = int(run["links_checked"])
-        run_id = run_id if run["rows_run"] is None else int(run["rows_run"])
+        run_id = _rows_of(run)
         pages = tuple(
             _page_from_row(r)
             for r in self._db.execute(
@@ -1204,6 +1205,11 @@ def _finding_from_row(r: sqlite3.Row) -> Finding:
     )
 
 
+def _rows_of(run: sqlite3.Row) -> int:
+    """The run whose pages and links rows are those of ``run`` (a ``runs`` row)."""
+    return int(run["id"] if run["rows_run"] is None else run["rows_run"])
+
+
 def _page_from_row(r: sqlite3.Row) -> Page:
     return Page(
         url=r["url"],
@@ -1222,9 +1228,10 @@ def _page_from_row(r: sqlite3.Row) -> Page:
 class StoredRefs(LazyTuple[LinkRef]):
     """``found_on`` of a link read back from the history (``Store.snapshot``): its stored
     JSON, decoded when first used, then kept. A replayed run's report needs most links'
-    references only for report.json, which renders beside the history write; the
-    findings need them only for the links with a problem. Compares equal to (and hashes
-    like) the tuple of the same ``LinkRef`` items; pickles as that tuple."""
+    references only for report.json, which renders after the run is read back (beside
+    the child's HTML); the findings need them only for the links with a problem.
+    Compares equal to (and hashes like) the tuple of the same ``LinkRef`` items; pickles
+    as that tuple."""
 
     __slots__ = ("_json", "_refs")
 

@@ -128,15 +128,12 @@ def get_env() -> Environment:
         keep_trailing_newline=True,
         bytecode_cache=_bytecode_cache(),
     )
-    # A report shows the same URLs and titles over and over (a broken link on every page
-    # of a manual): each distinct value is cleaned once per process (one render of the
-    # PostgreSQL manual's report: 1,297M -> 1,024M instructions, callgrind).
+    # A value shown again (a URL, a title) is cleaned once per process.
     env.filters["clip"] = remembered(display_text)
-    env.filters["href"] = remembered(safe_href)
     env.filters["datetime"] = format_datetime
     # report.html's repeated pieces, used as filters: a filter is called directly, where a
-    # function call goes through Jinja2's Context.call (imported here: they use the
-    # filters above).
+    # function call goes through Jinja2's Context.call. (Imported here: html_parts
+    # imports this module.)
     from reports.html_parts import PARTS
 
     env.filters.update(PARTS)

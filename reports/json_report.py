@@ -182,8 +182,8 @@ def report_to_dict(report: Report) -> dict[str, object]:
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
-#: A link referred to from more places than this is encoded a slice of ``found_on`` at a
-#: time (a navigation link is on every page: ~100,000 dicts at once otherwise).
+#: A link's ``found_on`` is written this many items at a time (a navigation link is on
+#: every page: ~100,000 items in one string otherwise).
 FOUND_ON_CHUNK = 1000
 
 
@@ -255,11 +255,6 @@ class _LinkEncoder:
         yield "]}"
 
 
-def _encode_link(link: LinkResult) -> Iterator[str]:
-    """``link_to_dict(link)`` encoded, in pieces for a long ``found_on``: the same text."""
-    return _LinkEncoder()(link)
-
-
 def _one(item: object) -> Iterator[str]:
     yield _ENCODE(item)
 
@@ -270,7 +265,8 @@ def _json_array(
     last: bool = False,
     encode: Callable[[Any], Iterator[str]] = _one,
 ) -> Iterator[str]:
-    """``"key": [`` then one item per line, each encoded on its own with the C encoder."""
+    """``"key": [`` then one item per line, each encoded on its own (``encode``: with the C
+    encoder unless given)."""
     yield f"  {_ENCODE(key)}: ["
     sep = "\n    "
     empty = True

@@ -10,7 +10,7 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from reports import html_parts
-from reports.jinja_env import get_env
+from reports.jinja_env import get_env, safe_href
 
 #: The macros as report.html.j2 had them before reports/html_parts.py.
 MACROS = """\
@@ -41,7 +41,9 @@ No review date found</span>{% endif %}
 
 
 def _macros():  # the template module: its macros are attributes
-    return get_env().from_string(MACROS).module
+    env = get_env().overlay()
+    env.filters["href"] = safe_href  # as report.html.j2's macros used it
+    return env.from_string(MACROS).module
 
 
 # Markup, controls, bidi overrides, lone surrogates, long runs, odd schemes.

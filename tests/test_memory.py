@@ -339,7 +339,7 @@ def test_long_found_on_encoded_in_pieces_gives_the_same_text(count: int) -> None
     old = json_report.FOUND_ON_CHUNK
     try:
         json_report.FOUND_ON_CHUNK = 7
-        assert "".join(json_report._encode_link(link)) == whole
+        assert "".join(json_report._LinkEncoder()(link)) == whole
     finally:
         json_report.FOUND_ON_CHUNK = old
     assert _found_on_json(refs, 7) == json.dumps([[r.page, r.text, r.tag] for r in refs])

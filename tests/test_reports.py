@@ -793,7 +793,7 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
 
 @pytest.fixture(params=[True, False], ids=["parallel", "serial"])
 def parallel(request, monkeypatch):
-    """Both ways of writing: HTML and Markdown in a forked child, or all in this process."""
+    """Both ways of writing: shared with a forked child, or all in this process."""
     monkeypatch.setattr(render_module, "PARALLEL", request.param)
     forks = []
     real_fork = os.fork
