@@ -27,8 +27,9 @@ Behaviour worth knowing:
 - ``substitutions`` (placeholder -> text) are applied to every text/html body, files and
   routes alike, and to redirect ``Location``s; Content-Length is computed afterwards.
 - ``requests`` logs ``(method, raw path, time.monotonic())`` for every request;
-  ``spans`` logs ``(method, raw path, arrival, finish)`` once the answer is written, so
-  tests can measure how many requests a client had in flight at once (``max_in_flight``).
+  ``spans`` logs ``(method, raw path, arrival, finish)`` once the answer is written (finish:
+  as its head goes out), so tests can measure how many requests a client had in flight at
+  once (``max_in_flight``).
 - Quiet: nothing is logged to stderr except tracebacks of bugs in this module.
 """
 
@@ -415,11 +416,16 @@ class SiteServer:
         target = h.path
         full, path_key = _keys(target)
         arrival = time.monotonic()
+        h.sw_finish = None  # type: ignore[attr-defined]  # (one handler serves a connection)
         try:
             self._answer(h, head, target, full, path_key, arrival)
         finally:
+            # Taken after the answer was written, a finish could come after the client's
+            # next request reached another server (this thread waiting for a CPU), and
+            # two requests that never overlapped would seem to.
+            finish = getattr(h, "sw_finish", None) or time.monotonic()
             with self._lock:
-                self.spans.append((h.command, target, arrival, time.monotonic()))
+                self.spans.append((h.command, target, arrival, finish))
 
     def _answer(
         self,
@@ -572,6 +578,9 @@ class SiteServer:
             h.send_header("Content-Length", str(len(body)))
         for name, value in headers.items():
             h.send_header(name, value)
+        # The span ends as the answer goes out: the client cannot have it (and send its
+        # next request, maybe to another server) before this.
+        h.sw_finish = time.monotonic()  # type: ignore[attr-defined]
         h.end_headers()
         if not head and not no_body:
             h.wfile.write(body)
