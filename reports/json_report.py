@@ -196,7 +196,8 @@ _HEADS_KEPT = 65_536
 
 class _LinkEncoder:
     """``_ENCODE(link_to_dict(link))``, written out directly: the same text (tested), in
-    pieces for a long ``found_on``, at about half the cost. No dicts are built, and the
+    pieces for a long ``found_on``, in ~60 % of the time (s2000's 4,631 links: 55 -> 34 ms,
+    best of 7 in one process). No dicts are built, and the
     start of a ``found_on`` item (``{"page": "…", "text": ``) is made once per page, since
     every page refers to many targets (s2000: 40,000 items from 2,362 pages)."""
 

@@ -280,7 +280,6 @@ class PendingReports:
         if PARALLEL and wanted and hasattr(os, "fork"):
             with contextlib.suppress(OSError):  # no fork: everything is rendered here
                 self._child = _Child(report, self._files, self._order)
-        self._forked = self._child is not None
 
     def finish(self) -> dict[str, Path]:
         """Render the formats the child has not taken, wait for it, rename every file in
@@ -299,14 +298,14 @@ class PendingReports:
             for name in reversed(self._order):
                 if child is not None and name in JINJA_FORMATS:
                     break
-                if not self._render_here(name, failures):
+                if not self._render_here(name, failures, exclusive=child is not None):
                     break
             if child is not None:
                 code, error = child.wait()
                 # What nobody has taken (the child stopped early) is rendered here.
                 for name in self._order:
                     if name not in self.rendered_here:
-                        self._render_here(name, failures)
+                        self._render_here(name, failures, exclusive=True)
                 if error is not None:
                     failures.append(error)
                 elif code != 0:
@@ -334,13 +333,16 @@ class PendingReports:
             written[name] = path
         return written
 
-    def _render_here(self, name: str, failures: list[tuple[str, BaseException]]) -> bool:
+    def _render_here(
+        self, name: str, failures: list[tuple[str, BaseException]], *, exclusive: bool
+    ) -> bool:
         """Render ``name`` here unless the child has claimed it (False). A failure,
         creating the file or rendering, is added to ``failures``; the caller goes on, since
-        without a child nobody else would render the other formats. Without a child the
-        file is this process's alone: one left over is overwritten."""
+        without a child nobody else would render the other formats. Not ``exclusive``
+        (there is no child), the file is this process's alone: one left over is
+        overwritten."""
         try:
-            fd = self._files.claim(name, exclusive=self._forked)
+            fd = self._files.claim(name, exclusive=exclusive)
         except OSError as e:
             self.rendered_here.append(name)
             failures.append((name, e))
