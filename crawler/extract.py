@@ -128,7 +128,7 @@ def page_facts(
     soft_404 = is_soft_404(root, phrases)
     if not links:
         return ParsedPage(ids, soft_404)
-    title_el = root.find(".//title")
+    title_el = first_descendant(root, "title")
     title = clean_text(text_of(title_el)) if title_el is not None else ""
     review = find_review_date(root, last_modified)
     base_url = url
@@ -136,6 +136,19 @@ def page_facts(
         base_url = resolve(url, str(b)).base or base_url
         break
     return ParsedPage(ids, soft_404, title, review, base_url, tuple(_links(root)))
+
+
+def first_descendant(root: etree._Element, tag: str) -> etree._Element | None:
+    """``root.find(".//" + tag)``, searched one child's subtree at a time. lxml's tag
+    iterator looks for the next match before it hands out the current one, so on a page
+    with one ``<title>`` ``find`` walked the whole document (~27 µs of ~570 µs reading a
+    page of the PostgreSQL manual); here the walk ends with the subtree that holds the
+    first match (``<head>``)."""
+    for child in root:
+        found = next(child.iter(tag), None)
+        if found is not None:
+            return found
+    return None
 
 
 def _links(root: etree._Element) -> list[tuple[str, str, str]]:
