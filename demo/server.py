@@ -423,7 +423,7 @@ class SiteServer:
             # Taken after the answer was written, a finish could come after the client's
             # next request reached another server (this thread waiting for a CPU), and
             # two requests that never overlapped would seem to.
-            finish = getattr(h, "sw_finish", None) or time.monotonic()
+            finish = h.sw_finish or time.monotonic()  # type: ignore[attr-defined]
             with self._lock:
                 self.spans.append((h.command, target, arrival, finish))
 
