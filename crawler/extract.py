@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lxml import etree
+from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
 from checks.freshness import ReviewDate, find_review_date
 from crawler.urls import resolve
@@ -34,6 +35,25 @@ _PARSERS: dict[str, etree.HTMLParser | None] = {}
 TEXT_PARSER = etree.HTMLParser(collect_ids=False)
 #: An element's text with its descendants' (``lxml.html``'s ``text_content()``).
 TEXT = etree.XPath("string()")
+
+
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<meta", b"<!--")
+
+
+def declared_encoding(content_type: str, body: bytes) -> str | None:
+    """The charset a page declares (BOM, Content-Type header, ``<meta>``), if any: what
+    Scrapy's ``TextResponse`` takes before it guesses."""
+    return (
+        read_bom(body)[0]
+        or http_content_type_encoding(content_type)
+        or html_body_declared_encoding(body)
+    )
+
+
+def looks_like_html(body: bytes) -> bool:
+    """Sniff a body served without Content-Type, as browsers do (a subset of WHATWG's)."""
+    start = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n\x0c").lower()
+    return start.startswith(_HTML_STARTS)
 
 
 def text_of(el: etree._Element) -> str:

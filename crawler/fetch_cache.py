@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from checks.freshness import ReviewDate
@@ -46,6 +46,11 @@ from checks.verdicts import Probe, judge
 from crawler.extract import ParsedPage
 from crawler.scrapy_settings import ROBOTS_AGENT
 from crawler.store import write_tx
+
+if TYPE_CHECKING:
+    from protego import Protego
+
+    from crawler.quick_http import Client
 
 #: Bump when the spider extracts facts differently (rows of older versions are ignored).
 CACHE_VERSION = 1
@@ -218,8 +223,6 @@ async def _revalidate(
     expected is confirmed)."""
     import asyncio
 
-    from protego import Protego
-
     from crawler.quick_http import Client, pipelined
 
     fresh: set[tuple[str, int]] = set()
@@ -241,28 +244,9 @@ async def _revalidate(
                 p = urlsplit(url)
                 origins.setdefault(f"{p.scheme}://{p.netloc}", None)
 
-            async def robots(origin: str) -> Protego | None:
-                # Protego, as the crawl's robots middleware (Scrapy's default parser), so
-                # both read wildcards and agent groups alike. None: leave it to the crawl.
-                try:
-                    resp = await client().get_following(
-                        f"{origin}/robots.txt", body_limit=ROBOTS_BYTES
-                    )
-                    if resp.status >= 500:
-                        return None
-                    text = ""
-                    if resp.status in (401, 403):  # ask about no page there
-                        text = "User-agent: *\nDisallow: /\n"
-                    elif resp.status < 300:
-                        text = resp.body.decode("utf-8", "replace")
-                    rp = Protego.parse(text)
-                except Exception:
-                    return None
-                if rp.crawl_delay(robots_agent) or rp.request_rate(robots_agent):
-                    return None
-                return rp
-
-            parsers = await asyncio.gather(*(robots(o) for o in origins))
+            parsers = await asyncio.gather(
+                *(read_robots(client(), o, robots_agent) for o in origins)
+            )
             by_origin = dict(zip(origins, parsers, strict=True))
             kept = []
             for row in rows:
@@ -343,6 +327,30 @@ async def _revalidate(
         for c in clients:
             c.close()
     return fresh, len(rows), confirmed
+
+
+async def read_robots(client: Client, origin: str, robots_agent: str) -> Protego | None:
+    """The robots.txt of ``origin`` (``scheme://host[:port]``) read with Protego, as the
+    crawl's robots middleware (Scrapy's default parser) reads it, so both read wildcards
+    and agent groups alike. None: leave the origin to the crawl (robots.txt unreadable,
+    a server error, or it sets a pace: ``Crawl-delay``, ``Request-rate``)."""
+    from protego import Protego
+
+    try:
+        resp = await client.get_following(f"{origin}/robots.txt", body_limit=ROBOTS_BYTES)
+        if resp.status >= 500:
+            return None
+        text = ""
+        if resp.status in (401, 403):  # ask about no page there
+            text = "User-agent: *\nDisallow: /\n"
+        elif resp.status < 300:
+            text = resp.body.decode("utf-8", "replace")
+        rp = Protego.parse(text)
+    except Exception:
+        return None
+    if rp.crawl_delay(robots_agent) or rp.request_rate(robots_agent):
+        return None
+    return rp
 
 
 def _same_etag(asked: str, answered: str | None) -> bool:

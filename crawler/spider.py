@@ -30,10 +30,10 @@ from scrapy.exceptions import (
     ResponseDataLossError,
     StopDownload,
 )
-from scrapy.http import Response
+from scrapy.http import Headers, Response
 from scrapy.http.request import NO_CALLBACK
+from scrapy.responsetypes import responsetypes
 from twisted.python.failure import Failure
-from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
 from checks.models import Page, RedirectHop
 from checks.verdicts import (
@@ -45,8 +45,15 @@ from checks.verdicts import (
 )
 from crawler.crawl_state import CrawlState, Target
 from crawler.dispatch import Dispatch
-from crawler.extract import ParsedPage, facts_from_body, parser_for
+from crawler.extract import (
+    ParsedPage,
+    declared_encoding,
+    facts_from_body,
+    looks_like_html,
+    parser_for,
+)
 from crawler.fetch_cache import FetchCache, Fetched, PendingRevalidation, conditional_headers
+from crawler.head_start import HeadStart, Taken
 from crawler.memory import trim
 from crawler.parse_worker import (
     Answer,
@@ -122,22 +129,21 @@ def _error_detail(exc: BaseException) -> str:
 _TLS_ERRORS = frozenset(
     {"ClientSSLError", "ClientConnectorSSLError", "ClientConnectorCertificateError"}
 )
-_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<meta", b"<!--")
 
 
 def _declared_encoding(response: Response) -> str | None:
     """The charset a page declares (BOM, Content-Type header, ``<meta>``), if any."""
-    body = response.body
     ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
-    return (
-        read_bom(body)[0] or http_content_type_encoding(ctype) or html_body_declared_encoding(body)
-    )
+    return declared_encoding(ctype, response.body)
 
 
-def _looks_like_html(body: bytes) -> bool:
-    """Sniff a body served without Content-Type, as browsers do (a subset of WHATWG's)."""
-    start = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n\x0c").lower()
-    return start.startswith(_HTML_STARTS)
+def _taken_response(request: Request, got: Taken) -> Response:
+    """The head start's answer to ``request`` as Scrapy's download handler makes one."""
+    headers = Headers([(k.encode("latin-1"), v.encode("latin-1")) for k, v in got.headers])
+    cls = responsetypes.from_args(headers=headers, url=request.url, body=got.body)
+    if got.truncated:
+        request.meta["sw_truncated"] = True
+    return cls(url=request.url, status=got.status, headers=headers, body=got.body, request=request)
 
 
 def _retry_after(value: bytes | None) -> float | None:
@@ -161,6 +167,7 @@ class AuditSpider(Spider):
         state: CrawlState,
         cache: FetchCache | None = None,
         revalidation: PendingRevalidation | None = None,
+        head_start: HeadStart | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -169,6 +176,12 @@ class AuditSpider(Spider):
         self.cache = cache
         #: The cache's revalidation pass, still running: awaited in ``start``.
         self._revalidation = revalidation
+        #: The head start's child, still fetching: its answers are taken in ``start``.
+        self._head_start = head_start
+        #: The head start's answers by URL, not yet asked for (``_submit``).
+        self._taken: dict[str, Taken] = {}
+        #: The head start's readings of answers delivered, not yet asked for (``_facts``).
+        self._readings: dict[str, Taken] = {}
         s = state.settings
         self.retries = s.retries
         self.max_retry_after = s.max_retry_after
@@ -225,6 +238,11 @@ class AuditSpider(Spider):
             # Before the parse worker's fork: the pass's pipe is closed by then.
             pending.finish()
             st.stats["revalidated"] = self.cache.revalidated
+        head, self._head_start = self._head_start, None
+        if head is not None:
+            # Before the parse workers' fork, which would inherit the child's socket.
+            self._taken = head.take()
+            st.stats["head_start_answers"] = len(self._taken)
         wanted = worker_count() if PARSE_WORKERS is None else PARSE_WORKERS
         for _ in range(wanted):
             worker = ParseWorker.start(self.soft_404_phrases, self._workers)
@@ -238,12 +256,35 @@ class AuditSpider(Spider):
             t.start = True
             req = self._ensure(t, PAGE, depth=0)
             if req is not None:
-                self._dispatch.submit(req)
+                self._submit(req)
         self._dispatch.pump()
         if not self._dispatch.busy:
             self._dispatch_idle()
         return
         yield  # an async generator, as Scrapy expects; it yields nothing
+
+    def _submit(self, request: Request) -> None:
+        """Hand ``request`` to the dispatch, or its answer if the head start has it."""
+        taken = self._taken
+        if taken:
+            meta = request.meta
+            url = meta["sw"]
+            if (
+                url in taken
+                and request.url == url
+                and meta["sw_mode"] == PAGE
+                and not meta["sw_chain"]
+                and not meta["sw_try"]
+                and "sw_cond" not in meta
+                and request.method == "GET"
+            ):
+                got = taken.pop(url)
+                self.state.stats["head_start_used"] += 1
+                if got.reading is not None:
+                    self._readings[url] = got
+                self._dispatch.deliver(request, _taken_response(request, got))  # type: ignore[union-attr]
+                return
+        self._dispatch.submit(request)  # type: ignore[union-attr]
 
     def _request(
         self,
@@ -422,7 +463,7 @@ class AuditSpider(Spider):
         crawl has fetched, and replay what is left. True if anything was issued."""
         dispatch = self._dispatch
         assert dispatch is not None
-        submit = dispatch.submit
+        submit = self._submit
         issued = 0
         if self._frontier:
             for req in self._feed():
@@ -497,7 +538,7 @@ class AuditSpider(Spider):
     async def _answer(self, request: Request, result: Response | Exception) -> None:
         """Judge one download's outcome (``crawler.dispatch``); the requests it leads to
         go to the dispatch."""
-        submit = self._dispatch.submit  # type: ignore[union-attr]
+        submit = self._submit
         try:
             if isinstance(result, Response):
                 async for req in self._respond(result):
@@ -572,7 +613,7 @@ class AuditSpider(Spider):
         encoded: bytes | None = None
         if replay is None:
             ctype = sys.intern((response.headers.get(b"Content-Type") or b"").decode("latin-1"))
-            html = is_html_type(ctype) or (not ctype and _looks_like_html(response.body))
+            html = is_html_type(ctype) or (not ctype and looks_like_html(response.body))
             truncated = bool(meta.get("sw_truncated"))
             has_body = bool(response.body)
         else:
@@ -826,6 +867,11 @@ class AuditSpider(Spider):
         review date and links only with ``links`` (and from the worker, the links joined
         and the cache's record of the ``answer``: ``parse_worker.read_page``)."""
         encoding = self._encoding(response)
+        if self._readings:
+            got = self._readings.pop(response.url, None)
+            if got is not None and links and got.encoding == encoding and got.answer == answer:
+                assert got.reading is not None
+                return got.reading
         last_mod = response.headers.get(b"Last-Modified")
         last_modified = last_mod.decode("latin-1") if last_mod else None
         body: bytes | str = response.body
@@ -960,6 +1006,10 @@ class AuditSpider(Spider):
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.close()
+        if self._head_start is not None:
+            self._head_start.abort()
+            self._head_start = None
+        self._taken, self._readings = {}, {}
         if reason != "finished":
             self.state.incomplete_reason(f"crawl stopped early ({reason})")
 

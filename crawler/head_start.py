@@ -1,0 +1,344 @@
+"""A head start: the first pages fetched and read in a forked child while Scrapy imports.
+
+The audit process spends its first ~0.3 s importing Scrapy and building its engine, on
+one core, while the other waits. Just before those imports the audit forks this child:
+it fetches pages from the start URLs the way the crawl would (one GET each, the crawl's
+user agent, robots.txt, scope, exclusions and limits, at most ``CONNECTIONS`` connections,
+never more than the per-host limit) and reads each HTML page as a parse worker does
+(``parse_worker.read_page``). When the spider starts, it stops the child and takes what
+it has (:meth:`HeadStart.take`): each answer becomes a Scrapy response to the request the
+spider makes for that URL, handled by the spider's own code as if it had been downloaded
+(``AuditSpider._submit``), and its reading is used when the spider would ask a worker the
+same question (same encoding, same cache record); otherwise the page is read again.
+
+What the child does not take is left to the crawl: an answer that sets a cookie (and
+everything after it), a body in another content coding, a URL Scrapy would send
+differently, a failed request. Only a crawl without ``crawl.delay`` gets a head start, and
+only where robots.txt sets no pace; a re-run's revalidation pass uses the second core
+instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import signal
+import socket
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from checks.verdicts import is_html_type
+from crawler.extract import declared_encoding, looks_like_html, parser_for
+from crawler.parse_worker import Answer, Reading, read_page
+from crawler.urls import ResolveCache, path_trap, trap_shape
+
+if TYPE_CHECKING:
+    from crawler.crawl_state import CrawlState
+    from crawler.fetch_cache import PassSettings
+
+#: Connections the child fetches over (at most the crawl's per-host limit).
+CONNECTIONS = 4
+#: Pages the child takes at most (its answers wait in memory until the spider starts).
+MAX_PAGES = 2000
+#: How long :meth:`HeadStart.take` waits for the child's answers before it gives up on them.
+TAKE_TIMEOUT = 10.0
+#: Tags whose links the crawl follows as pages (``spider.CRAWL_TAGS``).
+CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
+#: A page served as something other than HTML is read up to this many bytes
+#: (``spider.SNIFF_BYTES``: what the spider's ``_on_headers`` caps it at).
+SNIFF_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """One answer the child received to the GET the crawl would send for its URL."""
+
+    status: int
+    #: Response headers, names lower-cased, as received.
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    #: The body was cut where the spider's download would have stopped.
+    truncated: bool
+    #: What a parse worker made of the body, read as ``encoding`` with the cache's record
+    #: of ``answer`` (``parse_worker.read_page``); None: not read (the spider reads it).
+    encoding: str | None = None
+    answer: Answer | None = None
+    reading: Reading | None = None
+
+
+class HeadStart:
+    """The forked child (:meth:`start`) and what it fetched (:meth:`take`)."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid: int | None = pid
+        self._sock: socket.socket | None = sock
+
+    @classmethod
+    def start(
+        cls,
+        state: CrawlState,
+        settings: PassSettings,
+        phrases: tuple[str, ...],
+        record: bool,
+    ) -> HeadStart | None:
+        """Fork the child; None where fork is not available or fails. ``record``: the
+        re-run cache will store the answers (the child encodes their records)."""
+        if not hasattr(os, "fork"):
+            return None
+        try:
+            parent, child = socket.socketpair()
+        except OSError:
+            return None
+        try:
+            pid = os.fork()
+        except OSError:
+            parent.close()
+            child.close()
+            return None
+        if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow fork)
+            code = 1
+            try:
+                parent.close()
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                _serve(child, state, settings, phrases, record)
+                code = 0
+            finally:
+                os._exit(code)
+        child.close()
+        return cls(pid, parent)
+
+    def take(self, timeout: float = TAKE_TIMEOUT) -> dict[str, Taken]:
+        """Stop the child and return its answers by URL (none if it failed)."""
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return {}
+        data = bytearray()
+        try:
+            sock.sendall(b"!")  # stop: the child sends what it has and exits
+            sock.settimeout(timeout)
+            while chunk := sock.recv(1 << 20):
+                data += chunk
+        except OSError:  # includes the timeout
+            data.clear()
+        finally:
+            sock.close()
+        if not self._reap(timeout):
+            return {}
+        try:
+            taken = pickle.loads(data) if data else {}
+        except Exception:
+            return {}
+        return taken if isinstance(taken, dict) else {}
+
+    def _reap(self, timeout: float) -> bool:
+        """Wait for the child (killed after ``timeout``); True if it exited cleanly."""
+        pid, self.pid = self.pid, None
+        if pid is None:
+            return False
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(ChildProcessError, OSError):
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return os.waitstatus_to_exitcode(status) == 0
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    return False
+                time.sleep(0.001)
+        return False
+
+    def abort(self) -> None:
+        """Stop the child without its answers (the audit is failing)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+        if self.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._reap(1.0)
+
+
+def _serve(
+    sock: socket.socket,
+    state: CrawlState,
+    settings: PassSettings,
+    phrases: tuple[str, ...],
+    record: bool,
+) -> None:  # pragma: no cover - runs in the child
+    taken: dict[str, Taken] = {}
+    with contextlib.suppress(Exception):
+        asyncio.run(_fetch(sock, state, settings, phrases, record, taken))
+    sock.setblocking(True)
+    with contextlib.suppress(OSError):
+        if not sock.recv(1):  # the parent went away without asking
+            return
+    sock.sendall(pickle.dumps(taken, protocol=pickle.HIGHEST_PROTOCOL))
+    sock.close()
+
+
+async def _fetch(
+    sock: socket.socket,
+    state: CrawlState,
+    settings: PassSettings,
+    phrases: tuple[str, ...],
+    record: bool,
+    taken: dict[str, Taken],
+) -> None:
+    """Fetch and read pages breadth first from the start URLs into ``taken`` until the
+    parent asks (a byte on ``sock``), the pages run out, or a limit is reached."""
+    from w3lib.url import safe_url_string
+
+    from crawler.fetch_cache import read_robots
+    from crawler.quick_http import Client
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    sock.setblocking(False)
+    loop.add_reader(sock.fileno(), stop.set)
+    p = state.settings
+    limit = min(p.max_pages, MAX_PAGES)
+    n = max(1, min(CONNECTIONS, settings.per_host, settings.concurrency))
+    clients = [Client(settings.user_agent, settings.timeout) for _ in range(n)]
+    robots: dict[str, Any] = {}
+    queue: deque[tuple[str, int, bool]] = deque((u, 0, True) for u in p.start_urls)
+    seen = set(p.start_urls)
+    shapes: Counter[str] = Counter()
+    resolver = ResolveCache()
+    busy = 0
+    more = asyncio.Event()
+
+    def follow(page_url: str, reading: Reading, depth: int) -> None:
+        page, resolved, _ = reading
+        if page is None or resolved is None or depth + 1 > p.max_depth:
+            return
+        for (_, _, tag), (base, _, skip) in zip(page.links, resolved, strict=True):
+            if skip or tag not in CRAWL_TAGS or base in seen or len(seen) >= limit:
+                continue
+            if not state.in_scope(base) or state.excluded(base):
+                continue
+            path = urlsplit(base).path.lower()
+            if path.endswith(".pdf") or path_trap(base, p.max_path_segments):
+                continue
+            shape = trap_shape(base)
+            shapes[shape] += 1
+            if shapes[shape] > p.max_pages_per_pattern:
+                continue
+            if settings.obey_robots:
+                rp = robots.get(_origin(base))
+                if rp is None or not rp.can_fetch(base, settings.robots_agent):
+                    continue
+            seen.add(base)
+            queue.append((base, depth + 1, False))
+        more.set()
+
+    async def worker(client: Client) -> None:
+        nonlocal busy
+        while not stop.is_set():
+            if not queue:
+                if not busy:
+                    return
+                more.clear()
+                await more.wait()
+                continue
+            url, depth, start = queue.popleft()
+            if settings.obey_robots and start and robots.get(_origin(url)) is None:
+                continue  # robots.txt sets a pace (or could not be read): the crawl's
+            if safe_url_string(url) != url:
+                continue  # Scrapy would send it otherwise: left to the crawl
+            busy += 1
+            try:
+                got = await _get(client, url, p.max_page_bytes, phrases, record, resolver)
+            except Exception:
+                got = None
+            finally:
+                busy -= 1
+                more.set()
+            if got is None:
+                continue
+            if got == "cookie":
+                stop.set()  # the crawl would send the cookie from here on: its pages
+                return
+            assert isinstance(got, Taken)
+            taken[url] = got
+            if len(taken) >= limit:
+                stop.set()
+            elif got.reading is not None:
+                follow(url, got.reading, depth)
+
+    async def crawl() -> None:
+        if settings.obey_robots:
+            origins = {_origin(u) for u in p.start_urls}
+            parsers = await asyncio.gather(
+                *(read_robots(clients[0], o, settings.robots_agent) for o in origins)
+            )
+            robots.update(zip(origins, parsers, strict=True))
+        await asyncio.gather(*(worker(c) for c in clients))
+
+    # Until the parent asks, or the pages run out: a request under way is dropped then.
+    work = asyncio.ensure_future(crawl())
+    asked = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((work, asked), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (work, asked):
+            task.cancel()
+        await asyncio.gather(work, asked, return_exceptions=True)
+        loop.remove_reader(sock.fileno())
+        for c in clients:
+            c.close()
+
+
+async def _get(
+    client: Any,
+    url: str,
+    max_page_bytes: int,
+    phrases: tuple[str, ...],
+    record: bool,
+    resolver: ResolveCache,
+) -> Taken | str | None:
+    """One page as the crawl would get it; ``"cookie"`` if it sets one; None: not taken."""
+    answer = await client.request("GET", url, body_limit=max_page_bytes)
+    headers = answer.headers
+    if "set-cookie" in headers or "set-cookie2" in headers:
+        return "cookie"
+    if headers.get("content-encoding", "identity").strip().lower() != "identity":
+        return None
+    ctype = headers.get("content-type", "")
+    body = answer.body
+    cap = SNIFF_BYTES if ctype and not is_html_type(ctype) else max_page_bytes
+    truncated = len(body) >= cap
+    if truncated:
+        body = body[:cap]
+    items = tuple(headers.items())
+    html = is_html_type(ctype) or (not ctype and looks_like_html(body))
+    if answer.status != 200 or not html or not body:
+        return Taken(answer.status, items, body, truncated)
+    encoding = declared_encoding(ctype, body)
+    if encoding is None or parser_for(encoding) is None:
+        return Taken(answer.status, items, body, truncated)  # Scrapy's guess: the spider's
+    cache_answer: Answer | None = None
+    if record and ("etag" in headers or "last-modified" in headers):
+        cache_answer = (200, ctype, "GET", True, True, truncated)
+    reading = read_page(
+        body,
+        encoding,
+        url,
+        headers.get("last-modified"),
+        phrases,
+        True,
+        resolver,
+        cache_answer,
+    )
+    return Taken(answer.status, items, body, truncated, encoding, cache_answer, reading)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
