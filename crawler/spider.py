@@ -180,8 +180,6 @@ class AuditSpider(Spider):
         self._head_start = head_start
         #: The head start's answers by URL, not yet asked for (``_submit``).
         self._taken: dict[str, Taken] = {}
-        #: The head start's readings of answers delivered, not yet asked for (``_facts``).
-        self._readings: dict[str, Taken] = {}
         s = state.settings
         self.retries = s.retries
         self.max_retry_after = s.max_retry_after
@@ -279,12 +277,23 @@ class AuditSpider(Spider):
                 and request.method == "GET"
             ):
                 got = taken.pop(url)
-                self.state.stats["head_start_used"] += 1
-                if got.reading is not None:
-                    self._readings[url] = got
-                self._dispatch.deliver(request, _taken_response(request, got))  # type: ignore[union-attr]
-                return
+                response = _taken_response(request, got)
+                if got.reading is None or self._reading_fits(response, got):
+                    self.state.stats["head_start_used"] += 1
+                    if got.reading is not None:
+                        request.meta["head_start_reading"] = got.reading
+                    self._dispatch.deliver(request, response)  # type: ignore[union-attr]
+                    return
+                # Not as the spider would read it: the child's body is cut, fetch it.
+                request.meta.pop("sw_truncated", None)
         self._dispatch.submit(request)  # type: ignore[union-attr]
+
+    def _reading_fits(self, response: Response, got: Taken) -> bool:
+        """Whether the head start read ``response`` as ``_facts`` would ask a parse
+        worker to: in the same encoding, with the same record for the cache."""
+        headers = response.headers
+        record = self.cache is not None and (b"ETag" in headers or b"Last-Modified" in headers)
+        return got.encoding == self._encoding(response) and (got.answer is not None) == record
 
     def _request(
         self,
@@ -866,12 +875,10 @@ class AuditSpider(Spider):
         """Parse the body (in the parse worker when there is one) and read it; title,
         review date and links only with ``links`` (and from the worker, the links joined
         and the cache's record of the ``answer``: ``parse_worker.read_page``)."""
+        reading = response.meta.pop("head_start_reading", None)
+        if reading is not None:  # a head start answer (_submit): its body is cut
+            return reading  # type: ignore[no-any-return]
         encoding = self._encoding(response)
-        if self._readings:
-            got = self._readings.pop(response.url, None)
-            if got is not None and links and got.encoding == encoding and got.answer == answer:
-                assert got.reading is not None
-                return got.reading
         last_mod = response.headers.get(b"Last-Modified")
         last_modified = last_mod.decode("latin-1") if last_mod else None
         body: bytes | str = response.body
@@ -1009,7 +1016,7 @@ class AuditSpider(Spider):
         if self._head_start is not None:
             self._head_start.abort()
             self._head_start = None
-        self._taken, self._readings = {}, {}
+        self._taken = {}
         if reason != "finished":
             self.state.incomplete_reason(f"crawl stopped early ({reason})")
 
