@@ -167,7 +167,7 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
         if pending is not None:
             pending.abort()
         if head is not None:
-            head.abort()
+            head.close()
         raise
     few_collections()
     gc.enable()
@@ -184,7 +184,7 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
         if pending is not None:
             pending.abort()  # the crawl failed before it started: stop the pass
         if head is not None:
-            head.abort()  # likewise (a no-op once the spider took its answers)
+            head.close()  # likewise; reaped by the spider's close already if it started
         # Scrapy's handlers only ask its (now stopped) loop to shut down: left in place,
         # Ctrl-C and SIGTERM would be ignored while the reports of a big site are written.
         for sig, handler in handlers.items():

@@ -28,6 +28,7 @@ import signal
 import socket
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -47,6 +48,8 @@ CONNECTIONS = 4
 MAX_PAGES = 2000
 #: How long :meth:`HeadStart.take` waits for the child's answers before it gives up on them.
 TAKE_TIMEOUT = 10.0
+#: How long :meth:`HeadStart.close` waits for the child to exit before it kills it.
+REAP_TIMEOUT = 1.0
 #: Tags whose links the crawl follows as pages (``spider.CRAWL_TAGS``).
 CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
 #: A page served as something other than HTML is read up to this many bytes
@@ -119,9 +122,10 @@ class HeadStart:
         child.close()
         return cls(pid, parent)
 
-    def take(self, timeout: float = TAKE_TIMEOUT) -> dict[str, Taken]:
-        """Stop the child and return its answers by URL, in the order it got them (none
-        if it failed)."""
+    def take(self, timeout: float = TAKE_TIMEOUT) -> dict[str, bytes]:
+        """Stop the child; its answers by URL, each a pickled :class:`Taken` (read with
+        :func:`taken`), in the order it got them; none if it failed. The child is reaped
+        by :meth:`close`."""
         sock, self._sock = self._sock, None
         if sock is None:
             return {}
@@ -135,44 +139,38 @@ class HeadStart:
             data.clear()
         finally:
             sock.close()
-        if not self._reap(timeout):
-            return {}
         try:
-            frames = pickle.loads(data) if data else []
-            taken = dict(pickle.loads(f) for f in frames)
+            answers = pickle.loads(data) if data else []  # a cut pickle does not load
+            return {url: frame for url, frame in answers}
         except Exception:
             return {}
-        if not all(isinstance(t, Taken) for t in taken.values()):
-            return {}
-        return taken
 
-    def _reap(self, timeout: float) -> bool:
-        """Wait for the child (killed after ``timeout``); True if it exited cleanly."""
-        pid, self.pid = self.pid, None
-        if pid is None:
-            return False
-        deadline = time.monotonic() + timeout
-        with contextlib.suppress(ChildProcessError, OSError):
-            while True:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    return os.waitstatus_to_exitcode(status) == 0
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    return False
-                time.sleep(0.001)
-        return False
-
-    def abort(self) -> None:
-        """Stop the child without its answers (the audit is failing)."""
+    def close(self) -> None:
+        """Reap the child (killed if it is still there: the audit is failing, or it did
+        not exit after sending its answers)."""
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
-        if self.pid is not None:
-            with contextlib.suppress(OSError):
-                os.kill(self.pid, signal.SIGKILL)
-            self._reap(1.0)
+        pid, self.pid = self.pid, None
+        if pid is None:
+            return
+        with contextlib.suppress(ChildProcessError, OSError):
+            deadline = time.monotonic() + REAP_TIMEOUT
+            while os.waitpid(pid, os.WNOHANG)[0] == 0:
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.001)
+
+
+def taken(frame: bytes) -> Taken | None:
+    """One answer of :meth:`HeadStart.take`; None if it does not read back."""
+    try:
+        got = pickle.loads(frame)
+    except Exception:
+        return None
+    return got if isinstance(got, Taken) else None
 
 
 def _serve(
@@ -182,16 +180,23 @@ def _serve(
     phrases: tuple[str, ...],
     record: bool,
 ) -> None:  # pragma: no cover - runs in the child
-    # Each answer pickled as it comes (the parent waits for nothing but the sending).
-    frames: list[bytes] = []
+    """Fetch until the parent asks (a byte on ``sock``), then send it the answers and
+    exit at once: what is under way then is dropped."""
+    # Each answer pickled as it comes: the parent waits for nothing but their sending.
+    answers: list[tuple[str, bytes]] = []
+
+    def send() -> None:
+        try:
+            sock.setblocking(True)
+            if sock.recv(1):  # the parent asks (nothing: it went away)
+                sock.sendall(pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL))
+            sock.close()
+        finally:
+            os._exit(0)
+
     with contextlib.suppress(Exception):
-        asyncio.run(_fetch(sock, state, settings, phrases, record, frames))
-    sock.setblocking(True)
-    with contextlib.suppress(OSError):
-        if not sock.recv(1):  # the parent went away without asking
-            return
-    sock.sendall(pickle.dumps(frames, protocol=pickle.HIGHEST_PROTOCOL))
-    sock.close()
+        asyncio.run(_fetch(sock, state, settings, phrases, record, answers, send))
+    send()  # the pages ran out (or the crawl failed) before the parent asked
 
 
 async def _fetch(
@@ -200,20 +205,21 @@ async def _fetch(
     settings: PassSettings,
     phrases: tuple[str, ...],
     record: bool,
-    frames: list[bytes],
+    answers: list[tuple[str, bytes]],
+    asked: Callable[[], None],
 ) -> None:
     """Fetch and read pages breadth first from the start URLs until the parent asks (a
-    byte on ``sock``), the pages run out, or a limit is reached; each answer goes to
-    ``frames`` as a pickled ``(URL, Taken)``."""
+    byte on ``sock``: ``asked`` is called, and does not return), the pages run out, or a
+    limit is reached; each answer goes to ``answers`` as (URL, pickled ``Taken``)."""
     from w3lib.url import safe_url_string
 
     from crawler.fetch_cache import read_robots
     from crawler.quick_http import Client
 
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop = asyncio.Event()  # a limit is reached
     sock.setblocking(False)
-    loop.add_reader(sock.fileno(), stop.set)
+    loop.add_reader(sock.fileno(), asked)
     p = state.settings
     limit = min(p.max_pages, MAX_PAGES)
     n = max(1, min(CONNECTIONS, settings.per_host, settings.concurrency))
@@ -278,8 +284,8 @@ async def _fetch(
                 stop.set()  # the crawl would send the cookie from here on: its pages
                 return
             assert isinstance(got, Taken)
-            frames.append(pickle.dumps((url, got), protocol=pickle.HIGHEST_PROTOCOL))
-            if len(frames) >= limit:
+            answers.append((url, pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL)))
+            if len(answers) >= limit:
                 stop.set()
             elif got.reading is not None:
                 follow(url, got.reading, depth)
@@ -293,15 +299,9 @@ async def _fetch(
             robots.update(zip(origins, parsers, strict=True))
         await asyncio.gather(*(worker(c) for c in clients))
 
-    # Until the parent asks, or the pages run out: a request under way is dropped then.
-    work = asyncio.ensure_future(crawl())
-    asked = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait((work, asked), return_when=asyncio.FIRST_COMPLETED)
+        await crawl()
     finally:
-        for task in (work, asked):
-            task.cancel()
-        await asyncio.gather(work, asked, return_exceptions=True)
         loop.remove_reader(sock.fileno())
         for c in clients:
             c.close()

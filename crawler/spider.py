@@ -54,6 +54,7 @@ from crawler.extract import (
 )
 from crawler.fetch_cache import FetchCache, Fetched, PendingRevalidation, conditional_headers
 from crawler.head_start import HeadStart, Taken
+from crawler.head_start import taken as read_taken
 from crawler.memory import trim
 from crawler.parse_worker import (
     Answer,
@@ -176,10 +177,10 @@ class AuditSpider(Spider):
         self.cache = cache
         #: The cache's revalidation pass, still running: awaited in ``start``.
         self._revalidation = revalidation
-        #: The head start's child, still fetching: its answers are taken in ``start``.
+        #: The head start's child, fetching until its answers are taken in ``start``.
         self._head_start = head_start
-        #: The head start's answers by URL, not yet asked for (``_submit``).
-        self._taken: dict[str, Taken] = {}
+        #: The head start's answers by URL (pickled), not yet asked for (``_submit``).
+        self._taken: dict[str, bytes] = {}
         s = state.settings
         self.retries = s.retries
         self.max_retry_after = s.max_retry_after
@@ -236,10 +237,9 @@ class AuditSpider(Spider):
             # Before the parse worker's fork: the pass's pipe is closed by then.
             pending.finish()
             st.stats["revalidated"] = self.cache.revalidated
-        head, self._head_start = self._head_start, None
-        if head is not None:
+        if self._head_start is not None:
             # Before the parse workers' fork, which would inherit the child's socket.
-            self._taken = head.take()
+            self._taken = self._head_start.take()
             st.stats["head_start_answers"] = len(self._taken)
         wanted = worker_count() if PARSE_WORKERS is None else PARSE_WORKERS
         for _ in range(wanted):
@@ -263,30 +263,40 @@ class AuditSpider(Spider):
 
     def _submit(self, request: Request) -> None:
         """Hand ``request`` to the dispatch, or its answer if the head start has it."""
-        taken = self._taken
-        if taken:
-            meta = request.meta
-            url = meta["sw"]
-            if (
-                url in taken
-                and request.url == url
-                and meta["sw_mode"] == PAGE
-                and not meta["sw_chain"]
-                and not meta["sw_try"]
-                and "sw_cond" not in meta
-                and request.method == "GET"
-            ):
-                got = taken.pop(url)
-                response = _taken_response(request, got)
-                if got.reading is None or self._reading_fits(response, got):
-                    self.state.stats["head_start_used"] += 1
-                    if got.reading is not None:
-                        request.meta["head_start_reading"] = got.reading
-                    self._dispatch.deliver(request, response)  # type: ignore[union-attr]
-                    return
-                # Not as the spider would read it: the child's body is cut, fetch it.
-                request.meta.pop("sw_truncated", None)
+        if self._taken:
+            response = self._taken_answer(request)
+            if response is not None:
+                self.state.stats["head_start_used"] += 1
+                self._dispatch.deliver(request, response)  # type: ignore[union-attr]
+                return
         self._dispatch.submit(request)  # type: ignore[union-attr]
+
+    def _taken_answer(self, request: Request) -> Response | None:
+        """The head start's answer to ``request`` (``crawler.head_start``), if it has one
+        the spider may take as the download's: the GET of a page the crawl issues."""
+        meta = request.meta
+        url = meta["sw"]
+        if (
+            url not in self._taken
+            or request.url != url
+            or meta["sw_mode"] != PAGE
+            or meta["sw_chain"]
+            or meta["sw_try"]
+            or "sw_cond" in meta
+            or request.method != "GET"
+        ):
+            return None
+        got = read_taken(self._taken.pop(url))
+        if got is None:
+            return None
+        response = _taken_response(request, got)
+        if got.reading is not None:
+            if not self._reading_fits(response, got):
+                # Not read as the spider would: the child's body is cut, so fetch it.
+                meta.pop("sw_truncated", None)
+                return None
+            meta["head_start_reading"] = got.reading
+        return response
 
     def _reading_fits(self, response: Response, got: Taken) -> bool:
         """Whether the head start read ``response`` as ``_facts`` would ask a parse
@@ -1014,7 +1024,7 @@ class AuditSpider(Spider):
         for worker in workers:
             worker.close()
         if self._head_start is not None:
-            self._head_start.abort()
+            self._head_start.close()
             self._head_start = None
         self._taken = {}
         if reason != "finished":
