@@ -44,6 +44,7 @@ class Target:
     ``RefSpill`` under the target's number ``tid`` (its place in ``CrawlState.targets``)."""
 
     __slots__ = (
+        "depth",
         "fragments",
         "host",
         "internal",
@@ -62,6 +63,8 @@ class Target:
         self.url = url
         self.internal = internal
         self.tid = tid
+        #: For a page crawled: the fewest links from a start URL it was found at so far.
+        self.depth = 0
         self.fragments = False
         try:
             parts = urlsplit(url) if "://" in url else None

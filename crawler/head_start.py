@@ -20,7 +20,6 @@ instead.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pickle
@@ -35,12 +34,12 @@ from urllib.parse import urlsplit
 
 from checks.verdicts import is_html_type
 from crawler.extract import declared_encoding, looks_like_html, parser_for
-from crawler.parse_worker import Answer, Reading, read_page
 from crawler.urls import ResolveCache, path_trap, trap_shape
 
 if TYPE_CHECKING:
     from crawler.crawl_state import CrawlState
     from crawler.fetch_cache import PassSettings
+    from crawler.parse_worker import Answer, Reading
 
 #: Connections the child fetches over (at most the crawl's per-host limit).
 CONNECTIONS = 4
@@ -182,6 +181,8 @@ def _serve(
 ) -> None:  # pragma: no cover - runs in the child
     """Fetch until the parent asks (a byte on ``sock``), then send it the answers and
     exit at once: what is under way then is dropped."""
+    import asyncio  # in the child only: the audit process forks it before importing asyncio
+
     # Each answer pickled as it comes: the parent waits for nothing but their sending.
     answers: list[tuple[str, bytes]] = []
 
@@ -211,6 +212,8 @@ async def _fetch(
     """Fetch and read pages breadth first from the start URLs until the parent asks (a
     byte on ``sock``: ``asked`` is called, and does not return), the pages run out, or a
     limit is reached; each answer goes to ``answers`` as (URL, pickled ``Taken``)."""
+    import asyncio
+
     from w3lib.url import safe_url_string
 
     from crawler.fetch_cache import read_robots
@@ -316,6 +319,8 @@ async def _get(
     resolver: ResolveCache,
 ) -> Taken | str | None:
     """One page as the crawl would get it; ``"cookie"`` if it sets one; None: not taken."""
+    from crawler.parse_worker import read_page  # imports asyncio: in the child only
+
     answer = await client.request("GET", url, body_limit=max_page_bytes)
     headers = answer.headers
     if "set-cookie" in headers or "set-cookie2" in headers:

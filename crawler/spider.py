@@ -181,6 +181,15 @@ class AuditSpider(Spider):
         self._head_start = head_start
         #: The head start's answers by URL (pickled), not yet asked for (``_submit``).
         self._taken: dict[str, bytes] = {}
+        #: While the head start has answers: pages scheduled and not yet answered, by
+        #: depth, and the depth each such target was counted at (by ``Target.tid``).
+        self._unanswered: Counter[int] = Counter()
+        self._counted: dict[int, int] = {}
+        #: Head start answers held back, by depth (``_submit``): a page is handled only
+        #: once every page of a smaller depth has been answered, as downloads come in
+        #: about breadth first. Handled at once, a taken page's links would be found
+        #: before the same links on a shallower page still downloading, one level too deep.
+        self._held: dict[int, list[tuple[Request, Response]]] = {}
         s = state.settings
         self.retries = s.retries
         self.max_retry_after = s.max_retry_after
@@ -267,9 +276,54 @@ class AuditSpider(Spider):
             response = self._taken_answer(request)
             if response is not None:
                 self.state.stats["head_start_used"] += 1
-                self._dispatch.deliver(request, response)  # type: ignore[union-attr]
+                depth = request.meta["sw_depth"]
+                if self._unanswered and min(self._unanswered) < depth:
+                    self._held.setdefault(depth, []).append((request, response))
+                else:
+                    self._dispatch.deliver(request, response)  # type: ignore[union-attr]
                 return
         self._dispatch.submit(request)  # type: ignore[union-attr]
+
+    def _answered(self, t: Target) -> None:
+        """``t`` has its answer (its probe): release the head start answers it held."""
+        depth = self._counted.pop(t.tid, None)
+        if depth is None:
+            return
+        left = self._unanswered[depth] - 1
+        if left:
+            self._unanswered[depth] = left
+        else:
+            del self._unanswered[depth]
+            if self._held:
+                self._release(min(self._unanswered, default=depth))
+
+    def _shallower(self, t: Target, depth: int) -> None:
+        """A page scheduled is linked from a shallower one: it is that deep (when its
+        answer comes; one already handled keeps the depth it had)."""
+        t.depth = depth
+        old = self._counted.get(t.tid)
+        if old is None:
+            return
+        self._counted[t.tid] = depth
+        self._unanswered[depth] += 1
+        left = self._unanswered[old] - 1
+        if left:
+            self._unanswered[old] = left
+        else:
+            del self._unanswered[old]
+            if self._held:
+                self._release(min(self._unanswered))
+
+    def _release(self, upto: float) -> None:
+        """Deliver the held head start answers of depth ``upto`` and less."""
+        for depth in sorted(self._held):
+            if depth > upto:
+                break
+            for request, response in self._held.pop(depth):
+                self._dispatch.deliver(request, response)  # type: ignore[union-attr]
+        if not self._taken and not self._held:
+            self._unanswered.clear()  # the gate is done with
+            self._counted.clear()
 
     def _taken_answer(self, request: Request) -> Response | None:
         """The head start's answer to ``request`` (``crawler.head_start``), if it has one
@@ -386,6 +440,10 @@ class AuditSpider(Spider):
         if needed == PAGE:
             st = self.state
             st.pages_scheduled += 1
+            t.depth = depth
+            if self._taken or self._held:
+                self._unanswered[depth] += 1
+                self._counted[t.tid] = depth
             if not t.start and (self._frontier or st.issued - st.resolved >= FRONTIER):
                 self._frontier.append((t, depth))
                 return None
@@ -397,9 +455,9 @@ class AuditSpider(Spider):
         frontier = self._frontier
         room = FRONTIER - (st.issued - st.resolved)
         while frontier and room > 0:
-            t, depth = frontier.popleft()
+            t, _ = frontier.popleft()
             room -= 1
-            yield self._request(t, PAGE, depth=depth)
+            yield self._request(t, PAGE, depth=t.depth)
 
     def _link(
         self,
@@ -438,6 +496,8 @@ class AuditSpider(Spider):
             t.pdf_hint = True
         if t.pdf_hint:
             needed = max(needed, SNIFF)
+        if t.mode == PAGE and depth + 1 < t.depth and tag in CRAWL_TAGS:
+            self._shallower(t, depth + 1)
         if t.internal and tag in CRAWL_TAGS and not t.path_is_pdf and t.mode < PAGE:
             reason = self._crawl_refusal(t, depth + 1)
             if reason is None:
@@ -482,6 +542,11 @@ class AuditSpider(Spider):
         crawl has fetched, and replay what is left. True if anything was issued."""
         dispatch = self._dispatch
         assert dispatch is not None
+        if self._held:
+            # Nothing else to do: whatever the held answers wait for is not coming
+            # (a page scheduled twice, say) or will not be found before them.
+            self._release(float("inf"))
+            return True
         submit = self._submit
         issued = 0
         if self._frontier:
@@ -672,7 +737,7 @@ class AuditSpider(Spider):
                         t,
                         status,
                         final,
-                        meta["sw_depth"],
+                        t.depth,
                         ctype,
                         parsed,
                         facts if replay is None else None,
@@ -682,7 +747,7 @@ class AuditSpider(Spider):
                         yield req
                 st.page_ids[final_base] = ids
         elif mode == PAGE:
-            self._unparsed_page(t, status, final, ctype, meta["sw_depth"], html)
+            self._unparsed_page(t, status, final, ctype, t.depth, html)
         t.probe = Probe(
             url=t.url,
             status=status,
@@ -701,6 +766,8 @@ class AuditSpider(Spider):
             method=response.request.method,
         )
         st.resolved += 1
+        if self._counted:
+            self._answered(t)
         if self._replays:
             for req in self._drain():
                 yield req
@@ -787,6 +854,8 @@ class AuditSpider(Spider):
             err = "too_many_redirects"
         if err:
             t.probe = Probe(t.url, response.status, err, response.url, chain, ctype)
+            if self._counted:
+                self._answered(t)
             return
         if mode == PAGE and not self.state.in_scope(nxt.base):
             mode = FULL
@@ -795,6 +864,8 @@ class AuditSpider(Spider):
             # The redirect lands on a target already checked: reuse it (one fetch per URL).
             t.probe = replace(reused, url=t.url, chain=chain + reused.chain)
             self.state.stats["redirects_reused"] += 1
+            if self._counted:
+                self._answered(t)
             return
         method = response.request.method
         if response.status == 303 and method != "HEAD":
@@ -849,6 +920,8 @@ class AuditSpider(Spider):
             st.pages_scheduled -= 1
             t.mode = 0
             st.resolved += 1
+            if self._counted:
+                self._answered(t)
             req = self._ensure(t, FULL if t.fragments else HEAD)
             if req is not None:
                 yield req
@@ -862,10 +935,10 @@ class AuditSpider(Spider):
         if detail == "dns":
             self.dns_failed.add(t.host)
         t.probe = Probe(t.url, None, detail, request.url, meta.get("sw_chain", ()))
+        if self._counted:
+            self._answered(t)
         if meta.get("sw_mode") == PAGE:
-            st.pages.append(
-                Page(url=t.url, status=None, depth=meta.get("sw_depth", 0), error=detail)
-            )
+            st.pages.append(Page(url=t.url, status=None, depth=t.depth, error=detail))
         st.resolved += 1
 
     # -- pages -------------------------------------------------------------------
@@ -1026,7 +1099,7 @@ class AuditSpider(Spider):
         if self._head_start is not None:
             self._head_start.close()
             self._head_start = None
-        self._taken = {}
+        self._taken, self._held = {}, {}
         if reason != "finished":
             self.state.incomplete_reason(f"crawl stopped early ({reason})")
 
