@@ -15,7 +15,7 @@ What the child does not take is left to the crawl: an answer that sets a cookie 
 everything after it), a body in another content coding, a URL Scrapy would send
 differently, a failed request. Only a crawl without ``crawl.delay`` gets a head start, and
 only where robots.txt sets no pace; a re-run's revalidation pass uses the second core
-instead.
+instead. ``SITEWATCH_HEAD_START=0`` in the environment turns it off.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import signal
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -41,12 +40,15 @@ if TYPE_CHECKING:
     from crawler.fetch_cache import PassSettings
     from crawler.parse_worker import Answer, Reading
 
+#: The environment variable that turns the head start off ("0").
+HEAD_START_ENV = "SITEWATCH_HEAD_START"
 #: Connections the child fetches over (at most the crawl's per-host limit).
 CONNECTIONS = 4
 #: Pages the child takes at most (its answers wait in memory until the spider starts).
 MAX_PAGES = 2000
-#: How long :meth:`HeadStart.take` waits for the child's answers before it gives up on them.
-TAKE_TIMEOUT = 10.0
+#: How long :meth:`HeadStart.take` waits for the child's answers beyond the crawl's
+#: timeout (the child finishes its requests under way first) before it gives up on them.
+TAKE_MARGIN = 5.0
 #: How long :meth:`HeadStart.close` waits for the child to exit before it kills it.
 REAP_TIMEOUT = 1.0
 #: Tags whose links the crawl follows as pages (``spider.CRAWL_TAGS``).
@@ -59,6 +61,10 @@ SNIFF_BYTES = 1024
 #: first bytes; whether there is a body). Sending whole bodies made taking them cost
 #: more than the head start saved.
 PREFIX = 4096
+
+
+def enabled() -> bool:
+    return hasattr(os, "fork") and os.environ.get(HEAD_START_ENV, "1") != "0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +88,11 @@ class Taken:
 class HeadStart:
     """The forked child (:meth:`start`) and what it fetched (:meth:`take`)."""
 
-    def __init__(self, pid: int, sock: socket.socket) -> None:
+    def __init__(self, pid: int, sock: socket.socket, timeout: float) -> None:
         self.pid: int | None = pid
         self._sock: socket.socket | None = sock
+        #: How long :meth:`take` waits for the answers.
+        self.timeout = timeout
 
     @classmethod
     def start(
@@ -119,9 +127,9 @@ class HeadStart:
             finally:
                 os._exit(code)
         child.close()
-        return cls(pid, parent)
+        return cls(pid, parent, settings.timeout + TAKE_MARGIN)
 
-    def take(self, timeout: float = TAKE_TIMEOUT) -> dict[str, bytes]:
+    def take(self) -> dict[str, bytes]:
         """Stop the child; its answers by URL, each a pickled :class:`Taken` (read with
         :func:`taken`), in the order it got them; none if it failed. The child is reaped
         by :meth:`close`."""
@@ -131,7 +139,7 @@ class HeadStart:
         data = bytearray()
         try:
             sock.sendall(b"!")  # stop: the child sends what it has and exits
-            sock.settimeout(timeout)
+            sock.settimeout(self.timeout)
             while chunk := sock.recv(1 << 20):
                 data += chunk
         except OSError:  # includes the timeout
@@ -180,24 +188,25 @@ def _serve(
     record: bool,
 ) -> None:  # pragma: no cover - runs in the child
     """Fetch until the parent asks (a byte on ``sock``), then send it the answers and
-    exit at once: what is under way then is dropped."""
+    exit. Requests under way when it asks are finished first (and their answers sent):
+    when the crawl starts, none of the child's requests is still being served, so the
+    crawl's per-host limits hold."""
     import asyncio  # in the child only: the audit process forks it before importing asyncio
 
-    # Each answer pickled as it comes: the parent waits for nothing but their sending.
+    # Each answer pickled as it comes: the parent waits for little but their sending.
     answers: list[tuple[str, bytes]] = []
-
-    def send() -> None:
-        try:
-            sock.setblocking(True)
-            if sock.recv(1):  # the parent asks (nothing: it went away)
-                sock.sendall(pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL))
-            sock.close()
-        finally:
-            os._exit(0)
-
-    with contextlib.suppress(Exception):
-        asyncio.run(_fetch(sock, state, settings, phrases, record, answers, send))
-    send()  # the pages ran out (or the crawl failed) before the parent asked
+    asked: list[bytes] = []  # the parent's byte once it came (b"": it went away)
+    try:
+        with contextlib.suppress(Exception):
+            asyncio.run(_fetch(sock, state, settings, phrases, record, answers, asked))
+        sock.setblocking(True)
+        if not asked:  # the pages ran out (or the fetching failed) before it asked
+            asked.append(sock.recv(1))
+        if asked[0]:
+            sock.sendall(pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL))
+        sock.close()
+    finally:
+        os._exit(0)
 
 
 async def _fetch(
@@ -207,11 +216,11 @@ async def _fetch(
     phrases: tuple[str, ...],
     record: bool,
     answers: list[tuple[str, bytes]],
-    asked: Callable[[], None],
+    asked: list[bytes],
 ) -> None:
     """Fetch and read pages breadth first from the start URLs until the parent asks (a
-    byte on ``sock``: ``asked`` is called, and does not return), the pages run out, or a
-    limit is reached; each answer goes to ``answers`` as (URL, pickled ``Taken``)."""
+    byte on ``sock``, put in ``asked``), the pages run out, or a limit is reached; each
+    answer goes to ``answers`` as (URL, pickled ``Taken``)."""
     import asyncio
 
     from w3lib.url import safe_url_string
@@ -220,9 +229,20 @@ async def _fetch(
     from crawler.quick_http import Client
 
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()  # a limit is reached
+    stop = asyncio.Event()  # no more requests: the parent asked, or a limit is reached
+    more = asyncio.Event()  # the queue may have grown, or the fetching is over
+
+    def on_ask() -> None:
+        loop.remove_reader(sock.fileno())
+        try:
+            asked.append(sock.recv(1))
+        except OSError:
+            asked.append(b"")
+        stop.set()
+        more.set()
+
     sock.setblocking(False)
-    loop.add_reader(sock.fileno(), asked)
+    loop.add_reader(sock.fileno(), on_ask)
     p = state.settings
     limit = min(p.max_pages, MAX_PAGES)
     n = max(1, min(CONNECTIONS, settings.per_host, settings.concurrency))
@@ -233,7 +253,6 @@ async def _fetch(
     shapes: Counter[str] = Counter()
     resolver = ResolveCache()
     busy = 0
-    more = asyncio.Event()
 
     def follow(page_url: str, reading: Reading, depth: int) -> None:
         page, resolved, _ = reading
@@ -285,12 +304,14 @@ async def _fetch(
                 continue
             if got == "cookie":
                 stop.set()  # the crawl would send the cookie from here on: its pages
+                more.set()
                 return
             assert isinstance(got, Taken)
             answers.append((url, pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL)))
             if len(answers) >= limit:
                 stop.set()
-            elif got.reading is not None:
+                more.set()
+            elif got.reading is not None and not stop.is_set():
                 follow(url, got.reading, depth)
 
     async def crawl() -> None:
@@ -305,7 +326,8 @@ async def _fetch(
     try:
         await crawl()
     finally:
-        loop.remove_reader(sock.fileno())
+        if not asked:
+            loop.remove_reader(sock.fileno())
         for c in clients:
             c.close()
 
