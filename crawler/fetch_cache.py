@@ -333,13 +333,16 @@ async def read_robots(client: Client, origin: str, robots_agent: str) -> Protego
     """The robots.txt of ``origin`` (``scheme://host[:port]``) read with Protego, as the
     crawl's robots middleware (Scrapy's default parser) reads it, so both read wildcards
     and agent groups alike. None: leave the origin to the crawl (robots.txt unreadable,
-    a server error, or it sets a pace: ``Crawl-delay``, ``Request-rate``)."""
+    compressed or longer than ``ROBOTS_BYTES``, a server error, or it sets a pace:
+    ``Crawl-delay``, ``Request-rate``)."""
     from protego import Protego
 
     try:
         resp = await client.get_following(f"{origin}/robots.txt", body_limit=ROBOTS_BYTES)
-        if resp.status >= 500:
-            return None
+        if resp.status >= 500 or len(resp.body) >= ROBOTS_BYTES:
+            return None  # a server error, or more than the crawl would read
+        if resp.headers.get("content-encoding", "identity").strip().lower() != "identity":
+            return None  # compressed although asked not to be: the crawl's to read
         text = ""
         if resp.status in (401, 403):  # ask about no page there
             text = "User-agent: *\nDisallow: /\n"

@@ -227,6 +227,7 @@ async def _fetch(
 
     from crawler.fetch_cache import read_robots
     from crawler.quick_http import Client
+    from crawler.scrapy_settings import REQUEST_HEADERS
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()  # no more requests: the parent asked, or a limit is reached
@@ -246,7 +247,7 @@ async def _fetch(
     p = state.settings
     limit = min(p.max_pages, MAX_PAGES)
     n = max(1, min(CONNECTIONS, settings.per_host, settings.concurrency))
-    clients = [Client(settings.user_agent, settings.timeout) for _ in range(n)]
+    clients = [Client(settings.user_agent, settings.timeout, REQUEST_HEADERS) for _ in range(n)]
     robots: dict[str, Any] = {}
     queue: deque[tuple[str, int, bool]] = deque((u, 0, True) for u in p.start_urls)
     seen = set(p.start_urls)

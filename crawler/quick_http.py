@@ -85,9 +85,13 @@ class _Conn:
 class Client:
     """Connections of one worker (one request at a time), by origin."""
 
-    def __init__(self, user_agent: str, timeout: float) -> None:
+    def __init__(
+        self, user_agent: str, timeout: float, headers: dict[str, str] | None = None
+    ) -> None:
         self.user_agent = user_agent
         self.timeout = timeout
+        #: Sent with every request (the crawl's ``Accept`` and ``Accept-Language``).
+        self.headers = dict(headers or {})
         self._conns: dict[tuple[str, str, int], _Conn] = {}
         self._reused = False
 
@@ -140,7 +144,7 @@ class Client:
                 ("Host", host),
                 ("User-Agent", self.user_agent),
                 ("Accept-Encoding", "identity"),
-                *headers.items(),
+                *{**self.headers, **headers}.items(),
             ],
         )
         try:

@@ -13,6 +13,11 @@ from typing import Any
 
 #: The agent robots.txt rules are read for (the crawl and the re-run's pre-crawl pass).
 ROBOTS_AGENT = "sitewatch"
+#: Headers every request of the crawl carries besides its User-Agent (the head start's too).
+REQUEST_HEADERS = {
+    "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+    "Accept-Language": "sv,en;q=0.8",
+}
 DOWNLOADER_MIDDLEWARES_BASE = {
     "crawler.robots_middleware.SafeRobotsTxtMiddleware": 100,
     # DOWNLOAD_TIMEOUT, DEFAULT_REQUEST_HEADERS and USER_AGENT in one middleware (Scrapy's
@@ -71,10 +76,7 @@ def audit_settings(
         "DOWNLOAD_VERIFY_CERTIFICATES": True,
         "DOWNLOAD_FAIL_ON_DATALOSS": True,
         "DNS_TIMEOUT": min(timeout, 15.0),
-        "DEFAULT_REQUEST_HEADERS": {
-            "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
-            "Accept-Language": "sv,en;q=0.8",
-        },
+        "DEFAULT_REQUEST_HEADERS": dict(REQUEST_HEADERS),
         "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",
         "RETRY_ENABLED": False,
         "REDIRECT_ENABLED": False,
