@@ -27,6 +27,11 @@ LINK_ATTRS: dict[str, tuple[str, ...]] = {
     "video": ("src", "poster"),
     "audio": ("src",),
 }
+#: Tags whose links the crawl follows as pages (the others' targets are only checked).
+CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
+#: A crawled URL that answers with something other than HTML is read up to this many bytes
+#: (enough to tell a PDF from an error page).
+SNIFF_BYTES = 1024
 SKIP_LINK_RELS = frozenset({"preconnect", "dns-prefetch", "preload", "prefetch", "modulepreload"})
 # Plain ``etree`` parsers, not ``lxml.html``'s: the same libxml2 parse, but without the
 # Python class lookup ``lxml.html`` runs for every element it hands out (~5 % of the

@@ -5,17 +5,23 @@ one core, while the other waits. Just before those imports the audit forks this 
 it fetches pages from the start URLs the way the crawl would (one GET each, the crawl's
 user agent, robots.txt, scope, exclusions and limits, at most ``CONNECTIONS`` connections,
 never more than the per-host limit) and reads each HTML page as a parse worker does
-(``parse_worker.read_page``). When the spider starts, it stops the child and takes what
-it has (:meth:`HeadStart.take`): each answer becomes a Scrapy response to the request the
-spider makes for that URL, handled by the spider's own code as if it had been downloaded
-(``AuditSpider._submit``), and its reading is used when the spider would ask a worker the
-same question (same encoding, same cache record); otherwise the page is read again.
+(``parse_worker.read_page``). When the spider starts, it stops the child, which finishes
+the requests under way and sends what it has (:meth:`HeadStart.take`). Each answer becomes
+a Scrapy response to the request the spider makes for that URL, handled by the spider's
+own code as if it had been downloaded (``AuditSpider._submit``), with the child's reading
+instead of a parse worker's: the spider checks that it would have asked for the same one
+(same encoding, same cache record), else it fetches the page itself. The spider handles a
+page of the head start only once every page of a smaller depth has its answer, as the
+crawl's own downloads come in about breadth first; else links would be found one level
+too deep (``AuditSpider._held``).
 
 What the child does not take is left to the crawl: an answer that sets a cookie (and
 everything after it), a body in another content coding, a URL Scrapy would send
-differently, a failed request. Only a crawl without ``crawl.delay`` gets a head start, and
-only where robots.txt sets no pace; a re-run's revalidation pass uses the second core
-instead. ``SITEWATCH_HEAD_START=0`` in the environment turns it off.
+differently, a failed request, anything on a host whose robots.txt sets a pace or cannot
+be read cleanly. The child reads robots.txt itself, so a host sees that request once more.
+Only a crawl without ``crawl.delay`` gets a head start; a re-run with pages to revalidate
+uses the second core for that pass instead. ``SITEWATCH_HEAD_START=0`` in the environment
+turns it off.
 """
 
 from __future__ import annotations
@@ -32,7 +38,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from checks.verdicts import is_html_type
-from crawler.extract import declared_encoding, looks_like_html, parser_for
+from crawler.extract import (
+    CRAWL_TAGS,
+    SNIFF_BYTES,
+    declared_encoding,
+    looks_like_html,
+    parser_for,
+)
 from crawler.urls import ResolveCache, path_trap, trap_shape
 
 if TYPE_CHECKING:
@@ -51,11 +63,6 @@ MAX_PAGES = 2000
 TAKE_MARGIN = 5.0
 #: How long :meth:`HeadStart.close` waits for the child to exit before it kills it.
 REAP_TIMEOUT = 1.0
-#: Tags whose links the crawl follows as pages (``spider.CRAWL_TAGS``).
-CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
-#: A page served as something other than HTML is read up to this many bytes
-#: (``spider.SNIFF_BYTES``: what the spider's ``_on_headers`` caps it at).
-SNIFF_BYTES = 1024
 #: Of a body the child read, the spider gets this much: all it looks at when it has the
 #: reading (a ``<meta>`` charset, which w3lib looks for in the first 4,096 bytes; the
 #: first bytes; whether there is a body). Sending whole bodies made taking them cost
@@ -64,6 +71,7 @@ PREFIX = 4096
 
 
 def enabled() -> bool:
+    """Whether the audit may fork a head start here (``HEAD_START_ENV``, ``os.fork``)."""
     return hasattr(os, "fork") and os.environ.get(HEAD_START_ENV, "1") != "0"
 
 

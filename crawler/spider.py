@@ -46,6 +46,8 @@ from checks.verdicts import (
 from crawler.crawl_state import CrawlState, Target
 from crawler.dispatch import Dispatch
 from crawler.extract import (
+    CRAWL_TAGS,
+    SNIFF_BYTES,
     ParsedPage,
     declared_encoding,
     facts_from_body,
@@ -68,9 +70,7 @@ from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
 HEAD, SNIFF, FULL, PAGE = 1, 2, 3, 4
-SNIFF_BYTES = 1024
 FULL_BYTES = 2_000_000
-CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
 #: Page requests handed to Scrapy at a time (issued, not yet answered). Further pages wait
 #: in the spider's own frontier as (target, depth), ~100 bytes each instead of a ~2 KB
 #: Request in Scrapy's scheduler: at 20,000 pages the scheduler held 15,000 requests.
