@@ -45,6 +45,7 @@ from crawler.extract import (
     looks_like_html,
     parser_for,
 )
+from crawler.forked import fork_child
 from crawler.urls import ResolveCache, path_trap, trap_shape
 
 if TYPE_CHECKING:
@@ -112,30 +113,22 @@ class HeadStart:
     ) -> HeadStart | None:
         """Fork the child; None where fork is not available or fails. ``record``: the
         re-run cache will store the answers (the child encodes their records)."""
-        if not hasattr(os, "fork"):
+
+        def run(sock: socket.socket) -> None:  # pragma: no cover - runs in the child
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            # It writes nothing there, and must not keep the audit's output open (a
+            # caller reading it to its end) should it outlive the audit for a moment.
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            os.close(null)
+            _serve(sock, state, settings, phrases, record)
+
+        forked = fork_child(run)
+        if forked is None:
             return None
-        try:
-            parent, child = socket.socketpair()
-        except OSError:
-            return None
-        try:
-            pid = os.fork()
-        except OSError:
-            parent.close()
-            child.close()
-            return None
-        if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow fork)
-            code = 1
-            try:
-                parent.close()
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                _serve(child, state, settings, phrases, record)
-                code = 0
-            finally:
-                os._exit(code)
-        child.close()
-        return cls(pid, parent, settings.timeout + TAKE_MARGIN)
+        return cls(*forked, timeout=settings.timeout + TAKE_MARGIN)
 
     def take(self) -> dict[str, bytes]:
         """Stop the child; its answers by URL, each a pickled :class:`Taken` (read with
@@ -244,9 +237,12 @@ async def _fetch(
     def on_ask() -> None:
         loop.remove_reader(sock.fileno())
         try:
-            asked.append(sock.recv(1))
+            byte = sock.recv(1)
         except OSError:
-            asked.append(b"")
+            byte = b""
+        if not byte:  # the audit process is gone (killed): nobody wants the answers
+            os._exit(0)
+        asked.append(byte)
         stop.set()
         more.set()
 

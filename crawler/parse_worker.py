@@ -40,6 +40,7 @@ from typing import Any
 
 from crawler.extract import ParsedPage, facts_from_body
 from crawler.fetch_cache import Fetched, encode_fetched
+from crawler.forked import fork_child
 from crawler.urls import ResolveCache
 
 _LEN = struct.Struct("!I")
@@ -134,34 +135,17 @@ class ParseWorker:
     ) -> ParseWorker | None:
         """Fork the worker; None where fork is not available or fails. The child closes
         its copies of the ``others``' sockets (workers forked before it)."""
-        if not hasattr(os, "fork"):
-            return None
-        try:
-            parent, child = socket.socketpair()
-        except OSError:
-            return None
-        try:
-            pid = os.fork()
-        except OSError:
-            parent.close()
-            child.close()
-            return None
-        if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow fork)
-            code = 0
-            try:
-                parent.close()
-                for other in others:
-                    if other._sock is not None:
-                        other._sock.close()
-                with contextlib.suppress(OSError):
-                    os.nice(NICENESS)
-                _serve(child, phrases)
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        child.close()
-        return cls(pid, parent)
+
+        def run(sock: socket.socket) -> None:  # pragma: no cover - runs in the child
+            for other in others:
+                if other._sock is not None:
+                    other._sock.close()
+            with contextlib.suppress(OSError):
+                os.nice(NICENESS)
+            _serve(sock, phrases)
+
+        forked = fork_child(run)
+        return None if forked is None else cls(*forked)
 
     def waiting(self) -> int:
         """Pages sent and not yet answered."""

@@ -287,32 +287,28 @@ class AuditSpider(Spider):
     def _answered(self, t: Target) -> None:
         """``t`` has its answer (its probe): release the head start answers it held."""
         depth = self._counted.pop(t.tid, None)
-        if depth is None:
-            return
-        left = self._unanswered[depth] - 1
-        if left:
-            self._unanswered[depth] = left
-        else:
-            del self._unanswered[depth]
-            if self._held:
-                self._release(min(self._unanswered, default=depth))
+        if depth is not None:
+            self._uncount(depth)
 
     def _shallower(self, t: Target, depth: int) -> None:
         """A page scheduled is linked from a shallower one: it is that deep (when its
         answer comes; one already handled keeps the depth it had)."""
         t.depth = depth
         old = self._counted.get(t.tid)
-        if old is None:
-            return
-        self._counted[t.tid] = depth
-        self._unanswered[depth] += 1
-        left = self._unanswered[old] - 1
+        if old is not None:
+            self._counted[t.tid] = depth
+            self._unanswered[depth] += 1
+            self._uncount(old)
+
+    def _uncount(self, depth: int) -> None:
+        """One page of ``depth`` fewer waits for its answer (``_unanswered``)."""
+        left = self._unanswered[depth] - 1
         if left:
-            self._unanswered[old] = left
-        else:
-            del self._unanswered[old]
-            if self._held:
-                self._release(min(self._unanswered))
+            self._unanswered[depth] = left
+            return
+        del self._unanswered[depth]
+        if self._held:
+            self._release(min(self._unanswered, default=depth))
 
     def _release(self, upto: float) -> None:
         """Deliver the held head start answers of depth ``upto`` and less."""

@@ -197,27 +197,27 @@ def _state(server: SiteServer, max_pages: int = 5000) -> tuple[CrawlState, PassS
     return CrawlState(params, Policy()), settings
 
 
-def _served_all(server: SiteServer) -> None:
-    """Wait until the child has fetched what it will (the server saw no request for a
-    while): ``take`` stops the child at once, and here it should have taken all."""
-    seen, quiet_since = -1, time.monotonic()
-    while time.monotonic() - quiet_since < 0.5:
-        time.sleep(0.05)
-        if len(server.requests) != seen:
-            seen, quiet_since = len(server.requests), time.monotonic()
-
-
-def test_take_gives_each_page_as_the_parse_worker_reads_it(server: SiteServer) -> None:
-    state, settings = _state(server)
+def _take_all(server: SiteServer, max_pages: int = 5000) -> dict[str, bytes]:
+    """The head start's answers once the child has fetched what it will (the server saw
+    no request for a while): ``take`` lets it start nothing new."""
+    state, settings = _state(server, max_pages)
     server.reset()
     head = HeadStart.start(state, settings, (), record=False)
     assert head is not None
     try:
-        _served_all(server)
-        answers = head.take()
+        seen, quiet_since = -1, time.monotonic()
+        while time.monotonic() - quiet_since < 0.5:
+            time.sleep(0.05)
+            if len(server.requests) != seen:
+                seen, quiet_since = len(server.requests), time.monotonic()
+        return head.take()
     finally:
         head.close()
-    assert head.pid is None
+        assert head.pid is None
+
+
+def test_take_gives_each_page_as_the_parse_worker_reads_it(server: SiteServer) -> None:
+    answers = _take_all(server)
     got = {url: taken(frame) for url, frame in answers.items()}
     index = server.url("/hs/index.html")
     assert next(iter(got)) == index  # breadth first from the start URL
@@ -237,17 +237,52 @@ def test_take_gives_each_page_as_the_parse_worker_reads_it(server: SiteServer) -
 
 
 def test_max_pages_bounds_the_head_start(server: SiteServer) -> None:
-    state, settings = _state(server, max_pages=3)
-    server.reset()
-    head = HeadStart.start(state, settings, (), record=False)
-    assert head is not None
-    try:
-        _served_all(server)
-        answers = head.take()
-    finally:
-        head.close()
+    answers = _take_all(server, max_pages=3)
     assert len(answers) == 3
     assert len([p for _, p, _ in server.requests if p.startswith("/hs/")]) == 3
+
+
+def test_take_waits_for_the_request_under_way(tmp_path: Path) -> None:
+    """A page still being served when the spider takes the answers is finished and taken:
+    the crawl never has requests in flight beside the head start's."""
+    slow = SiteServer("127.0.0.1", name="slow")
+    slow.add_route("/hs/index.html", Route(body=_page("Start", []), delay=0.5))
+    with slow:
+        state, settings = _state(slow)
+        head = HeadStart.start(state, settings, (), record=False)
+        assert head is not None
+        try:
+            deadline = time.monotonic() + 10
+            while not slow.hits("/hs/index.html") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            answers = head.take()
+            served = [s for s in slow.spans if s[1] == "/hs/index.html"]
+        finally:
+            head.close()
+    assert list(answers) == [slow.url("/hs/index.html")]
+    assert len(served) == 1  # answered in full before take() returned
+
+
+def test_child_ends_when_the_audit_process_is_gone() -> None:
+    """Killed, the audit process closes its end of the socket (the kernel does): the
+    child stops at once, mid-request, instead of outliving it."""
+    slow = SiteServer("127.0.0.1", name="slower")
+    slow.add_route("/hs/index.html", Route(body=_page("Start", []), delay=5))
+    with slow:
+        state, settings = _state(slow)
+        head = HeadStart.start(state, settings, (), record=False)
+        assert head is not None and head.pid is not None and head._sock is not None
+        pid = head.pid
+        deadline = time.monotonic() + 10
+        while not slow.hits("/hs/index.html") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        head._sock.close()  # as when the audit process is killed
+        head._sock = None
+        gone = time.monotonic() + 2
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            assert time.monotonic() < gone, "the child outlived the audit process"
+            time.sleep(0.01)
+        head.pid = None
 
 
 def test_closed_without_taking_leaves_no_process(server: SiteServer) -> None:
