@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from checks.verdicts import is_html_type
+from crawler.crawl_state import CrawlState, Target
 from crawler.extract import (
     CRAWL_TAGS,
     SNIFF_BYTES,
@@ -49,10 +50,12 @@ from crawler.forked import fork_child
 from crawler.urls import ResolveCache, path_trap, trap_shape
 
 if TYPE_CHECKING:
-    from crawler.crawl_state import CrawlState
     from crawler.fetch_cache import PassSettings
     from crawler.parse_worker import Answer, Reading
+    from crawler.quick_http import Client
 
+#: What ``_get`` says of an answer that sets a cookie.
+SETS_COOKIE = "cookie"
 #: The environment variable that turns the head start off ("0").
 HEAD_START_ENV = "SITEWATCH_HEAD_START"
 #: Connections the child fetches over (at most the crawl's per-host limit).
@@ -87,10 +90,11 @@ class Taken:
     body: bytes
     #: The body was cut where the spider's download would have stopped.
     truncated: bool
-    #: What a parse worker made of the body, read as ``encoding`` with the cache's record
-    #: of ``answer`` (``parse_worker.read_page``); None: not read (the spider reads it).
+    #: What a parse worker made of the body, read as ``encoding`` (``parse_worker.read_page``),
+    #: with the re-run cache's record of the answer if ``recorded``; None: not read (the
+    #: spider reads it).
     encoding: str | None = None
-    answer: Answer | None = None
+    recorded: bool = False
     reading: Reading | None = None
 
 
@@ -172,7 +176,7 @@ class HeadStart:
                 time.sleep(0.001)
 
 
-def taken(frame: bytes) -> Taken | None:
+def read_taken(frame: bytes) -> Taken | None:
     """One answer of :meth:`HeadStart.take`; None if it does not read back."""
     try:
         got = pickle.loads(frame)
@@ -268,8 +272,8 @@ async def _fetch(
                 continue
             if not state.in_scope(base) or state.excluded(base):
                 continue
-            path = urlsplit(base).path.lower()
-            if path.endswith(".pdf") or path_trap(base, p.max_path_segments):
+            # Not a page the spider would crawl (``_link``): a PDF by its path, a trap.
+            if Target(base, internal=True).path_is_pdf or path_trap(base, p.max_path_segments):
                 continue
             shape = trap_shape(base)
             shapes[shape] += 1
@@ -307,7 +311,7 @@ async def _fetch(
                 more.set()
             if got is None:
                 continue
-            if got == "cookie":
+            if got == SETS_COOKIE:
                 stop.set()  # the crawl would send the cookie from here on: its pages
                 more.set()
                 return
@@ -338,20 +342,21 @@ async def _fetch(
 
 
 async def _get(
-    client: Any,
+    client: Client,
     url: str,
     max_page_bytes: int,
     phrases: tuple[str, ...],
     record: bool,
     resolver: ResolveCache,
 ) -> Taken | str | None:
-    """One page as the crawl would get it; ``"cookie"`` if it sets one; None: not taken."""
+    """One page as the crawl would get it; ``SETS_COOKIE`` if it sets one; None: not
+    taken."""
     from crawler.parse_worker import read_page  # imports asyncio: in the child only
 
     answer = await client.request("GET", url, body_limit=max_page_bytes)
     headers = answer.headers
     if "set-cookie" in headers or "set-cookie2" in headers:
-        return "cookie"
+        return SETS_COOKIE
     if headers.get("content-encoding", "identity").strip().lower() != "identity":
         return None
     ctype = headers.get("content-type", "")
@@ -380,7 +385,8 @@ async def _get(
         resolver,
         cache_answer,
     )
-    return Taken(answer.status, items, body[:PREFIX], truncated, encoding, cache_answer, reading)
+    recorded = cache_answer is not None
+    return Taken(answer.status, items, body[:PREFIX], truncated, encoding, recorded, reading)
 
 
 def _origin(url: str) -> str:

@@ -55,8 +55,7 @@ from crawler.extract import (
     parser_for,
 )
 from crawler.fetch_cache import FetchCache, Fetched, PendingRevalidation, conditional_headers
-from crawler.head_start import HeadStart, Taken
-from crawler.head_start import taken as read_taken
+from crawler.head_start import HeadStart, Taken, read_taken
 from crawler.memory import trim
 from crawler.parse_worker import (
     Answer,
@@ -142,8 +141,6 @@ def _taken_response(request: Request, got: Taken) -> Response:
     """The head start's answer to ``request`` as Scrapy's download handler makes one."""
     headers = Headers([(k.encode("latin-1"), v.encode("latin-1")) for k, v in got.headers])
     cls = responsetypes.from_args(headers=headers, url=request.url, body=got.body)
-    if got.truncated:
-        request.meta["sw_truncated"] = True
     return cls(url=request.url, status=got.status, headers=headers, body=got.body, request=request)
 
 
@@ -342,10 +339,10 @@ class AuditSpider(Spider):
         response = _taken_response(request, got)
         if got.reading is not None:
             if not self._reading_fits(response, got):
-                # Not read as the spider would: the child's body is cut, so fetch it.
-                meta.pop("sw_truncated", None)
-                return None
+                return None  # not read as the spider would: the child's body is cut, fetch it
             meta["head_start_reading"] = got.reading
+        if got.truncated:
+            meta["sw_truncated"] = True  # as _on_bytes marks a download it stopped
         return response
 
     def _reading_fits(self, response: Response, got: Taken) -> bool:
@@ -353,7 +350,7 @@ class AuditSpider(Spider):
         worker to: in the same encoding, with the same record for the cache."""
         headers = response.headers
         record = self.cache is not None and (b"ETag" in headers or b"Last-Modified" in headers)
-        return got.encoding == self._encoding(response) and (got.answer is not None) == record
+        return got.encoding == self._encoding(response) and got.recorded == record
 
     def _request(
         self,

@@ -15,7 +15,7 @@ import pytest
 from checks.policy import Policy
 from crawler.crawl_state import CrawlParams, CrawlState
 from crawler.fetch_cache import PassSettings
-from crawler.head_start import HEAD_START_ENV, HeadStart, taken
+from crawler.head_start import HEAD_START_ENV, HeadStart, read_taken
 from crawler.parse_worker import read_page
 from crawler.replay import REPLAY_ENV
 from crawler.urls import ResolveCache
@@ -218,7 +218,7 @@ def _take_all(server: SiteServer, max_pages: int = 5000) -> dict[str, bytes]:
 
 def test_take_gives_each_page_as_the_parse_worker_reads_it(server: SiteServer) -> None:
     answers = _take_all(server)
-    got = {url: taken(frame) for url, frame in answers.items()}
+    got = {url: read_taken(frame) for url, frame in answers.items()}
     index = server.url("/hs/index.html")
     assert next(iter(got)) == index  # breadth first from the start URL
     assert server.url("/hs/privat/hemlig.html") not in got
