@@ -134,20 +134,6 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
         # a polite crawl asks page by page, through Scrapy's slots). The pass runs in a
         # forked child while this process imports Scrapy and builds the crawler.
         pending = cache.start_revalidate(pass_settings(cfg))
-    head = None
-    if (pending is None or not pending.rows) and c.delay <= 0:
-        # Nothing stored to revalidate (a first run, --no-cache): the second core fetches
-        # and reads the first pages meanwhile (crawler.head_start); the spider takes them
-        # when it starts.
-        from crawler import head_start
-
-        if head_start.enabled():
-            head = head_start.HeadStart.start(
-                state,
-                pass_settings(cfg),
-                tuple(p.lower() for p in state.policy.soft_404_phrases),
-                record=cache is not None,
-            )
     # Importing Scrapy and Twisted makes ~100,000 objects, none of them garbage: with the
     # collector on, its passes over them made the imports ~0.08 s slower here (0.66 s
     # against 0.58 s, medians of 4 alternating pairs).
@@ -165,14 +151,12 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
         gc.enable()
         if pending is not None:
             pending.abort()
-        if head is not None:
-            head.close()
         raise
     few_collections()
     gc.enable()
     # The spider waits for the revalidation pass when it starts (after Scrapy's engine
     # is built, which overlaps with the pass too).
-    process.crawl(AuditSpider, state=state, cache=cache, revalidation=pending, head_start=head)
+    process.crawl(AuditSpider, state=state, cache=cache, revalidation=pending)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         process.start()
@@ -182,8 +166,6 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     finally:
         if pending is not None:
             pending.abort()  # the crawl failed before it started: stop the pass
-        if head is not None:
-            head.close()  # likewise; reaped by the spider's close already if it started
         # Scrapy's handlers only ask its (now stopped) loop to shut down: left in place,
         # Ctrl-C and SIGTERM would be ignored while the reports of a big site are written.
         for sig, handler in handlers.items():

@@ -18,9 +18,7 @@ What the scheduler and the engine's back-out did, :class:`Dispatch` does:
   before its page crawls), in the order they came; slots with room take turns.
 
 Each request runs in its own task: the download, then ``answer(request, response or
-exception)``. An answer obtained without a download (``crawler.head_start``) is handed to
-``answer`` by :meth:`Dispatch.deliver`, one at a time between the loop's other work. When
-nothing is waiting, downloading or being handled, ``idle()`` is called.
+exception)``. When nothing is waiting, downloading or being handled, ``idle()`` is called.
 """
 
 from __future__ import annotations
@@ -57,40 +55,10 @@ class Dispatch:
         self.downloading = 0
         self.handling = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Answers obtained without a download, to hand to ``answer`` (``deliver``).
-        self._answers: deque[tuple[Request, Any]] = deque()
-        self._delivering: asyncio.Task[None] | None = None
 
     @property
     def busy(self) -> bool:
-        return bool(self.downloading or self.handling or self._waiting or self._answers)
-
-    def deliver(self, request: Request, response: Any) -> None:
-        """Hand ``response``, the answer to ``request`` obtained without a download, to
-        ``answer`` as if it had been downloaded (soon, not now)."""
-        self._answers.append((request, response))
-        if self._delivering is None:
-            self._delivering = task = asyncio.ensure_future(self._deliver())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _deliver(self) -> None:
-        answers = self._answers
-        try:
-            while answers:
-                request, response = answers.popleft()
-                self.handling += 1
-                try:
-                    await self._answer(request, response)
-                finally:
-                    self.handling -= 1
-                self.pump()
-                # The downloads pump() started (and anything else ready) go first.
-                await asyncio.sleep(0)
-        finally:
-            self._delivering = None
-        if not self.busy:
-            self._idle()
+        return bool(self.downloading or self.handling or self._waiting)
 
     def submit(self, request: Request) -> None:
         """Queue ``request``; it starts when its slot and the totals have room."""
@@ -127,7 +95,6 @@ class Dispatch:
             task.cancel()
         self._waiting.clear()
         self._ready.clear()
-        self._answers.clear()
 
     async def _run(self, request: Request, key: str) -> None:
         result: Any

@@ -1,5 +1,4 @@
-"""A forked helper process with a socket pair to the parent (the parse workers, the head
-start)."""
+"""A forked helper process with a socket pair to the parent (the parse workers)."""
 
 from __future__ import annotations
 

@@ -85,13 +85,9 @@ class _Conn:
 class Client:
     """Connections of one worker (one request at a time), by origin."""
 
-    def __init__(
-        self, user_agent: str, timeout: float, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, user_agent: str, timeout: float) -> None:
         self.user_agent = user_agent
         self.timeout = timeout
-        #: Sent with every request (the crawl's ``Accept`` and ``Accept-Language``).
-        self.headers = dict(headers or {})
         self._conns: dict[tuple[str, str, int], _Conn] = {}
         self._reused = False
 
@@ -144,7 +140,7 @@ class Client:
                 ("Host", host),
                 ("User-Agent", self.user_agent),
                 ("Accept-Encoding", "identity"),
-                *{**self.headers, **headers}.items(),
+                *headers.items(),
             ],
         )
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 #: The agent robots.txt rules are read for (the crawl and the re-run's pre-crawl pass).
 ROBOTS_AGENT = "sitewatch"
-#: Headers every request of the crawl carries besides its User-Agent (the head start's too).
+#: Headers every request of the crawl carries besides its User-Agent.
 REQUEST_HEADERS = {
     "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
     "Accept-Language": "sv,en;q=0.8",

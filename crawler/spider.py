@@ -30,9 +30,8 @@ from scrapy.exceptions import (
     ResponseDataLossError,
     StopDownload,
 )
-from scrapy.http import Headers, Response
+from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
-from scrapy.responsetypes import responsetypes
 from twisted.python.failure import Failure
 
 from checks.models import Page, RedirectHop
@@ -55,7 +54,6 @@ from crawler.extract import (
     parser_for,
 )
 from crawler.fetch_cache import FetchCache, Fetched, PendingRevalidation, conditional_headers
-from crawler.head_start import HeadStart, Taken, read_taken
 from crawler.memory import trim
 from crawler.parse_worker import (
     Answer,
@@ -137,13 +135,6 @@ def _declared_encoding(response: Response) -> str | None:
     return declared_encoding(ctype, response.body)
 
 
-def _taken_response(request: Request, got: Taken) -> Response:
-    """The head start's answer to ``request`` as Scrapy's download handler makes one."""
-    headers = Headers([(k.encode("latin-1"), v.encode("latin-1")) for k, v in got.headers])
-    cls = responsetypes.from_args(headers=headers, url=request.url, body=got.body)
-    return cls(url=request.url, status=got.status, headers=headers, body=got.body, request=request)
-
-
 def _retry_after(value: bytes | None) -> float | None:
     if not value:
         return None
@@ -165,7 +156,6 @@ class AuditSpider(Spider):
         state: CrawlState,
         cache: FetchCache | None = None,
         revalidation: PendingRevalidation | None = None,
-        head_start: HeadStart | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -174,19 +164,6 @@ class AuditSpider(Spider):
         self.cache = cache
         #: The cache's revalidation pass, still running: awaited in ``start``.
         self._revalidation = revalidation
-        #: The head start's child, fetching until its answers are taken in ``start``.
-        self._head_start = head_start
-        #: The head start's answers by URL (pickled), not yet asked for (``_submit``).
-        self._taken: dict[str, bytes] = {}
-        #: While the head start has answers: pages scheduled and not yet answered, by
-        #: depth, and the depth each such target was counted at (by ``Target.tid``).
-        self._unanswered: Counter[int] = Counter()
-        self._counted: dict[int, int] = {}
-        #: Head start answers held back, by depth (``_submit``): a page is handled only
-        #: once every page of a smaller depth has been answered, as downloads come in
-        #: about breadth first. Handled at once, a taken page's links would be found
-        #: before the same links on a shallower page still downloading, one level too deep.
-        self._held: dict[int, list[tuple[Request, Response]]] = {}
         s = state.settings
         self.retries = s.retries
         self.max_retry_after = s.max_retry_after
@@ -243,10 +220,6 @@ class AuditSpider(Spider):
             # Before the parse worker's fork: the pass's pipe is closed by then.
             pending.finish()
             st.stats["revalidated"] = self.cache.revalidated
-        if self._head_start is not None:
-            # Before the parse workers' fork, which would inherit the child's socket.
-            self._taken = self._head_start.take()
-            st.stats["head_start_answers"] = len(self._taken)
         wanted = worker_count() if PARSE_WORKERS is None else PARSE_WORKERS
         for _ in range(wanted):
             worker = ParseWorker.start(self.soft_404_phrases, self._workers)
@@ -260,97 +233,12 @@ class AuditSpider(Spider):
             t.start = True
             req = self._ensure(t, PAGE, depth=0)
             if req is not None:
-                self._submit(req)
+                self._dispatch.submit(req)
         self._dispatch.pump()
         if not self._dispatch.busy:
             self._dispatch_idle()
         return
         yield  # an async generator, as Scrapy expects; it yields nothing
-
-    def _submit(self, request: Request) -> None:
-        """Hand ``request`` to the dispatch, or its answer if the head start has it."""
-        if self._taken:
-            response = self._taken_answer(request)
-            if response is not None:
-                self.state.stats["head_start_used"] += 1
-                depth = request.meta["sw_depth"]
-                if self._unanswered and min(self._unanswered) < depth:
-                    self._held.setdefault(depth, []).append((request, response))
-                else:
-                    self._dispatch.deliver(request, response)  # type: ignore[union-attr]
-                return
-        self._dispatch.submit(request)  # type: ignore[union-attr]
-
-    def _answered(self, t: Target) -> None:
-        """``t`` has its answer (its probe): release the head start answers it held."""
-        depth = self._counted.pop(t.tid, None)
-        if depth is not None:
-            self._uncount(depth)
-
-    def _shallower(self, t: Target, depth: int) -> None:
-        """A page scheduled is linked from a shallower one: it is that deep (when its
-        answer comes; one already handled keeps the depth it had)."""
-        t.depth = depth
-        old = self._counted.get(t.tid)
-        if old is not None:
-            self._counted[t.tid] = depth
-            self._unanswered[depth] += 1
-            self._uncount(old)
-
-    def _uncount(self, depth: int) -> None:
-        """One page of ``depth`` fewer waits for its answer (``_unanswered``)."""
-        left = self._unanswered[depth] - 1
-        if left:
-            self._unanswered[depth] = left
-            return
-        del self._unanswered[depth]
-        if self._held:
-            self._release(min(self._unanswered, default=depth))
-
-    def _release(self, upto: float) -> None:
-        """Deliver the held head start answers of depth ``upto`` and less."""
-        for depth in sorted(self._held):
-            if depth > upto:
-                break
-            for request, response in self._held.pop(depth):
-                self._dispatch.deliver(request, response)  # type: ignore[union-attr]
-        if not self._taken and not self._held:
-            self._unanswered.clear()  # the gate is done with
-            self._counted.clear()
-
-    def _taken_answer(self, request: Request) -> Response | None:
-        """The head start's answer to ``request`` (``crawler.head_start``), if it has one
-        the spider may take as the download's: the GET of a page the crawl issues."""
-        meta = request.meta
-        url = meta["sw"]
-        if (
-            url not in self._taken
-            or request.url != url
-            or meta["sw_mode"] != PAGE
-            or meta["sw_chain"]
-            or meta["sw_try"]
-            or "sw_cond" in meta
-            or request.method != "GET"
-        ):
-            return None
-        got = read_taken(self._taken.pop(url))
-        if got is None:
-            return None
-        response = _taken_response(request, got)
-        if got.reading is not None:
-            if not self._reading_fits(response, got):
-                return None  # not read as the spider would: the child's body is cut, fetch it
-            meta["head_start_reading"] = got.reading
-        if got.truncated:
-            meta["sw_truncated"] = True  # as _on_bytes marks a download it stopped
-        return response
-
-    def _reading_fits(self, response: Response, got: Taken) -> bool:
-        """Whether the head start read ``response`` as ``_facts`` would ask a parse
-        worker to: in the same encoding, with the same record for the cache."""
-        headers = response.headers
-        record = self.cache is not None and (b"ETag" in headers or b"Last-Modified" in headers)
-        return got.encoding == self._encoding(response) and got.recorded == record
 
     def _request(
         self,
@@ -434,9 +322,6 @@ class AuditSpider(Spider):
             st = self.state
             st.pages_scheduled += 1
             t.depth = depth
-            if self._taken or self._held:
-                self._unanswered[depth] += 1
-                self._counted[t.tid] = depth
             if not t.start and (self._frontier or st.issued - st.resolved >= FRONTIER):
                 self._frontier.append(t)
                 return None
@@ -490,7 +375,9 @@ class AuditSpider(Spider):
         if t.pdf_hint:
             needed = max(needed, SNIFF)
         if t.mode == PAGE and depth + 1 < t.depth and tag in CRAWL_TAGS:
-            self._shallower(t, depth + 1)
+            # A page scheduled, linked from a shallower one: it is that deep (when its
+            # answer comes; one already handled keeps the depth it had).
+            t.depth = depth + 1
         if t.internal and tag in CRAWL_TAGS and not t.path_is_pdf and t.mode < PAGE:
             reason = self._crawl_refusal(t, depth + 1)
             if reason is None:
@@ -535,12 +422,7 @@ class AuditSpider(Spider):
         crawl has fetched, and replay what is left. True if anything was issued."""
         dispatch = self._dispatch
         assert dispatch is not None
-        if self._held:
-            # Nothing else to do: whatever the held answers wait for is not coming
-            # (a page scheduled twice, say) or will not be found before them.
-            self._release(float("inf"))
-            return True
-        submit = self._submit
+        submit = dispatch.submit
         issued = 0
         if self._frontier:
             for req in self._feed():
@@ -615,7 +497,7 @@ class AuditSpider(Spider):
     async def _answer(self, request: Request, result: Response | Exception) -> None:
         """Judge one download's outcome (``crawler.dispatch``); the requests it leads to
         go to the dispatch."""
-        submit = self._submit
+        submit = self._dispatch.submit  # type: ignore[union-attr]
         try:
             if isinstance(result, Response):
                 async for req in self._respond(result):
@@ -759,8 +641,6 @@ class AuditSpider(Spider):
             method=response.request.method,
         )
         st.resolved += 1
-        if self._counted:
-            self._answered(t)
         if self._replays:
             for req in self._drain():
                 yield req
@@ -847,8 +727,6 @@ class AuditSpider(Spider):
             err = "too_many_redirects"
         if err:
             t.probe = Probe(t.url, response.status, err, response.url, chain, ctype)
-            if self._counted:
-                self._answered(t)
             return
         if mode == PAGE and not self.state.in_scope(nxt.base):
             mode = FULL
@@ -857,8 +735,6 @@ class AuditSpider(Spider):
             # The redirect lands on a target already checked: reuse it (one fetch per URL).
             t.probe = replace(reused, url=t.url, chain=chain + reused.chain)
             self.state.stats["redirects_reused"] += 1
-            if self._counted:
-                self._answered(t)
             return
         method = response.request.method
         if response.status == 303 and method != "HEAD":
@@ -913,8 +789,6 @@ class AuditSpider(Spider):
             st.pages_scheduled -= 1
             t.mode = 0
             st.resolved += 1
-            if self._counted:
-                self._answered(t)
             req = self._ensure(t, FULL if t.fragments else HEAD)
             if req is not None:
                 yield req
@@ -928,8 +802,6 @@ class AuditSpider(Spider):
         if detail == "dns":
             self.dns_failed.add(t.host)
         t.probe = Probe(t.url, None, detail, request.url, meta.get("sw_chain", ()))
-        if self._counted:
-            self._answered(t)
         if meta.get("sw_mode") == PAGE:
             st.pages.append(Page(url=t.url, status=None, depth=t.depth, error=detail))
         st.resolved += 1
@@ -951,9 +823,6 @@ class AuditSpider(Spider):
         """Parse the body (in the parse worker when there is one) and read it; title,
         review date and links only with ``links`` (and from the worker, the links joined
         and the cache's record of the ``answer``: ``parse_worker.read_page``)."""
-        reading = response.meta.pop("head_start_reading", None)
-        if reading is not None:  # a head start answer (_submit): its body is cut
-            return reading  # type: ignore[no-any-return]
         encoding = self._encoding(response)
         last_mod = response.headers.get(b"Last-Modified")
         last_modified = last_mod.decode("latin-1") if last_mod else None
@@ -1089,10 +958,6 @@ class AuditSpider(Spider):
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.close()
-        if self._head_start is not None:
-            self._head_start.close()
-            self._head_start = None
-        self._taken, self._held = {}, {}
         if reason != "finished":
             self.state.incomplete_reason(f"crawl stopped early ({reason})")
 
