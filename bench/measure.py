@@ -1,6 +1,6 @@
 """Run one benchmark command; record wall time, CPU time, peak RSS and what it found.
 
-    python bench/measure.py --out bench/results.jsonl --run-id ID --site pg --tool sitewatch \
+    python bench/measure.py --out bench/work/results.jsonl --run-id ID --site pg --tool sitewatch \
         --settings "..." --parse sitewatch:OUT/report.json [--stdout FILE] -- CMD ARGS...
 
 Appends one JSON line to ``--out``:

@@ -1,4 +1,4 @@
-"""Write bench/RESULTS.md from the JSON lines of one benchmark run (bench/results.jsonl)."""
+"""Write bench/RESULTS.md from the JSON lines of one benchmark run (bench/work/results.jsonl)."""
 
 from __future__ import annotations
 
@@ -249,8 +249,8 @@ def main() -> None:
         "",
         f"Produced by `make bench` (bench/run.sh), run `{a.run_id}`, {a.elapsed} s in all, on "
         "this 2-core machine; every request went to nginx on 127.0.0.1–127.0.0.4. Raw records: "
-        "`bench/results.jsonl` (lines with this run id). How to read the numbers: "
-        "[README.md](README.md).",
+        "`bench/work/results.jsonl` (git-ignored; lines with this run id). How to read the "
+        "numbers: [README.md](README.md).",
         "",
         f"1-minute load average during the runs: {min(loads):.1f}–{max(loads):.1f} "
         "(other work on the machine inflates wall times; sitewatch and peers alternate, so "

@@ -4,8 +4,8 @@
 # Installs what it needs (nginx-light and postgresql-doc-15 from Debian's packages,
 # LinkChecker 10.6 into bench/work/linkchecker-venv, linkinator 7.6 into bench/work/node),
 # generates the synthetic sites, serves everything with nginx on 127.0.0.1-127.0.0.4,
-# runs sitewatch and the peers alternately, and writes bench/results.jsonl (raw, one line
-# per run) and bench/RESULTS.md. All traffic stays on loopback.
+# runs sitewatch and the peers alternately, and writes bench/work/results.jsonl (raw, one
+# line per run; git-ignored) and bench/RESULTS.md. All traffic stays on loopback.
 #
 # Environment knobs (defaults in brackets):
 #   BENCH_PORT [18080]      nginx port on 127.0.0.1-4
@@ -29,7 +29,7 @@ BIG_REPS=${BENCH_BIG_REPS:-1}
 WITH_LC=${BENCH_LINKCHECKER:-1}
 WITH_RERUN=${BENCH_RERUN:-1}
 PGDOC=/usr/share/doc/postgresql-doc-15/html
-RESULTS=$BENCH/results.jsonl
+RESULTS=$WORK/results.jsonl
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
 T0=$(date +%s)
 
@@ -130,7 +130,7 @@ chmod -R a+rX "$WORK/cfg"
 
 M() { "$PY" "$BENCH/measure.py" --out "$RESULTS" --run-id "$RUN_ID" "$@"; }
 
-SW_PG="--config $WORK/cfg/pg.toml, concurrency 32, per-host 32 (raised for loopback)"
+SW_PG="--config cfg/pg.toml, concurrency 32, per-host 32 (raised for loopback)"
 LK_SET="--recurse --concurrency 32, skip non-127.0.0.1"
 LC_SET="10 threads, unthrottled (LinkChecker header + maxrequestspersecond=10000), intern URLs only, no anchor check"
 
