@@ -67,7 +67,9 @@ import email.utils
 import functools
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import lxml.html
 from lxml import etree
@@ -213,7 +215,8 @@ def parse_date_text(s: str) -> datetime.date | None:
         return None
     try:
         s = s[:200]
-        start = _GAP_RE.match(s).end()
+        gap = _GAP_RE.match(s)
+        start = gap.end() if gap else 0
         m = _DATE_RE.match(s, start)
         return _date_from_match(m) if m else None
     except Exception:  # pragma: no cover - defensive: must never raise
@@ -310,14 +313,15 @@ def _phrase_matches(text: str) -> list[re.Match[str]]:
     return out
 
 
-def _phrase_candidates(text: str):
+def _phrase_candidates(text: str) -> Iterator[tuple[int, int, datetime.date]]:
     """Yield (rank, position, date) for each phrase keyword closely followed by a date."""
     n = len(text)
     for pm in _phrase_matches(text):
         start, end = pm.span()
         if _NEGATED_BEFORE_RE.search(text, max(0, start - 12), start):
             continue
-        gap_end = _GAP_RE.match(text, end, min(n, end + MAX_GAP)).end()
+        gap = _GAP_RE.match(text, end, min(n, end + MAX_GAP))
+        gap_end = gap.end() if gap else end
         dm = _DATE_RE.match(text, gap_end)
         if dm is None:
             continue
@@ -400,7 +404,9 @@ _BLOCK_TAGS = frozenset(
 )
 
 
-def _visible_text(el, cap: int | None = None, stop=None) -> str:
+def _visible_text(
+    el: etree._Element, cap: int | None = None, stop: etree._Element | None = None
+) -> str:
     """Visible text of ``el`` (not its tail), block elements separated by newlines.
 
     Stops after about ``cap`` characters, or on reaching the element ``stop`` (whose own text
@@ -450,7 +456,7 @@ _PHRASE_TAIL_RE = re.compile(
 )
 
 
-def _phrase_rank_before(time_el) -> int | None:
+def _phrase_rank_before(time_el: etree._Element) -> int | None:
     """Rank of a review phrase standing right before ``time_el`` in its nearest ancestors.
 
     Returns -1 when the preceding text announces a *next* review; None when there is no
@@ -477,10 +483,10 @@ def _phrase_rank_before(time_el) -> int | None:
     return None
 
 
-def _class_rank(time_el) -> int | None:
+def _class_rank(time_el: etree._Element) -> int | None:
     """Rank from the footer/review/updated/modified context of ``time_el``, if any."""
     best: int | None = None
-    node = time_el
+    node: etree._Element | None = time_el
     depth = 0
     while node is not None and depth < 64:
         tag = node.tag
@@ -498,7 +504,7 @@ def _class_rank(time_el) -> int | None:
     return best
 
 
-def _from_time(root) -> datetime.date | None:
+def _from_time(root: etree._Element) -> datetime.date | None:
     elements = [t for t in root.iter("time") if t.get("datetime")]
     best: tuple[int, datetime.date] | None = None
     for t in elements[-_MAX_TIME_ELEMENTS:]:
@@ -553,7 +559,7 @@ def _json_ld_date(data: object) -> datetime.date | None:
     return None
 
 
-def _from_json_ld(root) -> datetime.date | None:
+def _from_json_ld(root: etree._Element) -> datetime.date | None:
     for script in root.iter("script"):
         kind = (script.get("type") or "").strip().lower()
         if "ld+json" not in kind:
@@ -584,7 +590,7 @@ _META_SOURCES: dict[str, str] = {
 _META_ORDER = {source: i for i, source in enumerate(SOURCES)}
 
 
-def _from_meta(root) -> ReviewDate | None:
+def _from_meta(root: etree._Element) -> ReviewDate | None:
     best: ReviewDate | None = None
     for meta in root.iter("meta"):
         for attr in ("property", "name"):
@@ -645,7 +651,8 @@ def find_review_date(
     if root is not None:
         try:
             # Cheap pre-check on all text (scripts included): no keyword, no phrase.
-            if _text_has_stem(_all_text(root)):
+            # string() always gives a string.
+            if _text_has_stem(cast(str, _all_text(root))):
                 hit = find_phrase_date(_visible_text(root))
                 if hit is not None:
                     return ReviewDate(hit[0], "text")

@@ -149,13 +149,31 @@ def route_changes(
             owner = route(item.finding.page)
             if owner is not None:
                 buckets[owner][section].append(item)
-    return {o: replace(changes, **{k: tuple(v) for k, v in b.items()}) for o, b in buckets.items()}
+    return {
+        o: replace(
+            changes,
+            new=tuple(b["new"]),
+            still_open=tuple(b["still_open"]),
+            fixed=tuple(b["fixed"]),
+            unchecked=tuple(b["unchecked"]),
+        )
+        for o, b in buckets.items()
+    }
 
 
 def unowned(findings: Iterable[Finding], owners: Sequence[Owner]) -> list[Finding]:
     """Findings on pages that no owner pattern matches."""
     route = _Router(owners, None)
     return [f for f in findings if route(f.page) is None]
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    """One string, or an iterable of them, as a tuple of strings."""
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, Iterable):
+        raise TypeError(f"expected a string or a list of strings, not {type(value).__name__}")
+    return tuple(str(v) for v in value)
 
 
 def owners_from_config(entries: Iterable[Mapping[str, object] | object]) -> tuple[Owner, ...]:
@@ -173,10 +191,10 @@ def owners_from_config(entries: Iterable[Mapping[str, object] | object]) -> tupl
         out.append(
             Owner(
                 name=str(get(e, "name", "")),
-                emails=(emails,) if isinstance(emails, str) else tuple(emails),  # type: ignore[arg-type]
+                emails=_strings(emails),
                 language=str(get(e, "language", "sv")),
                 edit_url=str(get(e, "edit_url", "") or ""),
-                match=(match,) if isinstance(match, str) else tuple(match),  # type: ignore[arg-type]
+                match=_strings(match),
             )
         )
     return tuple(out)
