@@ -122,13 +122,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def scheduled_audit(config_path: str, fire_time: str | None = None) -> JobOutcome:
+def scheduled_audit(
+    config_path: str, fire_time: str | None = None, now: dt.datetime | None = None
+) -> JobOutcome:
     """The scheduled job: audit once per period in a child, then send the emails.
 
-    Importable by name (APScheduler stores jobs by reference, no lambdas).
+    Importable by name (APScheduler stores jobs by reference, no lambdas). ``now``: the
+    moment whose period is asked about (default: the clock; tests pass one).
     """
     cfg = load_config(config_path)
-    now = dt.datetime.now(ZoneInfo(cfg.schedule.timezone))
+    if now is None:
+        now = dt.datetime.now(ZoneInfo(cfg.schedule.timezone))
     period = previous_fire(make_trigger(cfg), now) or now
     if ran_since(cfg, period):
         log.info("%s: already audited since %s; nothing to do", site_key(cfg), period)
@@ -165,8 +169,13 @@ def _report_failure(cfg: Config, why: str) -> None:
         log.error("could not report the failure: %s", exc)
 
 
-def build_scheduler(config_path: str, *, blocking: bool = True) -> Any:
-    """A scheduler with the site's weekly job (and a catch-up run if one was missed)."""
+def build_scheduler(
+    config_path: str, *, blocking: bool = True, now: dt.datetime | None = None
+) -> Any:
+    """A scheduler with the site's weekly job (and a catch-up run if one was missed).
+
+    ``now``: the moment the missed-run check is made at (default: the clock; tests pass
+    one). APScheduler itself runs on the clock: a catch-up job runs at once."""
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.memory import MemoryJobStore
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -208,7 +217,8 @@ def build_scheduler(config_path: str, *, blocking: bool = True) -> Any:
         name=f"weekly audit of {site_key(cfg)}",
         replace_existing=True,
     )
-    now = dt.datetime.now(tz)
+    if now is None:
+        now = dt.datetime.now(tz)
     last = previous_fire(trigger, now)
     if (
         last is not None
@@ -218,8 +228,7 @@ def build_scheduler(config_path: str, *, blocking: bool = True) -> Any:
         log.info("%s: the run due %s was missed; catching up now", site_key(cfg), last)
         scheduler.add_job(
             scheduled_audit,
-            "date",
-            run_date=now,
+            "date",  # no run_date: now, by the scheduler's clock
             args=[config_path],
             id=f"catch-up:{site_key(cfg)}",
             jobstore="memory",

@@ -7,11 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.triggers.cron import CronTrigger
 
 from crawler.schedule import build_scheduler, previous_fire, scheduled_audit
@@ -21,6 +24,9 @@ from tests.cli_runner import ROOT
 from tests.smtp_server import SmtpTestServer
 
 TZ = "Europe/Stockholm"
+#: The tests' clock for the scheduler's own decisions (never the real clock's day or minute):
+#: a Thursday noon, three days after the weekly Monday 07:00 run.
+THURSDAY = dt.datetime(2026, 11, 26, 12, 0, tzinfo=ZoneInfo(TZ))
 PAGE = (
     "<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
     "<body>{body}<footer>Sidan har granskats 2018-03-28</footer></body></html>"
@@ -95,6 +101,19 @@ def wait_for(predicate, seconds: float) -> bool:
     return predicate()
 
 
+def jobs_done(scheduler: Any) -> tuple[threading.Event, list[JobExecutionEvent]]:
+    """An event set when a job of ``scheduler`` has finished, and the finished jobs."""
+    done = threading.Event()
+    events: list[JobExecutionEvent] = []
+
+    def listener(event: JobExecutionEvent) -> None:
+        events.append(event)
+        done.set()
+
+    scheduler.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    return done, events
+
+
 def runs(tmp_path: Path) -> list:
     db = tmp_path / "var" / "sw.db"
     if not db.exists():
@@ -120,25 +139,26 @@ def test_previous_fire_weekly() -> None:
 
 
 def test_near_future_trigger_audits_in_child_and_sends(tmp_path, site, smtp, in_root) -> None:
-    """The weekly job, moved to fire in a second, runs a real audit and sends the email."""
+    """The weekly job, moved to fire now, runs a real audit and sends the email."""
     cfg = write_config(tmp_path, site, smtp, {"day_of_week": "mon", "hour": 7, "minute": 0})
-    scheduler = build_scheduler(str(cfg), blocking=False)
-    if scheduler.get_job("catch-up:schematest"):  # only on a Monday after 07:00
-        scheduler.remove_job("catch-up:schematest")
+    scheduler = build_scheduler(str(cfg), blocking=False, now=THURSDAY)
+    # Monday 07:00 is more than misfire_grace_time (a day) before Thursday noon.
+    assert scheduler.get_job("catch-up:schematest") is None
+    done, events = jobs_done(scheduler)
     scheduler.start()
     try:
         job = scheduler.get_job("audit:schematest")
         assert job is not None and job.coalesce and job.max_instances == 1
         assert job.misfire_grace_time == 86400
-        tz = ZoneInfo(TZ)
-        scheduler.modify_job(
-            "audit:schematest", next_run_time=dt.datetime.now(tz) + dt.timedelta(seconds=1)
-        )
-        assert wait_for(lambda: len(smtp.messages) >= 1, 90), "no email arrived"
+        scheduler.modify_job("audit:schematest", next_run_time=dt.datetime.now(ZoneInfo(TZ)))
+        assert done.wait(90), "the job did not run"
     finally:
         scheduler.shutdown(wait=True)
-    done = runs(tmp_path)
-    assert [r.status for r in done] == ["complete"]
+    assert [(e.job_id, e.exception) for e in events] == [("audit:schematest", None)]
+    assert (events[0].retval.audit_code, events[0].retval.send_code) == (1, 0)
+    done_runs = runs(tmp_path)
+    assert [r.status for r in done_runs] == ["complete"]
+    assert len(smtp.messages) == 1
     msg = smtp.messages[0].message
     assert msg["To"].addresses[0].addr_spec == "karin@kommun.example"
     assert {p.get_content_type() for p in msg.walk()} >= {"text/plain", "text/html"}
@@ -149,32 +169,36 @@ def test_near_future_trigger_audits_in_child_and_sends(tmp_path, site, smtp, in_
         ids = [r[0] for r in db.execute("SELECT id FROM apscheduler_jobs")]
     assert ids == ["audit:schematest"]
     # Once per period: calling the job again in the same period does nothing.
-    again = scheduled_audit(str(cfg))
+    again = scheduled_audit(str(cfg), now=done_runs[0].started_at + dt.timedelta(minutes=1))
     assert again.ran is False and len(runs(tmp_path)) == 1
 
 
 def test_missed_run_is_caught_up_exactly_once(tmp_path, site, smtp, in_root) -> None:
-    tz = ZoneInfo(TZ)
-    missed = dt.datetime.now(tz) - dt.timedelta(minutes=3)
-    when = {"day_of_week": "mon-sun", "hour": missed.hour, "minute": missed.minute}
+    """A daily 07:00 run missed (the scheduler starts at 07:03) is caught up once."""
+    when = {"day_of_week": "mon-sun", "hour": 7, "minute": 0}
     cfg = write_config(tmp_path, site, smtp, when)
+    at = THURSDAY.replace(hour=7, minute=3)
 
-    first = build_scheduler(str(cfg), blocking=False)
+    first = build_scheduler(str(cfg), blocking=False, now=at)
     assert first.get_job("catch-up:schematest") is not None
+    # Only the catch-up may run here, whatever the real clock says.
+    first.pause_job("audit:schematest")
+    done, events = jobs_done(first)
     first.start()
     try:
-        assert wait_for(lambda: len(runs(tmp_path)) == 1 and len(smtp.messages) == 1, 90)
-        time.sleep(2)
+        assert done.wait(90), "the catch-up did not run"
     finally:
         first.shutdown(wait=True)
+    assert [(e.job_id, e.exception) for e in events] == [("catch-up:schematest", None)]
+    assert len(runs(tmp_path)) == 1 and len(smtp.messages) == 1
+    assert first.get_job("catch-up:schematest") is None  # a date job runs once
 
-    # A restart in the same period: no second catch-up, and the stored weekly job does not
-    # fire for the period that already ran.
-    second = build_scheduler(str(cfg), blocking=False)
+    # A restart in the same period: no second catch-up, and the weekly job, should it
+    # fire for the period that already ran, does nothing.
+    later = at + dt.timedelta(minutes=10)
+    second = build_scheduler(str(cfg), blocking=False, now=later)
     assert second.get_job("catch-up:schematest") is None
-    second.start()
-    time.sleep(3)
-    second.shutdown(wait=True)
+    assert scheduled_audit(str(cfg), now=later).ran is False
     assert len(runs(tmp_path)) == 1
     assert len(smtp.messages) == 1
 
@@ -216,9 +240,8 @@ def test_schedule_command_stops_cleanly_on_sigterm(tmp_path, site, smtp) -> None
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             lines.append(line)
-            if "Scheduler started" in line or "scheduled:" in line:
+            if "Scheduler started" in line:  # APScheduler's log: its loop is next
                 break
-        time.sleep(1)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     finally:
