@@ -26,11 +26,14 @@ def load_measure() -> ModuleType:
     return module
 
 
-# A child that starts a grandchild, prints both pids, and waits until its stdin closes.
+# A child that starts a grandchild, prints its pid once the grandchild's interpreter is up
+# (it says so), and waits until its stdin closes.
 TREE = """
 import subprocess, sys
-grandchild = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                              stdin=subprocess.PIPE)
+grandchild = subprocess.Popen(
+    [sys.executable, "-c", "import sys; print(flush=True); sys.stdin.read()"],
+    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+grandchild.stdout.readline()
 print(grandchild.pid, flush=True)
 sys.stdin.read()
 grandchild.stdin.close()
@@ -74,9 +77,12 @@ def test_sampled_tree_rss_counts_every_process() -> None:
     try:
         assert child.stdout is not None
         grandchild = int(child.stdout.readline())
-        sampler.start()
-        time.sleep(0.1)
         both = measure._rss(child.pid) + measure._rss(grandchild)
+        sampler.start()
+        # Wait (at most 60 s) for a sample with both interpreters in it.
+        deadline = time.monotonic() + 60
+        while peak[0] < 0.9 * both and time.monotonic() < deadline:
+            time.sleep(0.02)
     finally:
         stop.set()
         assert child.stdin is not None

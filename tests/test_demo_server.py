@@ -6,6 +6,7 @@ import datetime as dt
 import http.client
 import re
 import socket
+import threading
 import time
 import tomllib
 import urllib.error
@@ -396,10 +397,8 @@ def test_delay_and_custom_handler() -> None:
         "/reset": Route(handler=reset),
     }
     with SiteServer(routes=routes) as s:
-        t0 = time.monotonic()
         assert fetch(s.url("/slow"))[2] == b"late"
-        assert time.monotonic() - t0 >= 0.3
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError):  # held back: not answered within 0.1 s
             fetch(s.url("/slow"), timeout=0.1)
         assert fetch(s.url("/teapot"))[:1] == (418,)
         assert fetch(s.url("/teapot"))[2] == b"hi"
@@ -413,14 +412,15 @@ def test_redirect_route_needs_redirect_status() -> None:
     assert Route(308, redirect_to="/elsewhere").status == 308
 
 
-def test_stop_is_quick_with_open_keep_alive_connection() -> None:
+def test_stop_does_not_wait_for_an_open_keep_alive_connection() -> None:
     s = SiteServer("127.0.0.2", root=SITE_ROOT).start()
     conn = http.client.HTTPConnection(s.host, s.port, timeout=5)
     conn.request("GET", "/robots.txt")
     assert conn.getresponse().read().startswith(b"#")
-    t0 = time.monotonic()
-    s.stop()
-    assert time.monotonic() - t0 < 2
+    stopper = threading.Thread(target=s.stop)
+    stopper.start()
+    stopper.join(timeout=30)  # an upper bound: stop closes the connection, not waits on it
+    assert not stopper.is_alive(), "stop() waits for the client's idle connection"
     with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
         conn.request("GET", "/robots.txt")
         conn.getresponse()

@@ -76,6 +76,7 @@ def test_dead_worker_raises_worker_gone() -> None:
         try:
             assert (await worker.read(PAGE, "utf-8", "http://h/", None, False))[0] is not None
             os.kill(worker.pid, signal.SIGKILL)
+            os.waitpid(worker.pid, 0)  # gone for certain (close() tolerates the reaped pid)
             with pytest.raises(WorkerGone):
                 for _ in range(50):  # the loss is seen at the next request or read
                     await worker.read(PAGE, "utf-8", "http://h/", None, False)
