@@ -17,8 +17,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m demo.run
 
+# pytest prints a summary of every test it skipped, and why (-ra in pyproject.toml); its
+# exit code is make's: failures, errors and "no tests collected" (5) fail the target.
+# Extra arguments: make test PYTEST_ARGS="tests/test_store.py -x".
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

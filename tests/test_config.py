@@ -174,7 +174,10 @@ def test_directory_instead_of_file(tmp_path):
     assert "is a directory" in str(info.value)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs file permissions")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0,
+    reason="needs POSIX file permissions that apply (not root: root reads any file)",
+)
 def test_unreadable_file(tmp_path):
     path = write(tmp_path, "")
     path.chmod(0)
