@@ -67,12 +67,10 @@ def served_origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def url_to_path(url: str, www: Path) -> Path | None:
-    """The file nginx serves for ``url`` under ``www`` (None when the path leaves it)."""
+def url_to_path(url: str, www: Path) -> Path:
+    """The file nginx serves for ``url`` under ``www`` (dot segments never climb above it)."""
     path = unquote(urlsplit(url).path, errors="surrogateescape")
     norm = posixpath.normpath("/" + path.lstrip("/"))
-    if norm.startswith("/.."):
-        return None
     local = www / norm.lstrip("/")
     if path.endswith("/") or local.is_dir():
         local = local / "index.html"
@@ -102,8 +100,7 @@ def classify_target(url: str, www: Path, scopes: Sequence[str] = ()) -> Verdict:
     note = f"{verdict.note}; outside the audited tree"
     for scope in scopes:
         inside = urljoin(scope, urlsplit(url).path.lstrip("/"))
-        local = url_to_path(inside, www)
-        if local is not None and local.is_file():
+        if url_to_path(inside, www).is_file():
             note += f" (root-relative link; the file is at {urlsplit(inside).path})"
             break
     return Verdict(CONFIRMED, "", note)
@@ -111,14 +108,20 @@ def classify_target(url: str, www: Path, scopes: Sequence[str] = ()) -> Verdict:
 
 def _classify_target(url: str, www: Path) -> Verdict:
     local = url_to_path(url, www)
-    if local is None:
-        return Verdict(CONFIRMED, "outside-docroot", "path leaves the docroot")
     if local.is_file():
         raw = www / urlsplit(url).path.lstrip("/")
         if "%" in urlsplit(url).path and not raw.exists():
             return Verdict(CONTRADICTED, "percent-encoding", "exists once percent-decoded")
         return Verdict(CONTRADICTED, "other", "file exists")
     return Verdict(CONFIRMED, "", _missing_note(local))
+
+
+def _parse(local: Path) -> etree._ElementTree:
+    """Parse a file as HTML in its declared charset, or UTF-8 when it declares none."""
+    data = local.read_bytes()
+    declared = re.search(rb"<meta[^>]+charset", data[:4096], re.IGNORECASE)
+    parser = None if declared else html.HTMLParser(encoding="utf-8")
+    return etree.ElementTree(html.document_fromstring(data, parser=parser))
 
 
 class Pages:
@@ -130,7 +133,7 @@ class Pages:
     def _load(self, local: Path) -> tuple[frozenset[str], str | None]:
         if local not in self._cache:
             try:
-                tree = html.parse(str(local))
+                tree = _parse(local)
             except (OSError, etree.ParserError, ValueError):
                 self._cache[local] = (frozenset(), None)
                 return self._cache[local]
@@ -156,7 +159,7 @@ def classify_fragment(url: str, www: Path, pages: Pages) -> Verdict:
     """A missing_fragment finding: does the file lack the anchor, as a browser reads it?"""
     base, _, fragment = url.partition("#")
     local = url_to_path(base, www)
-    if local is None or not local.is_file():
+    if not local.is_file():
         return Verdict(CONFIRMED, "", "target page missing on disk")
     decoded = unquote(fragment, errors="strict") if _utf8(fragment) else fragment
     if fragment == "" or decoded.lower() == "top":
@@ -169,7 +172,7 @@ def classify_fragment(url: str, www: Path, pages: Pages) -> Verdict:
     refresh = pages.refresh(local)
     if refresh is not None:
         dest = url_to_path(urljoin(base, refresh), www)
-        if dest is not None and dest.is_file() and {fragment, decoded} & pages.anchors(dest):
+        if dest.is_file() and {fragment, decoded} & pages.anchors(dest):
             return Verdict(
                 CONTRADICTED, "meta-refresh", f"anchor is on the refresh target {refresh}"
             )
@@ -194,7 +197,7 @@ def start_refresh_dead_end(run: dict, www: Path, pages: Pages) -> bool:
     if not starts or run.get("pages_crawled") != 1:
         return False
     local = url_to_path(starts[0], www)
-    return local is not None and local.is_file() and pages.refresh(local) is not None
+    return local.is_file() and pages.refresh(local) is not None
 
 
 def verify_report(report: dict, www: Path, pages: Pages | None = None) -> dict:
