@@ -59,6 +59,10 @@ for s in $SITES; do
     [ -f "$doc/$(site_field "$s" 5)" ] || missing="$missing $(site_field "$s" 2)"
 done
 if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "realsites: missing$missing; install them as root (apt-get install$missing)" >&2
+        exit 2
+    fi
     log "installing$missing (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
