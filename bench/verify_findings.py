@@ -191,6 +191,24 @@ def _utf8(fragment: str) -> bool:
     return True
 
 
+def classify_other(url: str, www: Path, pages: Pages) -> Verdict:
+    """A redirect / unverified finding on the served host: what does the disk explain?
+
+    nginx itself redirects only a directory asked for without its trailing slash; a
+    meta-refresh page is a redirect a browser follows. Anything else is unexplained.
+    """
+    local = url_to_path(url, www)
+    if (
+        not urlsplit(url).path.endswith("/")
+        and local.name == "index.html"
+        and (local.parent.is_dir())
+    ):
+        return Verdict(CONFIRMED, "", "a directory: nginx adds the trailing slash (301)")
+    if local.is_file() and pages.refresh(local) is not None:
+        return Verdict(CONFIRMED, "", f"a meta-refresh page (to {pages.refresh(local)})")
+    return Verdict(CONTRADICTED, "other", "a plain file on disk" if local.is_file() else "absent")
+
+
 def start_refresh_dead_end(run: dict, www: Path, pages: Pages) -> bool:
     """The start page is a meta-refresh page and the crawl stopped there."""
     starts = run.get("start_urls") or []
@@ -208,6 +226,7 @@ def verify_report(report: dict, www: Path, pages: Pages | None = None) -> dict:
     scopes = run.get("scopes") or []
     targets: dict[str, Verdict] = {}
     frags: dict[str, Verdict] = {}
+    others: dict[str, Verdict] = {}
     link_urls: set[str] = set()  # broken link URLs as listed before grouping (with #)
     rows = []
     for f in report["findings"]:
@@ -223,8 +242,11 @@ def verify_report(report: dict, www: Path, pages: Pages | None = None) -> dict:
             if url not in targets:
                 targets[url] = classify_target(url, www, scopes)
             verdict = targets[url]
-        else:
-            continue
+        else:  # redirect, unverified_link on the served host
+            url = f["target"].partition("#")[0]
+            if url not in others:
+                others[url] = classify_other(url, www, pages)
+            verdict = others[url]
         rows.append(
             {"check": f["check"], "detail": f["detail"], "page": f["page"]}
             | {"target": f["target"], **asdict(verdict)}
@@ -241,12 +263,13 @@ def verify_report(report: dict, www: Path, pages: Pages | None = None) -> dict:
             if url not in targets:
                 targets[url] = classify_target(url, www, scopes)
             link_urls.add(link["url"])
-    summary = _summarise(report, origin, targets, frags, rows, www, pages)
+    summary = _summarise(report, origin, (targets, frags, others), rows, www, pages)
     summary["broken_targets"]["link_urls"] = len(link_urls)
     return summary
 
 
-def _summarise(report, origin, targets, frags, rows, www, pages) -> dict:
+def _summarise(report, origin, verdicts, rows, www, pages) -> dict:
+    targets, frags, others = verdicts
     run = report["run"]
     outside = Counter(
         f"{link['verdict']}/{link['detail']}" if link["detail"] else link["verdict"]
@@ -254,7 +277,8 @@ def _summarise(report, origin, targets, frags, rows, www, pages) -> dict:
         if served_origin(link["url"]) != origin and link["url"].startswith(("http:", "https:"))
     )
     frag_rows = [r for r in rows if r["detail"] == FRAGMENT]
-    target_rows = [r for r in rows if r["detail"] != FRAGMENT]
+    target_rows = [r for r in rows if r["detail"] != FRAGMENT and r["check"] in BROKEN_CHECKS]
+    other_rows = [r for r in rows if r["check"] not in BROKEN_CHECKS]
     return {
         "pages_crawled": run["pages_crawled"],
         "links_checked": run["links_checked"],
@@ -266,9 +290,12 @@ def _summarise(report, origin, targets, frags, rows, www, pages) -> dict:
         "broken_target_findings": _tally_rows(target_rows),
         "fragment_targets": _tally(frags),
         "fragment_findings": _tally_rows(frag_rows),
+        "other_link_findings": _tally_rows(other_rows),
         "outside_links": dict(sorted(outside.items())),
         "confirmed_broken_targets": _explained(targets),
         "confirmed_fragment_targets": _explained(frags),
+        "confirmed_other_targets": _explained(others),
+        "contradicted_examples": _contradicted({**targets, **frags, **others}),
         "rows": rows,
     }
 
@@ -295,11 +322,24 @@ def _tally_rows(rows: list[dict]) -> dict:
     }
 
 
+def _contradicted(verdicts: dict[str, Verdict], limit: int = 50) -> dict:
+    """The false findings: how many, and the first few of each reason."""
+    out: dict[str, list[dict]] = {}
+    for url, v in sorted(verdicts.items()):
+        if v.status == CONTRADICTED and len(out.setdefault(v.reason, [])) < limit:
+            out[v.reason].append({"url": url, "note": v.note})
+    return out
+
+
 def _explained(verdicts: dict[str, Verdict]) -> list[dict]:
     """Every confirmed target with what the disk says about it."""
     return [
         {"url": url, "note": v.note} for url, v in sorted(verdicts.items()) if v.status == CONFIRMED
     ]
+
+
+def _cc(t: dict) -> str:
+    return f"{t['total']} ({t[CONFIRMED]}/{t[CONTRADICTED]})"
 
 
 def _row(name: str, s: dict) -> list[str]:
@@ -313,12 +353,13 @@ def _row(name: str, s: dict) -> list[str]:
     return [
         name,
         str(s["pages_crawled"]) + ("" if s["complete"] else "*"),
-        f"{bt['total']} ({bt[CONFIRMED]}/{bt[CONTRADICTED]})",
+        _cc(bt),
         str(bt.get("link_urls", "")),
-        str(bf["total"]),
-        f"{ft['total']} ({ft[CONFIRMED]}/{ft[CONTRADICTED]})",
-        f"{ff['total']} ({ff[CONFIRMED]}/{ff[CONTRADICTED]})",
+        _cc(bf),
+        _cc(ft),
+        _cc(ff),
         ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "-",
+        _cc(s["other_link_findings"]),
         str(sum(s["outside_links"].values())),
         "DEAD END" if s["start_meta_refresh_not_followed"] else "-",
     ]
@@ -329,10 +370,11 @@ HEADER = [
     "pages",
     "broken targets (c/c)",
     "their link URLs",
-    "broken-target findings",
+    "broken-target findings (c/c)",
     "fragment targets (c/c)",
     "fragment findings (c/c)",
     "contradicted targets by reason",
+    "redirect/unverified findings (c/c)",
     "outside links",
     "meta-refresh start",
 ]
@@ -359,6 +401,7 @@ def _explanations(name: str, s: dict, limit: int) -> list[str]:
     for key, label in (
         ("confirmed_broken_targets", "broken targets missing on disk"),
         ("confirmed_fragment_targets", "fragments missing in the file on disk"),
+        ("confirmed_other_targets", "redirect/unverified targets explained on disk"),
     ):
         items = s[key]
         if not items:
@@ -371,6 +414,9 @@ def _explanations(name: str, s: dict, limit: int) -> list[str]:
         out.extend(f"    {i['url']}  [{i['note']}]" for i in items[:limit])
         if len(items) > limit:
             out.append(f"    ... and {len(items) - limit} more (see summary.json)")
+    for reason, items in s["contradicted_examples"].items():
+        out.append(f"{name}: FALSE findings ({reason}), e.g.:")
+        out.extend(f"    {i['url']}  [{i['note']}]" for i in items[:3])
     return out
 
 

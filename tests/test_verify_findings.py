@@ -57,14 +57,16 @@ def www(tmp_path: Path) -> Path:
 
 
 def link(url: str, verdict: str, detail: str, pages: list[str]) -> dict[str, Any]:
-    status = 404 if detail.startswith("http_") else (200 if verdict != "skipped" else None)
+    broken = verdict == "broken" and detail.startswith("http_")
+    status = 404 if broken else (200 if verdict != "skipped" else None)
+    moved = verdict == "redirect"
     return {
         "url": url,
         "verdict": verdict,
         "detail": detail,
         "status": status,
-        "final_url": url,
-        "redirect_chain": [],
+        "final_url": url + "/" if moved else url,
+        "redirect_chain": [{"url": url, "status": 301}] if moved else [],
         "content_type": "text/html" if status else "",
         "internal": url.startswith(SITE),
         "watched": False,
@@ -73,9 +75,9 @@ def link(url: str, verdict: str, detail: str, pages: list[str]) -> dict[str, Any
     }
 
 
-def finding(page: str, target: str, detail: str) -> dict[str, Any]:
+def finding(page: str, target: str, detail: str, check: str = "broken_link") -> dict[str, Any]:
     return {
-        "check": "broken_link",
+        "check": check,
         "severity": "error",
         "page": page,
         "target": target,
@@ -106,7 +108,15 @@ LINKS = [
     (f"{SITE}nothere/page.html", "broken", "http_404"),
     (f"{HOST}/license.html", "broken", "http_404"),
     ("http://example.org/x", "skipped", "excluded"),
+    (f"{SITE}sub", "redirect", "http_301"),
+    (f"{SITE}old.html", "redirect", "http_301"),
+    (f"{SITE}real.html#r", "redirect", "http_301"),
     (f"{SITE}Byte.html", "ok", ""),
+]
+PERCENT_FRAGMENTS = [
+    "Byte.html#%3Cinit%3E(byte%5B%5D)",
+    "Byte.html#a%20b",
+    "Byte.html#kontakt-och-%C3%B6ppettider",
 ]
 PAGES = [f"{SITE}index.html", f"{SITE}real.html"]
 
@@ -114,6 +124,7 @@ PAGES = [f"{SITE}index.html", f"{SITE}real.html"]
 def make_report(start: str = f"{SITE}index.html", pages_crawled: int = 2) -> dict[str, Any]:
     links = [link(u, v, d, PAGES) for u, v, d in LINKS]
     findings = [finding(p, u, d) for u, v, d in LINKS if v == "broken" for p in PAGES]
+    findings += [finding(PAGES[0], u, d, "redirect") for u, v, d in LINKS if v == "redirect"]
     return {
         "schema": "sitewatch/report@1",
         "run": {
@@ -152,8 +163,8 @@ def make_report(start: str = f"{SITE}index.html", pages_crawled: int = 2) -> dic
             "by_check": {
                 "stale_page": 0,
                 "missing_review_date": 0,
-                "broken_link": len(findings),
-                "redirect": 0,
+                "broken_link": len(findings) - 3,
+                "redirect": 3,
                 "missing_pdf": 0,
                 "unverified_link": 0,
             },
@@ -251,6 +262,17 @@ def test_main_writes_the_summary(www: Path, tmp_path: Path, capsys) -> None:
     }
     assert s["fragment_findings"]["confirmed"] == 6
     assert s["outside_links"] == {"skipped/excluded": 1}
+    # Redirects nginx makes (a directory without its slash) or a meta refresh explain
+    # themselves; a redirect to a plain file is unexplained.
+    assert s["other_link_findings"] == {
+        "total": 3,
+        "confirmed": 2,
+        "contradicted": 1,
+        "contradicted_by_reason": {"other": 1},
+    }
+    assert [i["url"] for i in s["contradicted_examples"]["percent-encoding"]] == sorted(
+        [SITE + "%C3%B6ppet.html"] + [SITE + u for u in PERCENT_FRAGMENTS]
+    )
     assert s["start_meta_refresh_not_followed"] is False
     assert result["r"]["start_meta_refresh_not_followed"] is True
     rows = json.loads((tmp_path / "verified.json").read_text())
