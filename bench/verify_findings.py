@@ -191,6 +191,17 @@ def _utf8(fragment: str) -> bool:
     return True
 
 
+def classify_pdf(url: str, www: Path) -> Verdict:
+    """A missing_pdf finding whose address answered (not_a_pdf, redirected_to_html)."""
+    local = url_to_path(url, www)
+    if not local.is_file():
+        return Verdict(CONFIRMED, "", _missing_note(local))
+    with local.open("rb") as fh:
+        if fh.read(5) == b"%PDF-":
+            return Verdict(CONTRADICTED, "other", "the file on disk is a PDF")
+    return Verdict(CONFIRMED, "", "the file on disk is not a PDF")
+
+
 def classify_other(url: str, www: Path, pages: Pages) -> Verdict:
     """A redirect / unverified finding on the served host: what does the disk explain?
 
@@ -198,11 +209,8 @@ def classify_other(url: str, www: Path, pages: Pages) -> Verdict:
     meta-refresh page is a redirect a browser follows. Anything else is unexplained.
     """
     local = url_to_path(url, www)
-    if (
-        not urlsplit(url).path.endswith("/")
-        and local.name == "index.html"
-        and (local.parent.is_dir())
-    ):
+    slashless = not urlsplit(url).path.endswith("/")
+    if slashless and local.name == "index.html" and local.parent.is_dir():
         return Verdict(CONFIRMED, "", "a directory: nginx adds the trailing slash (301)")
     if local.is_file() and pages.refresh(local) is not None:
         return Verdict(CONFIRMED, "", f"a meta-refresh page (to {pages.refresh(local)})")
@@ -240,7 +248,11 @@ def verify_report(report: dict, www: Path, pages: Pages | None = None) -> dict:
         elif f["check"] in BROKEN_CHECKS:
             url = f["target"].partition("#")[0]
             if url not in targets:
-                targets[url] = classify_target(url, www, scopes)
+                targets[url] = (
+                    classify_pdf(url, www)
+                    if f["check"] == "missing_pdf" and not f["detail"].startswith("http_")
+                    else classify_target(url, www, scopes)
+                )
             verdict = targets[url]
         else:  # redirect, unverified_link on the served host
             url = f["target"].partition("#")[0]

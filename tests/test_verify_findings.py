@@ -229,6 +229,11 @@ def test_broken_targets_are_checked_on_disk(www: Path) -> None:
     assert verdict(SITE + "nothere/page.html")[2] == "absent (its directory is not on disk either)"
     status, _, note = verdict(HOST + "/license.html")
     assert status == "confirmed" and "the file is at /site/license.html" in note
+    # A missing_pdf whose address answered: the file is read for its PDF signature.
+    (www / "site" / "doc.pdf").write_bytes(b"%PDF-1.7\n")
+    assert vf.classify_pdf(SITE + "flyer.pdf", www).status == "confirmed"
+    assert vf.classify_pdf(SITE + "real.html", www).note == "the file on disk is not a PDF"
+    assert vf.classify_pdf(SITE + "doc.pdf", www).status == "contradicted"
     # Dot segments never climb above the docroot (as URL parsing and nginx resolve them).
     assert vf.url_to_path(SITE + "../../etc/passwd", www) == www / "etc" / "passwd"
 
