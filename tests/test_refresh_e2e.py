@@ -11,6 +11,7 @@ redirect), in a loop, to a missing page and through an HTTP redirect. A second s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,10 @@ def test_dead_end_start_is_noted(tmp_path: Path) -> None:
     assert r.report["run"]["pages_crawled"] == 1
     assert "note: only the start page(s) were crawled" in r.stdout
     assert r.report["run"]["stats"]["notes"]
+
+
+def test_report_validates_against_the_schema(first: CliResult) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_path = Path(__file__).resolve().parent.parent / "docs" / "report.schema.json"
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(first.report)
