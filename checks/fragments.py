@@ -47,8 +47,12 @@ def fragment_found(fragment: str, ids: Container[str]) -> bool:
     a page with these ``ids`` (``id`` and ``<a name>`` values)."""
     if not fragment:
         return True
+    if fragment in ids and "%" not in fragment:
+        # The common case, written as the id: without a "%" of its own, the fragment is
+        # what decoding the URL's percent-encoding of it gives back (the second try).
+        return True
     raw = url_fragment(fragment)
-    if raw in ids:  # the common case: written as the id
+    if raw in ids:
         return True
     decoded = decoded_fragment(raw)
     if decoded in ids:

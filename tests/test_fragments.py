@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 from hypothesis import given
@@ -184,3 +184,33 @@ def test_encoded_other_id_is_not_found(id_: str, other: str) -> None:
     if other.lower() == "top" or decodes_to_id:
         return
     assert not fragment_found(encoded, ids)
+
+
+def _standard(fragment: str, ids: frozenset[str]) -> bool:
+    """The HTML standard's steps written out plainly (no shortcuts), for comparison."""
+    if fragment == "":
+        return True
+    in_url = "".join(
+        "".join(f"%{b:02X}" for b in c.encode("utf-8"))
+        if ord(c) <= 0x20 or ord(c) >= 0x7F or c in '"<>`'
+        else c
+        for c in fragment
+    )
+    if in_url in ids:
+        return True
+    decoded = unquote(in_url, errors="replace")
+    return decoded in ids or (decoded.isascii() and decoded.lower() == "top")
+
+
+_FRAGMENT_CHARS = st.sampled_from(list('%25%3C%C3%B6+ <>aAbB0129[]()öÅ"`\x00\x7f\u00ff\U0001f600'))
+
+
+@given(
+    st.text(_FRAGMENT_CHARS, max_size=12),
+    st.frozensets(st.text(_FRAGMENT_CHARS, max_size=8), max_size=4),
+)
+def test_same_answer_as_the_standard_steps(fragment: str, ids: frozenset[str]) -> None:
+    found = fragment_found(fragment, ids)
+    assert found == _standard(fragment, ids)
+    # The id list with the fragment as written added: found exactly when the standard says.
+    assert fragment_found(fragment, ids | {fragment}) == _standard(fragment, ids | {fragment})
