@@ -67,11 +67,12 @@ def link_finding(link: LinkResult) -> tuple[Check, str, str] | None:
     if link.verdict is Verdict.BROKEN:
         return Check.BROKEN_LINK, link.detail, f"Broken link ({describe_detail(link.detail)})."
     if link.verdict is Verdict.REDIRECT:
-        return (
-            Check.REDIRECT,
-            link.detail,
-            f"The link has moved permanently; update it to {link.final_url}",
+        moved = (
+            "leads to a page that refreshes to"
+            if link.detail == "meta_refresh"
+            else "has moved permanently; update it to"
         )
+        return Check.REDIRECT, link.detail, f"The link {moved} {link.final_url}"
     if link.verdict is Verdict.UNVERIFIED:
         return (
             Check.UNVERIFIED_LINK,

@@ -64,6 +64,8 @@ BROKEN_DETAILS = frozenset(
 SKIPPED_DETAILS = frozenset(
     {"mailto", "tel", "javascript", "data", "scheme", "excluded", "robots", "limit"}
 )
+#: Details a ``redirect`` verdict can carry, besides ``http_<status>`` of the first hop.
+REDIRECT_DETAILS = frozenset({"meta_refresh"})
 #: Details of the ``missing_pdf`` check, besides ``http_<status>``.
 PDF_DETAILS = frozenset({"not_a_pdf", "redirected_to_html"})
 

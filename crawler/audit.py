@@ -18,6 +18,7 @@ from crawler.config import Config
 from crawler.crawl_state import CrawlParams, CrawlState, Links
 from crawler.fetch_cache import FetchCache, PassSettings, profile_key
 from crawler.memory import trim
+from crawler.refresh import dead_end_note
 from crawler.scrapy_settings import ROBOTS_AGENT
 from crawler.urls import resolve
 
@@ -58,6 +59,7 @@ def crawl_params(cfg: Config) -> CrawlParams:
         max_page_bytes=c.max_page_bytes,
         max_pages_per_pattern=c.max_pages_per_pattern,
         max_path_segments=c.max_path_segments,
+        max_refresh_delay=c.max_refresh_delay,
     )
 
 
@@ -225,6 +227,9 @@ def build_report(
         "traps": dict(list(state.traps.items())[:20]),
         "spider_errors": state.spider_errors[:20],
     }
+    note = dead_end_note(state)
+    if note:
+        counts["notes"] = [note]
     links_checked = sum(1 for t in state.targets.values() if t.probe is not None)
     if state.big():
         # A big crawl: its targets and probes go to the spill file too, next to the
@@ -245,6 +250,7 @@ def build_report(
         links_checked=links_checked,
         start_urls=state.settings.start_urls,
         reasons=reasons,
+        scopes=state.scopes,
     )
 
 
@@ -261,6 +267,7 @@ def assemble_report(
     links_checked: int,
     start_urls: tuple[str, ...],
     reasons: tuple[str, ...] = (),
+    scopes: tuple[str, ...] | None = None,
 ) -> Report:
     """The report of pages and links (crawled, or replayed from an earlier run)."""
     verdicts: dict[str, int] = {}
@@ -285,7 +292,8 @@ def assemble_report(
             finished_at=finished,
             as_of=as_of,
             start_urls=start_urls,
-            scopes=cfg.effective_scopes(),
+            # With any a start URL's meta refresh added (crawler.refresh).
+            scopes=cfg.effective_scopes() if scopes is None else scopes,
             complete=not reasons,
             pages_crawled=len(pages),
             links_checked=links_checked,

@@ -165,6 +165,8 @@ class CrawlConfig:
     max_page_bytes: int
     max_pages_per_pattern: int
     max_path_segments: int
+    #: Seconds: a meta refresh this quick is followed like a redirect (``crawler.refresh``).
+    max_refresh_delay: int = 3
 
 
 @dataclass(frozen=True)
@@ -857,6 +859,7 @@ _SCHEMA: dict[str, Any] = {
         "max_page_bytes": _int(1),
         "max_pages_per_pattern": _int(1),
         "max_path_segments": _int(1),
+        "max_refresh_delay": _int(0),
     },
     "freshness": {
         "max_age_days": _int(1),

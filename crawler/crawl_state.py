@@ -37,6 +37,7 @@ class CrawlParams:
     max_page_bytes: int = 10_000_000
     max_pages_per_pattern: int = 50
     max_path_segments: int = 15
+    max_refresh_delay: int = 3
 
 
 class Target:
@@ -271,6 +272,17 @@ class CrawlState:
     def in_scope(self, url: str) -> bool:
         return any(url.startswith(s) for s in self._scopes)
 
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The crawl's scopes: the configured ones and any ``add_scope`` added."""
+        return self._scopes
+
+    def add_scope(self, prefix: str) -> None:
+        """Crawl under ``prefix`` too (a start URL's meta refresh leads there)."""
+        if not self.in_scope(prefix):
+            self._scopes = (*self._scopes, prefix)
+            self.stats["scopes_added_by_refresh"] += 1
+
     def excluded(self, url: str) -> bool:
         return any(p.search(url) for p in self._exclude)
 
@@ -379,7 +391,7 @@ class CrawlState:
             verdict, detail = judge(probe, frag, policy)
             final = probe.final_url
             if verdict is Verdict.REDIRECT:
-                final = permanent_target(probe.chain, probe.final_url)
+                final = permanent_target(probe.chain, probe.final_url) or probe.refresh_to
             url = t.url if frag is None else f"{t.url}#{frag}"
             yield (
                 LinkResult(

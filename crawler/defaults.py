@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
         "max_page_bytes": 10000000,
         "max_pages_per_pattern": 50,
         "max_path_segments": 15,
+        "max_refresh_delay": 3,
     },
     "freshness": {"max_age_days": 365, "max_age_by_prefix": {}},
     "links": {

@@ -33,11 +33,13 @@ from typing import Any
 
 from checks.models import LinkResult, Page, Verdict
 from checks.policy import Policy
+from checks.refresh import REFRESH_STATUS
 from crawler.config import Config
 from crawler.fetch_cache import Confirm, FetchCache, PassSettings, confirm_targets
 
 #: Bump when what a run stores for replay changes meaning.
-REPLAY_VERSION = 1
+#: 2: fragments matched as browsers do, meta refresh followed (older verdicts are stale).
+REPLAY_VERSION = 2
 #: Environment switch: "0" makes every re-run crawl (tests of the crawl's own replay).
 REPLAY_ENV = "SITEWATCH_REPLAY"
 _PERMANENT = (301, 308)
@@ -135,6 +137,8 @@ def plan(
         )
         head_type = link.content_type if head else None
         chain = link.redirect_chain
+        if link.detail == "meta_refresh" or any(h.status == REFRESH_STATUS for h in chain):
+            raise NotReplayable(f"{base}: a meta refresh (read from the body)")
         if not chain:
             detail = link.detail if link.verdict is not Verdict.OK else ""
             final_answer(base, link.status, detail, head_type)

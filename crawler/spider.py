@@ -35,6 +35,7 @@ from scrapy.http.request import NO_CALLBACK
 from twisted.python.failure import Failure
 
 from checks.models import Page, RedirectHop
+from checks.refresh import REFRESH_STATUS
 from checks.verdicts import (
     REDIRECT_STATUSES,
     TRANSIENT_ERRORS,
@@ -63,7 +64,15 @@ from crawler.parse_worker import (
     WorkerGone,
     worker_count,
 )
-from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
+from crawler.refresh import (
+    REFRESH_TAG,
+    REFRESH_TEXT,
+    is_redirect,
+    refresh_target,
+    target_url,
+    widen_scope,
+)
+from crawler.urls import ResolveCache, Resolved, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
 HEAD, SNIFF, FULL, PAGE = 1, 2, 3, 4
@@ -564,6 +573,8 @@ class AuditSpider(Spider):
 
         ids: frozenset[str] | None = None
         soft_404 = False
+        #: The page has a meta refresh (slower than a redirect: ``refresh_to``, if anywhere).
+        refreshed, refresh_to = False, ""
         # Kept in the probe until the report: share the target's URL string when equal.
         final = t.url if response.url == t.url else response.url
         #: The page facts taken (and the cache's record, if the parse worker made it).
@@ -596,6 +607,17 @@ class AuditSpider(Spider):
             else:
                 parsed = replay.page
                 ids, soft_404 = replay.ids, replay.soft_404
+            if parsed is not None and parsed.refresh is not None:
+                nxt = refresh_target(parsed, final)
+                if nxt is not None and is_redirect(parsed, st.settings.max_refresh_delay):
+                    # Followed like a redirect: the page itself is not one a visitor sees.
+                    depth = meta["sw_depth"]
+                    args = (t, mode, final, REFRESH_STATUS, nxt, chain, ctype, depth, "GET")
+                    for req in self._follow_to(*args, answered=status):
+                        yield req
+                    st.resolved += 1
+                    return
+                refreshed, refresh_to = True, target_url(nxt) if nxt is not None else ""
             if parsed is not None:
                 ids, soft_404 = parsed.ids, parsed.soft_404
             if ids is not None:
@@ -639,6 +661,7 @@ class AuditSpider(Spider):
                 else st.shared_head(response.body[:16])
             ),
             method=response.request.method,
+            refresh_to=refresh_to,
         )
         st.resolved += 1
         if self._replays:
@@ -649,7 +672,7 @@ class AuditSpider(Spider):
             return
         if not t.internal:
             cache.note_link(t.url, mode)
-        elif 200 <= status < 300 and st.in_scope(final):
+        elif 200 <= status < 300 and st.in_scope(final) and not refreshed:
             self._remember(cache, t, mode, response, ctype, html, truncated, ids, facts)
 
     def _remember(
@@ -714,10 +737,32 @@ class AuditSpider(Spider):
     ) -> Iterator[Request]:
         location = response.headers[b"Location"].decode("latin-1")
         nxt = resolve(response.url, location)
-        hop = RedirectHop(response.url, response.status)
+        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
+        method = response.request.method
+        if response.status == 303 and method != "HEAD":
+            method = "GET"
+        depth = response.meta["sw_depth"]
+        status = response.status
+        yield from self._follow_to(t, mode, response.url, status, nxt, chain, ctype, depth, method)
+
+    def _follow_to(
+        self,
+        t: Target,
+        mode: int,
+        url: str,
+        status: int,
+        nxt: Resolved,
+        chain: tuple[RedirectHop, ...],
+        ctype: str,
+        depth: int,
+        method: str,
+        answered: int = 0,
+    ) -> Iterator[Request]:
+        """Follow a hop from ``url`` (``status``: its 3xx, or 0 for a meta refresh of a
+        page that ``answered`` 2xx) to ``nxt``, unless it loops or the chain is too long."""
+        hop = RedirectHop(url, status)
         chain = (*chain, hop)
         seen = {h.url for h in chain} | {resolve(h.url, "").base for h in chain}
-        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
         err = None
         if nxt.skip:
             err = "malformed_url"
@@ -726,8 +771,10 @@ class AuditSpider(Spider):
         elif len(chain) >= self.max_redirects:
             err = "too_many_redirects"
         if err:
-            t.probe = Probe(t.url, response.status, err, response.url, chain, ctype)
+            t.probe = Probe(t.url, answered or status, err, url, chain, ctype)
             return
+        if status == REFRESH_STATUS and t.start and mode == PAGE:
+            widen_scope(self.state, t.url, nxt.base)
         if mode == PAGE and not self.state.in_scope(nxt.base):
             mode = FULL
         reused = self._known_probe(nxt.base, mode, t)
@@ -736,12 +783,7 @@ class AuditSpider(Spider):
             t.probe = replace(reused, url=t.url, chain=chain + reused.chain)
             self.state.stats["redirects_reused"] += 1
             return
-        method = response.request.method
-        if response.status == 303 and method != "HEAD":
-            method = "GET"
-        yield self._request(
-            t, mode, url=nxt.base, chain=chain, depth=response.meta["sw_depth"], method=method
-        )
+        yield self._request(t, mode, url=nxt.base, chain=chain, depth=depth, method=method)
 
     def _known_probe(self, url: str, mode: int, t: Target) -> Probe | None:
         """A finished probe of ``url`` that answers what a ``mode`` probe would."""
@@ -882,6 +924,11 @@ class AuditSpider(Spider):
         joined = resolved if resolved is not None else (None,) * len(parsed.links)
         for (href, text, tag), r in zip(parsed.links, joined, strict=True):
             req = link(base_url, depth, href, text, tag, r)
+            if req is not None:
+                yield req
+        if parsed.refresh is not None and refresh_target(parsed, final_url) is not None:
+            # A slow refresh (a quick one is followed instead): its target is a link.
+            req = link(base_url, depth, parsed.refresh[1] or "", REFRESH_TEXT, REFRESH_TAG)
             if req is not None:
                 yield req
         if facts is not None:

@@ -24,6 +24,7 @@ import pytest
 from checks.models import (
     BROKEN_DETAILS,
     PDF_DETAILS,
+    REDIRECT_DETAILS,
     SKIPPED_DETAILS,
     Check,
     Finding,
@@ -249,7 +250,8 @@ def test_schema_enums_match_models(schema):
     broken = re.compile(link_rules["broken"]["pattern"])
     assert all(broken.search(d) for d in [*BROKEN_DETAILS, "http_404", "http_500"])
     assert not broken.search("not_a_pdf")
-    assert link_rules["redirect"]["pattern"] == link_rules["unverified"]["pattern"]
+    assert re.search(link_rules["unverified"]["pattern"], "http_403")
+    assert all(re.search(link_rules["redirect"]["pattern"], d) for d in REDIRECT_DETAILS)
     assert re.search(link_rules["redirect"]["pattern"], "http_301")
     assert not re.search(link_rules["redirect"]["pattern"], "permanent")
     finding_rules = {
@@ -259,6 +261,7 @@ def test_schema_enums_match_models(schema):
     pdf = re.compile(finding_rules["missing_pdf"])
     assert all(pdf.search(d) for d in [*PDF_DETAILS, "http_404"])
     assert not pdf.search("dns")
+    assert all(re.search(finding_rules["redirect"], d) for d in REDIRECT_DETAILS)
 
 
 def test_json_round_trips_values():
@@ -1060,6 +1063,7 @@ def test_doc_names_every_value(doc):
         *BROKEN_DETAILS,
         *SKIPPED_DETAILS,
         *PDF_DETAILS,
+        *REDIRECT_DETAILS,
         "http_<status>",
     ]
     missing = [v for v in values if f"`{v}`" not in doc]
