@@ -58,6 +58,7 @@ def crawl_params(cfg: Config) -> CrawlParams:
         max_page_bytes=c.max_page_bytes,
         max_pages_per_pattern=c.max_pages_per_pattern,
         max_path_segments=c.max_path_segments,
+        pdf_max_bytes=cfg.links.pdf_max_bytes,
     )
 
 
@@ -243,6 +244,8 @@ def build_report(
         "traps": dict(list(state.traps.items())[:20]),
         "spider_errors": state.spider_errors[:20],
     }
+    if state.pdf_unreadable:
+        counts["pdf_unreadable"] = dict(state.pdf_unreadable)
     links_checked = sum(1 for t in state.targets.values() if t.probe is not None)
     if state.big():
         # A big crawl: its targets and probes go to the spill file too, next to the

@@ -37,6 +37,7 @@ class CrawlParams:
     max_page_bytes: int = 10_000_000
     max_pages_per_pattern: int = 50
     max_path_segments: int = 15
+    pdf_max_bytes: int = 20_000_000
 
 
 class Target:
@@ -183,6 +184,8 @@ class CrawlState:
         self.not_crawled: Counter[str] = Counter()
         self.traps: dict[str, str] = {}
         self.spider_errors: list[str] = []
+        #: PDFs whose links could not be read: URL -> why (``crawler.pdf_fetch``).
+        self.pdf_unreadable: dict[str, str] = {}
         self._incomplete: list[str] = []
         self._exclude = [re.compile(p) for p in settings.exclude]
         self._scopes = settings.scopes

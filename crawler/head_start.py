@@ -17,7 +17,7 @@ too deep (``AuditSpider._held``).
 
 What the child does not take is left to the crawl: an answer that sets a cookie (and
 everything after it), a body in another content coding, a URL Scrapy would send
-differently, a failed request, anything on a host whose robots.txt sets a pace or cannot
+differently, a failed request, a PDF (read in full by the crawl), anything on a host whose robots.txt sets a pace or cannot
 be read cleanly. The child reads robots.txt itself, so a host sees that request once more.
 Only a crawl without ``crawl.delay`` gets a head start; a re-run with pages to revalidate
 uses the second core for that pass instead. ``SITEWATCH_HEAD_START=0`` in the environment
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from checks.verdicts import is_html_type
+from checks.verdicts import is_html_type, is_pdf_type
 from crawler.crawl_state import CrawlState, Target
 from crawler.extract import (
     CRAWL_TAGS,
@@ -360,6 +360,8 @@ async def _get(
     if headers.get("content-encoding", "identity").strip().lower() != "identity":
         return None
     ctype = headers.get("content-type", "")
+    if is_pdf_type(ctype):
+        return None  # the crawl reads a PDF in full (crawler.pdf_fetch): not cut here
     body = answer.body
     cap = SNIFF_BYTES if ctype and not is_html_type(ctype) else max_page_bytes
     truncated = len(body) >= cap

@@ -65,6 +65,7 @@ from crawler.parse_worker import (
     WorkerGone,
     worker_count,
 )
+from crawler.pdf_fetch import PdfLinks
 from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
@@ -214,6 +215,8 @@ class AuditSpider(Spider):
         self._dispatch: Dispatch | None = None
         #: The engine's close, asked for by ``_dispatch_idle``.
         self._closing: asyncio.Future[None] | None = None
+        #: Which PDFs are read in full, and their links (crawler.pdf_fetch).
+        self._pdfs = PdfLinks(state)
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AuditSpider:
@@ -385,9 +388,16 @@ class AuditSpider(Spider):
             meta["sw_cap"] = FULL_BYTES
         elif mode == PAGE:
             meta["sw_cap"] = self.max_page_bytes
+        if t.pdf_hint and mode in (SNIFF, FULL) and method != "HEAD":
+            self._pdfs.on_request(t, meta)  # a PDF to read: no cap short of it, no cache
         headers = None
         target_url = url or t.url
-        if conditional and self.cache is not None and self.state.in_scope(target_url):
+        if (
+            conditional
+            and self.cache is not None
+            and "sw_pdf" not in meta
+            and self.state.in_scope(target_url)
+        ):
             known = self.cache.validators(target_url, mode)
             if known is not None:
                 headers = conditional_headers(*known)
@@ -415,6 +425,8 @@ class AuditSpider(Spider):
             self.state.stats["dns_cached"] += 1
             return None
         cache = self.cache
+        if cache is not None and t.pdf_hint and self._pdfs.reads(t):
+            cache = None  # a PDF read is downloaded every run (crawler.pdf_fetch)
         if cache is not None and not t.internal and not self.state.policy.is_watched(t.url):
             probe = cache.cached_link(t.url, needed)
             if probe is not None:
@@ -591,6 +603,9 @@ class AuditSpider(Spider):
             ctype = (headers.get(b"Content-Type") or b"").decode("latin-1")
             if ctype and not is_html_type(ctype):
                 meta["sw_cap"] = SNIFF_BYTES
+                self._pdfs.on_page_headers(meta, request.url, ctype, headers)
+        elif "sw_pdf" in meta:
+            self._pdfs.on_headers(meta, headers)
 
     def _on_bytes(self, data: bytes, request: Request, spider: Any) -> None:
         meta = request.meta
@@ -758,6 +773,9 @@ class AuditSpider(Spider):
             ),
             method=response.request.method,
         )
+        if "sw_pdf" in meta and replay is None:
+            for req in await self._pdfs.follow(t, response, status, self._link):
+                yield req
         st.resolved += 1
         if self._counted:
             self._answered(t)
@@ -765,7 +783,7 @@ class AuditSpider(Spider):
             for req in self._drain():
                 yield req
         cache = self.cache
-        if cache is None or replay is not None:
+        if cache is None or replay is not None or "sw_pdf" in meta:
             return
         if not t.internal:
             cache.note_link(t.url, mode)
@@ -884,6 +902,8 @@ class AuditSpider(Spider):
         new_meta["sw_try"] = meta["sw_try"] + 1
         new_meta.pop("sw_got", None)
         new_meta.pop("sw_truncated", None)
+        if "sw_pdf" in new_meta:
+            self._pdfs.again(new_meta, meta["sw_mode"] == PAGE)
         self.state.issued += 1
         return request.replace(meta=new_meta, dont_filter=True)
 
