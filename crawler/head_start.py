@@ -17,8 +17,9 @@ too deep (``AuditSpider._held``).
 
 What the child does not take is left to the crawl: an answer that sets a cookie (and
 everything after it), a body in another content coding, a URL Scrapy would send
-differently, a failed request, a PDF (read in full by the crawl), anything on a host whose robots.txt sets a pace or cannot
-be read cleanly. The child reads robots.txt itself, so a host sees that request once more.
+differently, a failed request, a PDF (read in full by the crawl: ``crawler.pdf_fetch``),
+anything on a host whose robots.txt sets a pace or cannot be read cleanly. The child
+reads robots.txt itself, so a host sees that request once more.
 Only a crawl without ``crawl.delay`` gets a head start; a re-run with pages to revalidate
 uses the second core for that pass instead. ``SITEWATCH_HEAD_START=0`` in the environment
 turns it off.

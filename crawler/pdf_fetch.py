@@ -15,8 +15,11 @@ PDFs is no crawl of this site's). Only GET answers with status < 300 whose body 
 with ``%PDF-`` are read; an answer that says it is not a PDF (HTML, text) is cut at the
 usual cap as soon as its headers come.
 
-PDFs are read again on every run: their answers are not kept by the re-run cache
-(``crawler.fetch_cache``), so no conditional request can skip the download.
+The re-run cache (``crawler.fetch_cache``) keeps a PDF in scope answered with validators
+(ETag, Last-Modified) as it keeps a page: its links (or its problem) are stored as the
+answer's facts (``stored_facts``), and a PDF answered 304 next time, or found unchanged by
+the revalidation pass, gives its stored links without a download. An outside PDF is read
+on every run (the cache keeps outside links' verdicts, not their bodies).
 
 A PDF that cannot be read is noted in ``CrawlState.pdf_unreadable`` (URL -> ``encrypted``,
 ``corrupt``, ``timeout`` or ``too_big``), the report's ``run.stats.pdf_unreadable``.
@@ -29,7 +32,9 @@ from typing import Any
 
 from checks.verdicts import PDF_MAGIC, is_pdf_type
 from crawler.crawl_state import CrawlState, Target
-from crawler.pdf_links import PdfReading, read_pdf
+from crawler.extract import ParsedPage
+from crawler.fetch_cache import Fetched
+from crawler.pdf_links import PdfLink, PdfReading, read_pdf
 from crawler.urls import resolve
 
 #: Content types a PDF may be served as (besides ``application/pdf``): read as sniffed.
@@ -86,29 +91,48 @@ class PdfLinks:
             return
         meta["sw_cap"] = meta["sw_pdf"]
 
-    async def follow(self, t: Target, response: Any, status: int, link: LinkFn) -> list[Any]:
+    async def follow(
+        self,
+        t: Target,
+        response: Any,
+        status: int,
+        replay: Fetched | None,
+        facts: list[tuple[ParsedPage, bytes | None]],
+        link: LinkFn,
+    ) -> list[Any]:
         """Read the PDF ``response`` of ``t`` and take its links (``link``, the spider's
-        ``_link``); the requests they call for."""
-        st = self.state
+        ``_link``); the requests they call for. A 304 (``replay``) takes the links its
+        stored answer kept; a fresh reading goes to ``facts`` for the re-run cache."""
+        if replay is not None:
+            if replay.html or replay.page is None:
+                return []
+            return self.replay(t, response.url, replay.page, link)
         meta = response.meta
         body: bytes = response.body
-        if status >= 300 or response.request.method != "GET" or PDF_MAGIC not in body[:1024]:
-            return []
         skip = meta.get("sw_pdf_skip")
-        if skip == "not_pdf":
+        if status >= 300 or skip == "not_pdf" or response.request.method != "GET":
+            return []
+        if PDF_MAGIC not in body[:1024]:
             return []
         if skip == "too_big" or meta.get("sw_truncated"):
-            self._note(response.url, "too_big")
-            return []
-        reading = await read_pdf(body)
-        if reading.problem:
-            self._note(response.url, reading.problem)
-            return []
-        st.stats["pdfs_read"] += 1
+            reading = PdfReading(problem="too_big")
+        else:
+            reading = await read_pdf(body)
+            if not reading.problem:
+                self.state.stats["pdfs_read"] += 1
+        facts.append((stored_facts(reading), None))
         return self._take(t, response.url, reading, link)
+
+    def replay(self, t: Target, url: str, page: ParsedPage, link: LinkFn) -> list[Any]:
+        """The links of a PDF not modified since the run that read it (its stored facts)."""
+        self.state.stats["pdfs_not_modified"] += 1
+        return self._take(t, url, read_facts(page), link)
 
     def _take(self, t: Target, pdf_url: str, reading: PdfReading, link: LinkFn) -> list[Any]:
         st = self.state
+        if reading.problem:
+            self._note(pdf_url, reading.problem)
+            return []
         base = resolve(pdf_url, reading.base).base if reading.base else pdf_url
         base = base.split("#", 1)[0]
         out = []
@@ -130,3 +154,20 @@ class PdfLinks:
         st.stats["pdf_unreadable_total"] += 1
         if len(st.pdf_unreadable) < MAX_NOTES:
             st.pdf_unreadable.setdefault(url, problem)
+
+
+def stored_facts(reading: PdfReading) -> ParsedPage:
+    """A PDF's reading as the re-run cache stores an answer's facts (``Fetched.page`` of
+    an answer that is not HTML): each link as (URI, text, page number), the ``/URI /Base``
+    as the base URL, the problem (if any) as the title."""
+    links = tuple((x.uri, x.text, str(x.page)) for x in reading.links)
+    return ParsedPage(frozenset(), False, reading.problem, None, reading.base, links)
+
+
+def read_facts(page: ParsedPage) -> PdfReading:
+    """``stored_facts`` read back."""
+    links = []
+    for uri, text, number in page.links:
+        if number.isdigit():
+            links.append(PdfLink(int(number), uri, text))
+    return PdfReading(tuple(links), page.base_url, page.title)

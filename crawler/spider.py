@@ -389,15 +389,10 @@ class AuditSpider(Spider):
         elif mode == PAGE:
             meta["sw_cap"] = self.max_page_bytes
         if t.pdf_hint and mode in (SNIFF, FULL) and method != "HEAD":
-            self._pdfs.on_request(t, meta)  # a PDF to read: no cap short of it, no cache
+            self._pdfs.on_request(t, meta)  # a PDF to read (crawler.pdf_fetch): a bigger cap
         headers = None
         target_url = url or t.url
-        if (
-            conditional
-            and self.cache is not None
-            and "sw_pdf" not in meta
-            and self.state.in_scope(target_url)
-        ):
+        if conditional and self.cache is not None and self.state.in_scope(target_url):
             known = self.cache.validators(target_url, mode)
             if known is not None:
                 headers = conditional_headers(*known)
@@ -425,9 +420,12 @@ class AuditSpider(Spider):
             self.state.stats["dns_cached"] += 1
             return None
         cache = self.cache
-        if cache is not None and t.pdf_hint and self._pdfs.reads(t):
-            cache = None  # a PDF read is downloaded every run (crawler.pdf_fetch)
-        if cache is not None and not t.internal and not self.state.policy.is_watched(t.url):
+        if (
+            cache is not None
+            and not t.internal
+            and not self.state.policy.is_watched(t.url)
+            and not (t.pdf_hint and self._pdfs.reads(t))  # read every run (pdf_fetch)
+        ):
             probe = cache.cached_link(t.url, needed)
             if probe is not None:
                 t.mode = needed
@@ -773,8 +771,8 @@ class AuditSpider(Spider):
             ),
             method=response.request.method,
         )
-        if "sw_pdf" in meta and replay is None:
-            for req in await self._pdfs.follow(t, response, status, self._link):
+        if "sw_pdf" in meta or replay is not None:  # a PDF's links (crawler.pdf_fetch)
+            for req in await self._pdfs.follow(t, response, status, replay, facts, self._link):
                 yield req
         st.resolved += 1
         if self._counted:
@@ -783,7 +781,7 @@ class AuditSpider(Spider):
             for req in self._drain():
                 yield req
         cache = self.cache
-        if cache is None or replay is not None or "sw_pdf" in meta:
+        if cache is None or replay is not None:
             return
         if not t.internal:
             cache.note_link(t.url, mode)
@@ -1089,6 +1087,8 @@ class AuditSpider(Spider):
                 st.page_ids[t.url] = ids
         elif mode == PAGE:
             self._unparsed_page(t, f.status, t.url, f.content_type, depth, f.html)
+        if f.page is not None and not f.html:  # a PDF's links (crawler.pdf_fetch)
+            yield from self._pdfs.replay(t, t.url, f.page, self._link)
         if mode == PAGE and f.html and f.truncated:
             st.stats["pages_truncated"] += 1
         t.probe = Probe(

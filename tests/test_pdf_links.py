@@ -249,3 +249,59 @@ def test_pdf_reading_off(sites, tmp_path: Path) -> None:
     links = out.links()
     assert f"{sites['ext'].base_url}/gone" not in links
     assert links[sites["main"].url("/site/files/flyer.pdf")]["verdict"] == "ok"
+
+
+# -- the re-run cache ------------------------------------------------------------------
+
+
+def test_pdf_answered_304_keeps_its_links(tmp_path: Path) -> None:
+    """A PDF in scope served with validators: the next runs ask conditionally; a 304 (and
+    the revalidation pass before the crawl) replays the links the first run read."""
+    from crawler.replay import REPLAY_ENV
+
+    www = tmp_path / "www"
+    (www / "files").mkdir(parents=True)
+    (www / "index.html").write_text(
+        page("Start", '<a href="files/flyer.pdf">Flyer (pdf)</a>'), encoding="utf-8"
+    )
+    (www / "files" / "flyer.pdf").write_bytes(
+        pdf_with_links([[("Borta", "../gone.html")], [("Start", "../index.html")]])
+    )
+    main = SiteServer("127.0.0.1", root=www, name="kommun", validators=True)
+    cfg = write_config(
+        tmp_path / "site.toml",
+        f"""
+[site]
+name = "rerun pdf"
+start_urls = ["{main.url("/index.html")}"]
+[crawl]
+obey_robots = false
+[history]
+db = "{tmp_path / "history.db"}"
+""",
+    )
+
+    def audit(n: int, env: dict[str, str] | None = None) -> CliResult:
+        out = tmp_path / f"out{n}"
+        args = ("--out", str(out), "--as-of", "2026-11-27", "-q", "--format", "json")
+        r = sitewatch("audit", "--config", str(cfg), *args, cwd=tmp_path, env=env)
+        assert r.code == 1, r.stderr
+        return r
+
+    with main:
+        first = audit(1)
+        before = main.not_modified
+        second = audit(2, env={REPLAY_ENV: "0"})  # crawled, every answer 304
+        after_second = main.not_modified
+        replayed = audit(3)  # nothing changed: the whole run replayed
+    flyer = main.url("/files/flyer.pdf")
+    gone = main.url("/gone.html")
+    for run in (first, second, replayed):
+        link = run.links()[gone]
+        assert (link["verdict"], link["detail"]) == ("broken", "http_404")
+        assert refs(link) == [(f"{flyer}#page=1", "Borta")]
+    assert first.report["run"]["stats"]["pdfs_read"] == 1
+    s2 = second.report["run"]["stats"]
+    assert "pdfs_read" not in s2 and s2["pdfs_not_modified"] == 1
+    assert after_second - before >= 2  # the page and the PDF answered 304
+    assert replayed.report["run"]["stats"]["replayed_from_run"] == 2  # run 2's id
