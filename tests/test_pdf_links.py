@@ -305,3 +305,33 @@ db = "{tmp_path / "history.db"}"
     assert "pdfs_read" not in s2 and s2["pdfs_not_modified"] == 1
     assert after_second - before >= 2  # the page and the PDF answered 304
     assert replayed.report["run"]["stats"]["replayed_from_run"] == 2  # run 2's id
+
+
+# -- the demo ------------------------------------------------------------------------------
+
+
+def test_demo_audit_finds_the_broken_link_inside_the_flyer(tmp_path: Path) -> None:
+    """``make demo``'s audit: the findings are exactly the planted table's, the flyer's
+    broken link among them, found on the PDF's page 2 with the text drawn over it."""
+    from demo.make_flyer import BROKEN_LINK, GOOD_LINK
+    from demo.routes import AS_OF, FLYER, start_demo_servers
+
+    with start_demo_servers() as demo:
+        config = demo.write_config(tmp_path / "demo.toml")
+        r = sitewatch("audit", "--config", str(config), "--as-of", AS_OF.isoformat(), cwd=tmp_path)
+        planted = {(p.check, p.page, p.target) for p in demo.planted()}
+        flyer, broken, good = demo.url("{MAIN}" + FLYER), demo.url(BROKEN_LINK[1]), demo.url(GOOD_LINK[1])
+    assert r.code == 1, r.stderr
+    findings = r.report["findings"]
+    assert {(f["check"], f["page"], f["target"]) for f in findings} == planted
+    (inside,) = [f for f in findings if f["page"].startswith(flyer)]
+    assert (inside["page"], inside["target"], inside["link_text"]) == (
+        f"{flyer}#page=2",
+        broken,
+        BROKEN_LINK[0],
+    )
+    links = r.links()
+    assert (f"{flyer}#page=1", GOOD_LINK[0]) in refs(links[good])
+    assert links[good]["verdict"] == "ok"
+    md = (r.out_dir / "summary.md").read_text(encoding="utf-8")
+    assert f"{flyer}#page=2" in md and BROKEN_LINK[0] in md
