@@ -320,7 +320,8 @@ def test_demo_audit_finds_the_broken_link_inside_the_flyer(tmp_path: Path) -> No
         config = demo.write_config(tmp_path / "demo.toml")
         r = sitewatch("audit", "--config", str(config), "--as-of", AS_OF.isoformat(), cwd=tmp_path)
         planted = {(p.check, p.page, p.target) for p in demo.planted()}
-        flyer, broken, good = demo.url("{MAIN}" + FLYER), demo.url(BROKEN_LINK[1]), demo.url(GOOD_LINK[1])
+        flyer = demo.url("{MAIN}" + FLYER)
+        broken, good = demo.url(BROKEN_LINK[1]), demo.url(GOOD_LINK[1])
     assert r.code == 1, r.stderr
     findings = r.report["findings"]
     assert {(f["check"], f["page"], f["target"]) for f in findings} == planted
