@@ -34,7 +34,7 @@ from checks.verdicts import PDF_MAGIC, is_pdf_type
 from crawler.crawl_state import CrawlState, Target
 from crawler.extract import ParsedPage
 from crawler.fetch_cache import Fetched
-from crawler.pdf_links import PdfLink, PdfReading, read_pdf
+from crawler.pdf_links import PdfLink, PdfReader, PdfReading
 from crawler.urls import resolve
 
 #: Content types a PDF may be served as (besides ``application/pdf``): read as sniffed.
@@ -52,6 +52,8 @@ class PdfLinks:
         self.max_bytes = state.settings.pdf_max_bytes
         #: Outside targets first found inside a PDF (their URLs): not read.
         self._from_pdf: set[str] = set()
+        #: The child process that reads them (started at the first PDF).
+        self.reader = PdfReader()
 
     def reads(self, t: Target) -> bool:
         """Whether the PDF link ``t`` is downloaded in full and read."""
@@ -117,7 +119,7 @@ class PdfLinks:
         if skip == "too_big" or meta.get("sw_truncated"):
             reading = PdfReading(problem="too_big")
         else:
-            reading = await read_pdf(body)
+            reading = await self.reader.read(body)
             if not reading.problem:
                 self.state.stats["pdfs_read"] += 1
         facts.append((stored_facts(reading), None))
@@ -148,6 +150,10 @@ class PdfLinks:
         if reading.dropped:
             st.stats["pdf_links_dropped"] += reading.dropped
         return out
+
+    def close(self) -> None:
+        """The crawl is over: stop the reader's child."""
+        self.reader.close()
 
     def _note(self, url: str, problem: str) -> None:
         st = self.state

@@ -9,12 +9,16 @@ drawn inside the annotation's rectangle, when pypdf finds some there.
 
 Reading a PDF is done in a child process (``python -m crawler.pdf_links``), never in the
 audit process: a hostile or broken PDF can make a parser loop, recurse or allocate without
-end, and a child can be killed. It gets the body on stdin and answers with JSON on stdout;
-it limits its own memory and CPU time (``resource``), and the audit kills it after
-``TIMEOUT`` seconds (:func:`read_pdf`). What could not be read is a ``problem``:
-``encrypted`` (a password other than the empty one is needed), ``corrupt`` (pypdf could not
-parse it), ``timeout`` (no answer in time), ``too_big`` (the crawler stopped the download
-at ``links.pdf_max_bytes``: see ``crawler.pdf_fetch``).
+end, and a child can be killed. The child (:class:`PdfReader`, one per audit, started at
+the first PDF) gets each body on stdin and answers with JSON on stdout, one PDF at a time;
+it limits its own memory (``resource``), and the audit kills it when a PDF takes longer
+than ``TIMEOUT`` seconds (a new child reads the next PDF). A child per PDF cost ~0.2 s of
+CPU each (Python and pypdf starting), one for all of them costs that once.
+
+What could not be read is a ``problem``: ``encrypted`` (a password other than the empty
+one is needed), ``corrupt`` (pypdf could not parse it, or the child died: out of memory),
+``timeout`` (no answer in time), ``too_big`` (the crawler stopped the download at
+``links.pdf_max_bytes``: see ``crawler.pdf_fetch``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +40,8 @@ TIMEOUT = 10.0
 MAX_LINKS = 2000
 #: Characters of link text kept.
 MAX_TEXT = 200
-#: The child's address space limit (bytes) and CPU seconds.
+#: The child's address space limit (bytes).
 CHILD_MEMORY = 1_500_000_000
-CHILD_CPU = int(TIMEOUT) + 2
-#: PDFs read at the same time (one child each).
-CONCURRENT = 2
 
 PROBLEMS = ("encrypted", "corrupt", "timeout", "too_big")
 
@@ -178,15 +181,11 @@ def _limit_self() -> None:  # pragma: no cover - runs in the child
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
-        resource.setrlimit(resource.RLIMIT_CPU, (CHILD_CPU, CHILD_CPU))
     except (ImportError, ValueError, OSError):
         pass
 
 
-def main() -> None:  # pragma: no cover - runs in the child
-    _limit_self()
-    sys.setrecursionlimit(5000)
-    data = sys.stdin.buffer.read()
+def _answer(data: bytes) -> bytes:  # pragma: no cover - runs in the child
     try:
         reading = extract_links(data)
     except Exception:
@@ -197,14 +196,33 @@ def main() -> None:  # pragma: no cover - runs in the child
         "problem": reading.problem,
         "dropped": reading.dropped,
     }
-    sys.stdout.write(json.dumps(out))
-    sys.stdout.flush()
+    return json.dumps(out).encode()
 
 
+def main() -> None:  # pragma: no cover - runs in the child
+    """Read PDFs from stdin, each as a 4-byte length and the body, until stdin closes;
+    answer each on stdout as a 4-byte length and JSON."""
+    _limit_self()
+    sys.setrecursionlimit(5000)
+    logging.disable(logging.WARNING)  # pypdf's warnings about broken files
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head = stdin.read(_LEN.size)
+        if len(head) < _LEN.size:
+            return
+        (n,) = _LEN.unpack(head)
+        data = stdin.read(n)
+        if len(data) < n:
+            return
+        out = _answer(data)
+        stdout.write(_LEN.pack(len(out)) + out)
+        stdout.flush()
+
+
+_LEN = struct.Struct("!I")
 _ROOT = str(Path(__file__).resolve().parent.parent)
 #: The child's command line (``main`` of this module).
 CHILD = [sys.executable, "-m", "crawler.pdf_links"]
-_gate: asyncio.Semaphore | None = None
 
 
 def _child_env() -> dict[str, str]:
@@ -214,34 +232,87 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-async def read_pdf(data: bytes, timeout: float = TIMEOUT) -> PdfReading:
-    """The links of the PDF ``data``, read in a child process killed after ``timeout``."""
-    global _gate
-    if _gate is None:
-        _gate = asyncio.Semaphore(CONCURRENT)
-    async with _gate:
-        try:
-            proc = await asyncio.create_subprocess_exec(
+class PdfReader:
+    """One child process that reads PDFs one at a time (started on first use). A child
+    that takes longer than ``timeout`` with a PDF is killed (``timeout``), one that dies
+    has read a ``corrupt`` one; the next PDF starts a new child."""
+
+    def __init__(self, timeout: float = TIMEOUT) -> None:
+        self.timeout = timeout
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock: asyncio.Lock | None = None
+        #: Children started (the first, and one after each killed or dead one).
+        self.started = 0
+
+    async def read(self, data: bytes) -> PdfReading:
+        """The links of the PDF ``data``."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            try:
+                proc = await self._child()
+            except OSError:
+                return PdfReading(problem="corrupt")
+            try:
+                out = await asyncio.wait_for(self._ask(proc, data), self.timeout)
+            except TimeoutError:
+                await self._kill()
+                return PdfReading(problem="timeout")
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                await self._kill()
+                return PdfReading(problem="corrupt")
+            except asyncio.CancelledError:
+                await self._kill()
+                raise
+        return _decode(out)
+
+    async def _child(self) -> asyncio.subprocess.Process:
+        if self._proc is None or self._proc.returncode is not None:
+            self._proc = await asyncio.create_subprocess_exec(
                 *CHILD,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
                 env=_child_env(),
             )
-        except OSError:
-            return PdfReading(problem="corrupt")
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(data), timeout)
-        except TimeoutError:
+            self.started += 1
+        return self._proc
+
+    @staticmethod
+    async def _ask(proc: asyncio.subprocess.Process, data: bytes) -> bytes:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(_LEN.pack(len(data)) + data)
+        await proc.stdin.drain()
+        (n,) = _LEN.unpack(await proc.stdout.readexactly(_LEN.size))
+        return await proc.stdout.readexactly(n)
+
+    async def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-            return PdfReading(problem="timeout")
-        except asyncio.CancelledError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            raise
-    return _decode(out)
+
+    def close(self) -> None:
+        """Stop the child (it exits when its stdin closes; killed if it is busy)."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        # Reaped by asyncio's child watcher; the pipes close with the transport.
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            transport.close()
+
+
+async def read_pdf(data: bytes, timeout: float = TIMEOUT) -> PdfReading:
+    """The links of the PDF ``data``, read in a child process of its own."""
+    reader = PdfReader(timeout)
+    try:
+        return await reader.read(data)
+    finally:
+        await reader._kill()
 
 
 def _decode(out: bytes) -> PdfReading:

@@ -771,7 +771,8 @@ class AuditSpider(Spider):
             ),
             method=response.request.method,
         )
-        if "sw_pdf" in meta or replay is not None:  # a PDF's links (crawler.pdf_fetch)
+        if "sw_pdf" in meta or (replay is not None and not replay.html and replay.page is not None):
+            # A PDF read, or one answered 304 with its links stored (crawler.pdf_fetch).
             for req in await self._pdfs.follow(t, response, status, replay, facts, self._link):
                 yield req
         st.resolved += 1
@@ -1109,6 +1110,7 @@ class AuditSpider(Spider):
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.close()
+        self._pdfs.close()
         if self._head_start is not None:
             self._head_start.close()
             self._head_start = None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from crawler import pdf_links
-from crawler.pdf_links import PdfLink, extract_links, read_pdf
+from crawler.pdf_links import PdfLink, PdfReader, extract_links, read_pdf
 from demo.server import Route, SiteServer
 from tests.cli_runner import CliResult, sitewatch, write_config
 from tests.pdf_fixtures import corrupt_pdf, pdf_with_links
@@ -64,6 +64,39 @@ def test_read_pdf_kills_a_child_that_hangs(monkeypatch: pytest.MonkeyPatch) -> N
     hang = "import sys, threading; sys.stdin.buffer.read(); threading.Event().wait()"
     monkeypatch.setattr(pdf_links, "CHILD", [sys.executable, "-c", hang])
     assert asyncio.run(read_pdf(b"%PDF-1.4", timeout=0.5)).problem == "timeout"
+
+
+def test_reader_starts_a_new_child_after_one_that_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One child reads every PDF; a child killed for taking too long is replaced."""
+    real = list(pdf_links.CHILD)
+    hang = "import sys, threading; sys.stdin.buffer.read(); threading.Event().wait()"
+    good = pdf_with_links([[("Länk", "https://example.org/")]])
+
+    async def go() -> list[str]:
+        reader = PdfReader(timeout=2.0)
+        try:
+            first = await reader.read(good)
+            second = await reader.read(corrupt_pdf())
+            monkeypatch.setattr(pdf_links, "CHILD", [sys.executable, "-c", hang])
+            reader.timeout = 0.5
+            hung = await reader.read(good)  # the running child is not the one that hangs
+            await reader._kill()  # as after a timeout: the next read starts a new child
+            stuck = await reader.read(good)
+            monkeypatch.setattr(pdf_links, "CHILD", real)
+            reader.timeout = 10.0
+            again = await reader.read(good)
+            assert reader.started == 3
+            return [
+                first.problem or "ok",
+                second.problem,
+                hung.problem or "ok",
+                stuck.problem,
+                again.problem or str(len(again.links)),
+            ]
+        finally:
+            reader.close()
+
+    assert asyncio.run(go()) == ["ok", "corrupt", "ok", "timeout", "1"]
 
 
 def test_read_pdf_child_that_dies(monkeypatch: pytest.MonkeyPatch) -> None:
