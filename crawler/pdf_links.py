@@ -118,11 +118,12 @@ def _base_uri(reader: Any) -> str:
 
 
 def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
+    """A PDF string as text; anything else (a number, a name, an array) is no text."""
     if isinstance(value, bytes):
         return value.decode("latin-1")
-    return str(value)
+    if isinstance(value, str) and not value.startswith("/"):  # a NameObject is a str too
+        return str(value)
+    return ""
 
 
 def _page_links(page: Any) -> list[tuple[str, tuple[float, float, float, float] | None]]:

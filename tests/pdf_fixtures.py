@@ -6,14 +6,7 @@ import io
 
 from pypdf import PdfWriter
 from pypdf.annotations import Link
-from pypdf.generic import (
-    ArrayObject,
-    DecodedStreamObject,
-    DictionaryObject,
-    FloatObject,
-    NameObject,
-    TextStringObject,
-)
+from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject, TextStringObject
 
 
 def _text_page(writer: PdfWriter, lines: list[tuple[float, float, str]]) -> None:
@@ -73,6 +66,3 @@ def pdf_with_links(
 def corrupt_pdf() -> bytes:
     """Begins like a PDF, then garbage: no objects, no cross-reference table."""
     return b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n1 0 obj << /Type /Catalog /Pages 9 0 R"
-
-
-_ = (ArrayObject, FloatObject)  # kept importable for callers building odd annotations

@@ -4,10 +4,19 @@ page links, found on ``<pdf>#page=N``; corrupt, encrypted, oversized PDFs are no
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
 from pathlib import Path
 
 import pytest
+from pypdf import PdfWriter
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    NameObject,
+    NumberObject,
+    TextStringObject,
+)
 
 from crawler import pdf_links
 from crawler.pdf_links import PdfLink, PdfReader, extract_links, read_pdf
@@ -17,6 +26,18 @@ from tests.pdf_fixtures import corrupt_pdf, pdf_with_links
 
 PDF_TYPE = "application/pdf"
 CAP = 60_000
+
+
+def unsized(body: bytes):
+    """A route handler answering ``body`` as a PDF without Content-Length (until close)."""
+
+    def handler(h) -> None:  # type: ignore[no-untyped-def]
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\n")
+        h.wfile.write(b"Connection: close\r\n\r\n" + body)
+        h.wfile.flush()
+        h.close_connection = True
+
+    return handler
 
 
 def page(title: str, body: str) -> str:
@@ -51,6 +72,38 @@ def test_extract_links_problems() -> None:
     # An empty user password (only an owner password): readers open it, and so do we.
     open_one = extract_links(pdf_with_links([[("x", "http://a.example/")]], password=""))
     assert open_one.problem == "" and [x.uri for x in open_one.links] == ["http://a.example/"]
+
+
+def test_odd_annotations_and_the_link_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Annotations that are not URI links, or whose URI is no string, are left out; past
+    ``MAX_LINKS`` links the rest are counted, not kept."""
+    writer = PdfWriter()
+    writer.add_blank_page(612, 792)
+    odd = [
+        {"/S": NameObject("/URI"), "/URI": NumberObject(5)},  # a number
+        {"/S": NameObject("/URI"), "/URI": NameObject("/Foo")},  # a name
+        {"/S": NameObject("/Launch"), "/F": TextStringObject("evil.exe")},
+        {"/S": NameObject("/GoToR"), "/F": TextStringObject("other.pdf")},
+        {"/S": NameObject("/URI"), "/URI": TextStringObject(" https://ok.example/ ")},
+    ]
+    for action in odd:
+        annot = DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Annot"),
+                NameObject("/Subtype"): NameObject("/Link"),
+                NameObject("/Rect"): ArrayObject([NumberObject(0)] * 4),
+                NameObject("/A"): DictionaryObject({NameObject(k): v for k, v in action.items()}),
+            }
+        )
+        writer.add_annotation(0, annot)
+    out = io.BytesIO()
+    writer.write(out)
+    assert [x.uri for x in extract_links(out.getvalue()).links] == ["https://ok.example/"]
+    monkeypatch.setattr(pdf_links, "MAX_LINKS", 3)
+    many = pdf_with_links([[(f"l{i}", f"https://ok.example/{i}") for i in range(5)]])
+    reading = extract_links(many)
+    assert [x.uri for x in reading.links] == [f"https://ok.example/{i}" for i in range(3)]
+    assert reading.dropped == 2
 
 
 def test_read_pdf_in_child() -> None:
@@ -125,6 +178,7 @@ def sites():
 <a href="files/corrupt.pdf">Trasig (pdf)</a>
 <a href="files/locked.pdf">Låst (pdf)</a>
 <a href="files/huge.pdf">Stor (pdf)</a>
+<a href="files/unsized.pdf">Stor utan längd (pdf)</a>
 <a href="download?id=3">Årsbok</a>
 <a href="om.html">Om oss</a>
 """
@@ -143,6 +197,10 @@ def sites():
         "/site/files/huge.pdf": Route(
             body=pdf_with_links([[("x", f"{E}/never2")]], padding=2 * CAP),
             content_type=PDF_TYPE,
+        ),
+        # Too big, and no Content-Length: cut at the cap.
+        "/site/files/unsized.pdf": Route(
+            handler=unsized(pdf_with_links([[("x", f"{E}/never4")]], padding=2 * CAP))
         ),
         # A crawled link without a PDF sign that answers with a PDF (in scope: read).
         "/site/download?id=3": Route(
@@ -259,11 +317,12 @@ def test_unreadable_pdfs_are_noted(audit: CliResult, sites) -> None:
         f"{M}/site/files/corrupt.pdf": "corrupt",
         f"{M}/site/files/locked.pdf": "encrypted",
         f"{M}/site/files/huge.pdf": "too_big",
+        f"{M}/site/files/unsized.pdf": "too_big",
     }
-    assert stats["pdf_unreadable_total"] == 3
+    assert stats["pdf_unreadable_total"] == 4
     assert stats["pdfs_read"] == 3  # flyer, download?id=3, other.pdf
     links = audit.links()
-    for url in ("never1", "never2"):
+    for url in ("never1", "never2", "never4"):
         assert f"{E}/{url}" not in links
     # Unreadable PDFs are still real PDFs: no missing_pdf finding for them.
     checks = {(f["check"], f["target"]) for f in audit.report["findings"]}
