@@ -27,6 +27,7 @@ A PDF that cannot be read is noted in ``CrawlState.pdf_unreadable`` (URL -> ``en
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,9 @@ class PdfLinks:
         self._from_pdf: set[str] = set()
         #: The child process that reads them (started at the first PDF).
         self.reader = PdfReader()
+        #: PDFs whose links were taken, by final URL (two links redirecting to one PDF
+        #: take its links once), with its reading as stored (``stored_facts``).
+        self._read: dict[str, asyncio.Future[ParsedPage]] = {}
 
     def reads(self, t: Target) -> bool:
         """Whether the PDF link ``t`` is downloaded in full and read."""
@@ -116,17 +120,32 @@ class PdfLinks:
             return []
         if PDF_MAGIC not in body[:1024]:
             return []
+        url = response.url
+        known = self._read.get(url)
+        if known is not None:  # read (or being read) for another link: its facts only
+            facts.append((await known, None))
+            return []
+        done = self._read[url] = asyncio.get_running_loop().create_future()
         if skip == "too_big" or meta.get("sw_truncated"):
             reading = PdfReading(problem="too_big")
         else:
-            reading = await self.reader.read(body)
+            try:
+                reading = await self.reader.read(body)
+            except BaseException:
+                done.set_result(stored_facts(PdfReading(problem="corrupt")))
+                raise
             if not reading.problem:
                 self.state.stats["pdfs_read"] += 1
-        facts.append((stored_facts(reading), None))
-        return self._take(t, response.url, reading, link)
+        done.set_result(stored_facts(reading))
+        facts.append((done.result(), None))
+        return self._take(t, url, reading, link)
 
     def replay(self, t: Target, url: str, page: ParsedPage, link: LinkFn) -> list[Any]:
         """The links of a PDF not modified since the run that read it (its stored facts)."""
+        if url in self._read:
+            return []
+        done = self._read[url] = asyncio.get_running_loop().create_future()
+        done.set_result(page)
         self.state.stats["pdfs_not_modified"] += 1
         return self._take(t, url, read_facts(page), link)
 

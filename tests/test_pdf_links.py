@@ -175,6 +175,7 @@ def sites():
     index = page(
         "Start",
         """<a href="files/flyer.pdf">Flyer (pdf)</a>
+<a href="files/old-flyer.pdf">Gammal flyer (pdf)</a>
 <a href="files/corrupt.pdf">Trasig (pdf)</a>
 <a href="files/locked.pdf">Låst (pdf)</a>
 <a href="files/huge.pdf">Stor (pdf)</a>
@@ -189,6 +190,8 @@ def sites():
         "/site/om.html": Route(body=page("Om oss", "<p>ok</p>")),
         "/site/kontakt.html": Route(body=page("Kontakt", '<h2 id="finns">x</h2>')),
         "/site/files/flyer.pdf": Route(body=flyer, content_type=PDF_TYPE),
+        # Redirects to the flyer: read once, its links found once.
+        "/site/files/old-flyer.pdf": Route(status=301, redirect_to="/site/files/flyer.pdf"),
         "/site/files/corrupt.pdf": Route(body=corrupt_pdf(), content_type=PDF_TYPE),
         "/site/files/locked.pdf": Route(
             body=pdf_with_links([[("x", f"{E}/never1")]], password="hemligt"),
@@ -264,6 +267,7 @@ def test_links_inside_pdf_are_checked(audit: CliResult, sites) -> None:
     links = audit.links()
     assert links[f"{E}/gone"]["verdict"] == "broken"
     assert links[f"{E}/gone"]["detail"] == "http_404"
+    # Once, although two links lead to the flyer (one through a redirect).
     assert refs(links[f"{E}/gone"]) == [(f"{flyer}#page=2", "EU-kontoret")]
     # Relative to the PDF; in scope: checked (the page is crawled from the index anyway).
     assert links[f"{M}/site/om.html"]["verdict"] == "ok"
