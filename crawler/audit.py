@@ -60,6 +60,7 @@ def crawl_params(cfg: Config) -> CrawlParams:
         max_pages_per_pattern=c.max_pages_per_pattern,
         max_path_segments=c.max_path_segments,
         max_refresh_delay=c.max_refresh_delay,
+        pdf_max_bytes=cfg.links.pdf_max_bytes,
     )
 
 
@@ -230,6 +231,8 @@ def build_report(
     note = dead_end_note(state)
     if note:
         counts["notes"] = [note]
+    if state.pdf_unreadable:
+        counts["pdf_unreadable"] = dict(state.pdf_unreadable)
     links_checked = sum(1 for t in state.targets.values() if t.probe is not None)
     if state.big():
         # A big crawl: its targets and probes go to the spill file too, next to the

@@ -183,6 +183,7 @@ class LinksConfig:
     soft_404_phrases: tuple[str, ...]
     check_fragments: bool
     cache_max_age: int
+    pdf_max_bytes: int
 
 
 @dataclass(frozen=True)
@@ -871,6 +872,7 @@ _SCHEMA: dict[str, Any] = {
         "soft_404_phrases": _list(_phrase),
         "check_fragments": _bool,
         "cache_max_age": _int(0, 365),
+        "pdf_max_bytes": _int(0),
     },
     "severity": {check.value: _severity for check in Check},
     "report": {

@@ -38,6 +38,7 @@ class CrawlParams:
     max_pages_per_pattern: int = 50
     max_path_segments: int = 15
     max_refresh_delay: int = 3
+    pdf_max_bytes: int = 20_000_000
 
 
 class Target:
@@ -184,6 +185,8 @@ class CrawlState:
         self.not_crawled: Counter[str] = Counter()
         self.traps: dict[str, str] = {}
         self.spider_errors: list[str] = []
+        #: PDFs whose links could not be read: URL -> why (``crawler.pdf_fetch``).
+        self.pdf_unreadable: dict[str, str] = {}
         self._incomplete: list[str] = []
         self._exclude = [re.compile(p) for p in settings.exclude]
         self._scopes = settings.scopes

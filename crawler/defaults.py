@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
         ],
         "check_fragments": True,
         "cache_max_age": 7,
+        "pdf_max_bytes": 20000000,
     },
     "severity": {
         "stale_page": "error",

@@ -64,6 +64,7 @@ from crawler.parse_worker import (
     WorkerGone,
     worker_count,
 )
+from crawler.pdf_fetch import PdfLinks
 from crawler.refresh import (
     REFRESH_TAG,
     REFRESH_TEXT,
@@ -200,6 +201,8 @@ class AuditSpider(Spider):
         self._dispatch: Dispatch | None = None
         #: The engine's close, asked for by ``_dispatch_idle``.
         self._closing: asyncio.Future[None] | None = None
+        #: Which PDFs are read in full, and their links (crawler.pdf_fetch).
+        self._pdfs = PdfLinks(state)
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AuditSpider:
@@ -282,6 +285,8 @@ class AuditSpider(Spider):
             meta["sw_cap"] = FULL_BYTES
         elif mode == PAGE:
             meta["sw_cap"] = self.max_page_bytes
+        if t.pdf_hint and mode in (SNIFF, FULL) and method != "HEAD":
+            self._pdfs.on_request(t, meta)  # a PDF to read (crawler.pdf_fetch): a bigger cap
         headers = None
         target_url = url or t.url
         if conditional and self.cache is not None and self.state.in_scope(target_url):
@@ -312,7 +317,12 @@ class AuditSpider(Spider):
             self.state.stats["dns_cached"] += 1
             return None
         cache = self.cache
-        if cache is not None and not t.internal and not self.state.policy.is_watched(t.url):
+        if (
+            cache is not None
+            and not t.internal
+            and not self.state.policy.is_watched(t.url)
+            and not (t.pdf_hint and self._pdfs.reads(t))  # read every run (pdf_fetch)
+        ):
             probe = cache.cached_link(t.url, needed)
             if probe is not None:
                 t.mode = needed
@@ -482,6 +492,9 @@ class AuditSpider(Spider):
             ctype = (headers.get(b"Content-Type") or b"").decode("latin-1")
             if ctype and not is_html_type(ctype):
                 meta["sw_cap"] = SNIFF_BYTES
+                self._pdfs.on_page_headers(meta, request.url, ctype, headers)
+        elif "sw_pdf" in meta:
+            self._pdfs.on_headers(meta, headers)
 
     def _on_bytes(self, data: bytes, request: Request, spider: Any) -> None:
         meta = request.meta
@@ -663,6 +676,10 @@ class AuditSpider(Spider):
             method=response.request.method,
             refresh_to=refresh_to,
         )
+        if "sw_pdf" in meta or (replay is not None and not replay.html and replay.page is not None):
+            # A PDF read, or one answered 304 with its links stored (crawler.pdf_fetch).
+            for req in await self._pdfs.follow(t, response, status, replay, facts, self._link):
+                yield req
         st.resolved += 1
         if self._replays:
             for req in self._drain():
@@ -802,6 +819,8 @@ class AuditSpider(Spider):
         new_meta["sw_try"] = meta["sw_try"] + 1
         new_meta.pop("sw_got", None)
         new_meta.pop("sw_truncated", None)
+        if "sw_pdf" in new_meta:
+            self._pdfs.again(new_meta, meta["sw_mode"] == PAGE)
         self.state.issued += 1
         return request.replace(meta=new_meta, dont_filter=True)
 
@@ -985,6 +1004,8 @@ class AuditSpider(Spider):
                 st.page_ids[t.url] = ids
         elif mode == PAGE:
             self._unparsed_page(t, f.status, t.url, f.content_type, depth, f.html)
+        if f.page is not None and not f.html:  # a PDF's links (crawler.pdf_fetch)
+            yield from self._pdfs.replay(t, t.url, f.page, self._link)
         if mode == PAGE and f.html and f.truncated:
             st.stats["pages_truncated"] += 1
         t.probe = Probe(
@@ -1005,6 +1026,7 @@ class AuditSpider(Spider):
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.close()
+        self._pdfs.close()
         if reason != "finished":
             self.state.incomplete_reason(f"crawl stopped early ({reason})")
 
