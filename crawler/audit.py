@@ -105,6 +105,11 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     from crawler.scrapy_settings import audit_settings
 
     state = CrawlState(crawl_params(cfg), cfg.policy(), progress=opts.progress)
+    if cfg.crawl.sitemaps or cfg.crawl.robots_sitemaps:
+        from crawler.sitemaps import gather
+
+        state.sitemap = gather(cfg, state.in_scope, state.excluded)
+        state.sitemap_due = True
     if cache is not None and cache.pass_done:  # asked by replay_unchanged already
         state.stats["revalidated"] = cache.revalidated
     c = cfg.crawl
@@ -243,6 +248,8 @@ def build_report(
         "traps": dict(list(state.traps.items())[:20]),
         "spider_errors": state.spider_errors[:20],
     }
+    if state.sitemap is not None:
+        counts["sitemap"] = {**state.sitemap.stats(), "unlinked": len(state.unlinked)}
     links_checked = sum(1 for t in state.targets.values() if t.probe is not None)
     if state.big():
         # A big crawl: its targets and probes go to the spill file too, next to the
@@ -263,6 +270,7 @@ def build_report(
         links_checked=links_checked,
         start_urls=state.settings.start_urls,
         reasons=reasons,
+        unlinked=state.unlinked,
     )
 
 
@@ -279,6 +287,7 @@ def assemble_report(
     links_checked: int,
     start_urls: tuple[str, ...],
     reasons: tuple[str, ...] = (),
+    unlinked: Sequence[str] = (),
 ) -> Report:
     """The report of pages and links (crawled, or replayed from an earlier run)."""
     verdicts: dict[str, int] = {}
@@ -289,7 +298,7 @@ def assemble_report(
             verdicts[v] = verdicts.get(v, 0) + 1
             yield link
 
-    findings = evaluate(pages, counted(), policy, as_of)
+    findings = evaluate(pages, counted(), policy, as_of, unlinked)
     seconds = max((finished - started).total_seconds(), 1e-6)
     stats: dict[str, object] = {
         "seconds": round(seconds, 3),
@@ -328,6 +337,8 @@ def replay_unchanged(
     c = cfg.crawl
     if not (cache.reuse and c.delay <= 0 and opts.cache_run is not None and replay.enabled()):
         return None
+    if c.sitemaps or c.robots_sitemaps:
+        return None  # a sitemap may list new pages while every stored one is unchanged
     few_collections()
     try:
         with Store(cfg.history.db) as store:

@@ -165,6 +165,8 @@ class CrawlConfig:
     max_page_bytes: int
     max_pages_per_pattern: int
     max_path_segments: int
+    sitemaps: tuple[str, ...]
+    robots_sitemaps: bool
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ class LinksConfig:
     soft_404_phrases: tuple[str, ...]
     check_fragments: bool
     cache_max_age: int
+    redirect_to_home: bool
+    redirect_to_home_ok: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,7 @@ class SeverityConfig:
     redirect: Severity
     missing_pdf: Severity
     unverified_link: Severity
+    unlinked_page: Severity
 
     def as_mapping(self) -> dict[Check, Severity]:
         return {check: getattr(self, check.value) for check in Check}
@@ -291,6 +296,8 @@ class Config:
             watched=self.links.watched,
             unverified_statuses=frozenset(self.links.unverified_statuses),
             soft_404_phrases=self.links.soft_404_phrases,
+            redirect_to_home=self.links.redirect_to_home,
+            redirect_to_home_ok=self.links.redirect_to_home_ok,
         )
 
     def fail_threshold(self) -> tuple[Severity | None, frozenset[Check]]:
@@ -857,6 +864,8 @@ _SCHEMA: dict[str, Any] = {
         "max_page_bytes": _int(1),
         "max_pages_per_pattern": _int(1),
         "max_path_segments": _int(1),
+        "sitemaps": _list(_url),
+        "robots_sitemaps": _bool,
     },
     "freshness": {
         "max_age_days": _int(1),
@@ -868,6 +877,8 @@ _SCHEMA: dict[str, Any] = {
         "soft_404_phrases": _list(_phrase),
         "check_fragments": _bool,
         "cache_max_age": _int(0, 365),
+        "redirect_to_home": _bool,
+        "redirect_to_home_ok": _list(_watched),
     },
     "severity": {check.value: _severity for check in Check},
     "report": {

@@ -36,6 +36,7 @@ from scrapy.responsetypes import responsetypes
 from twisted.python.failure import Failure
 
 from checks.models import Page, RedirectHop
+from checks.sitemap_checks import with_lastmod
 from checks.verdicts import (
     REDIRECT_STATUSES,
     TRANSIENT_ERRORS,
@@ -65,6 +66,7 @@ from crawler.parse_worker import (
     WorkerGone,
     worker_count,
 )
+from crawler.sitemaps import seed_sitemap_pages
 from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
@@ -558,6 +560,10 @@ class AuditSpider(Spider):
             for req in self._drain():
                 submit(req)
                 issued += 1
+        elif self.state.sitemap_due:
+            for req in seed_sitemap_pages(self.state, self._crawl_refusal, self._ensure):
+                submit(req)
+                issued += 1
         if issued:
             dispatch.pump()
         return bool(issued or self._frontier or self._deferred)
@@ -994,6 +1000,9 @@ class AuditSpider(Spider):
         (for the re-run cache). ``resolved``: the links joined by the parse worker;
         ``encoded``: its record of the answer for the cache."""
         review = parsed.review
+        sitemap = self.state.sitemap
+        if sitemap is not None and sitemap.pages:
+            review = with_lastmod(review, sitemap.pages.get(t.url))
         self.state.pages.append(
             Page(
                 url=t.url,
