@@ -67,6 +67,8 @@ def gunzip(body: bytes, limit: int = MAX_SITEMAP_BYTES) -> bytes:
         raise SitemapError(f"corrupt gzip data ({exc})") from None
     if len(out) > limit:
         raise SitemapError(f"larger than {limit} bytes once decompressed")
+    if not d.eof:
+        raise SitemapError("corrupt gzip data (truncated)")
     return out
 
 
