@@ -36,11 +36,15 @@ def path_depth(url: str) -> int:
 
 def lands_on_home(url: str, chain: tuple[RedirectHop, ...], final_url: str) -> bool:
     """Whether the link to ``url`` was redirected (``chain``) onto a root or landing page:
-    the final path has at most one segment and fewer than the original's."""
+    the final path has at most one segment, and it or a hop on the way (``/a/b`` -> ``/``
+    -> ``/sv/``) has fewer segments than the original's."""
     if not chain or not final_url:
         return False
     start, end = path_depth(url), path_depth(final_url)
-    return 0 <= end <= 1 and end < start
+    if not 0 <= end <= 1:
+        return False
+    least = min((path_depth(h.url) for h in chain[1:]), default=end)
+    return min(end, least) < start
 
 
 def soft_moved(

@@ -53,6 +53,17 @@ def test_lands_on_home(url: str, final: str, home: bool) -> None:
     assert lands_on_home(url, HOP, final) is home
 
 
+def test_a_hop_through_the_root_counts() -> None:
+    chain = (RedirectHop("https://x.se/kontakt", 301), RedirectHop("https://x.se/", 302))
+    assert lands_on_home("https://x.se/kontakt", chain, "https://x.se/sv/")
+    # Through a shallower hop to a real page: a move, not home.
+    chain = (RedirectHop("https://x.se/a/b", 301), RedirectHop("https://x.se/new/", 301))
+    assert not lands_on_home("https://x.se/a/b", chain, "https://x.se/new/page/")
+    # "/" -> "/sv/" via "/index.html" stays a language choice.
+    chain = (RedirectHop("https://x.se/", 302), RedirectHop("https://x.se/index.html", 302))
+    assert not lands_on_home("https://x.se/", chain, "https://x.se/sv/")
+
+
 def test_no_chain_is_not_soft_moved() -> None:
     assert not lands_on_home("https://x.se/a/b/c.html", (), "https://x.se/")
 
