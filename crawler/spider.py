@@ -564,6 +564,9 @@ class AuditSpider(Spider):
             for req in seed_sitemap_pages(self.state, self._crawl_refusal, self._ensure):
                 submit(req)
                 issued += 1
+            for req in self._drain():  # seeded pages the re-run cache replays
+                submit(req)
+                issued += 1
         if issued:
             dispatch.pump()
         return bool(issued or self._frontier or self._deferred)

@@ -273,3 +273,63 @@ def test_sitemap_option_and_broken_sitemaps(sites, tmp_path: Path) -> None:
         assert f"sitewatch: note: {n}" in result.stderr
     # The good sitemap still seeds its page.
     assert set(findings(result, "unlinked_page")) == {main.url("/s/orphan-gz.html")}
+
+
+def test_rerun_with_history_keeps_sitemap_findings(sites, tmp_path: Path) -> None:
+    """A re-run (history and its re-run cache) finds the same unlinked pages and sitemap
+    dates; it is never replayed as a whole from the previous run."""
+    first = run(sites, tmp_path, "robots_sitemaps = true")
+    main = sites["main"]
+    hits = main.hits("/s/orphan.html")
+    second = run(sites, tmp_path, "robots_sitemaps = true")
+    assert second.code == first.code == 1, second.stderr
+    assert "replayed_from_run" not in second.report["run"]["stats"]
+    assert main.hits("/s/orphan.html") > hits  # asked again
+    for check in ("unlinked_page", "stale_page", "broken_link"):
+        assert set(findings(second, check)) == set(findings(first, check)), check
+    keys = ("review_date", "review_date_source", "status")
+    assert {u: [p[k] for k in keys] for u, p in second.pages().items()} == {
+        u: [p[k] for k in keys] for u, p in first.pages().items()
+    }
+
+
+def test_rerun_replays_unchanged_sitemap_pages(tmp_path: Path) -> None:
+    """Static files with validators: the second run gets 304s and replays the stored pages
+    (the seeded sitemap page included) with the same findings and dates."""
+    root = tmp_path / "www"
+    (root / "s").mkdir(parents=True)
+    (root / "s" / "index.html").write_text(
+        page("Start", '<a href="a.html">A</a><p>Senast granskad: 2026-10-01</p>')
+    )
+    (root / "s" / "a.html").write_text(page("A", "<p>Senast granskad: 2026-10-02</p>"))
+    (root / "s" / "orphan.html").write_text(page("Ensam", "<p>Inget datum.</p>"))
+    with SiteServer("127.0.0.1", root=root, validators=True) as site:
+        (root / "s" / "sitemap.xml").write_text(
+            urlset(site.base_url, ("/s/a.html", None), ("/s/orphan.html", "2024-04-04"))
+        )
+        cfg = write_config(
+            tmp_path / "site.toml",
+            f"""
+[site]
+start_urls = ["{site.url("/s/index.html")}"]
+
+[crawl]
+sitemaps = ["{site.url("/s/sitemap.xml")}"]
+""",
+        )
+
+        def audit() -> CliResult:
+            return sitewatch("audit", "--config", str(cfg), "--as-of", "2026-11-26", cwd=tmp_path)
+
+        first = audit()
+        second = audit()
+    orphan = site.url("/s/orphan.html")
+    for result in (first, second):
+        assert result.code == 1, result.stderr  # the orphan is stale by its sitemap date
+        assert set(findings(result, "stale_page")) == {orphan}
+        assert set(findings(result, "unlinked_page")) == {orphan}
+        p = result.pages()[orphan]
+        assert (p["review_date"], p["review_date_source"]) == ("2024-04-04", "sitemap:lastmod")
+    stats = second.report["run"]["stats"]
+    assert stats.get("pages_not_modified", 0) >= 3, stats
+    assert "replayed_from_run" not in stats
