@@ -66,7 +66,6 @@ from crawler.parse_worker import (
     WorkerGone,
     worker_count,
 )
-from crawler.sitemaps import seed_sitemap_pages
 from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
@@ -561,6 +560,8 @@ class AuditSpider(Spider):
                 submit(req)
                 issued += 1
         elif self.state.sitemap_due:
+            from crawler.sitemaps import seed_sitemap_pages
+
             for req in seed_sitemap_pages(self.state, self._crawl_refusal, self._ensure):
                 submit(req)
                 issued += 1
