@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import re
 
 import pytest
 
@@ -153,3 +154,78 @@ def test_unlinked_findings() -> None:
         (Check.UNLINKED_PAGE, Severity.INFO, "https://x.se/s/gone.html", "http_404"),
     ]
     assert unlinked_findings([], pages, Policy()) == []
+
+
+def test_config_keys_are_validated() -> None:
+    from crawler.config import ConfigError, load_config
+
+    cfg = load_config(
+        None,
+        {
+            "crawl": {"sitemaps": ["https://x.se/sitemap.xml"], "robots_sitemaps": True},
+            "links": {"redirect_to_home_ok": ["Kampanj.X.se", "https://x.se/a/"]},
+        },
+    )
+    assert cfg.crawl.sitemaps == ("https://x.se/sitemap.xml",)
+    assert cfg.crawl.robots_sitemaps is True
+    policy = cfg.policy()
+    assert policy.redirect_to_home and policy.redirect_to_home_ok == (
+        "kampanj.x.se",
+        "https://x.se/a/",
+    )
+    assert policy.home_redirect_allowed("https://www.kampanj.x.se/p/q")
+    assert not policy.home_redirect_allowed("https://x.se/b/c")
+    assert policy.severity(Check.UNLINKED_PAGE) is Severity.INFO
+    for overrides, key in [
+        ({"crawl": {"sitemaps": ["ftp://x.se/s.xml"]}}, "crawl.sitemaps[0]"),
+        ({"crawl": {"robots_sitemaps": "yes"}}, "crawl.robots_sitemaps"),
+        ({"links": {"redirect_to_home_ok": ["not a host"]}}, "links.redirect_to_home_ok[0]"),
+        ({"severity": {"unlinked_page": "loud"}}, "severity.unlinked_page"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(key)):
+            load_config(None, overrides)
+
+
+def test_collect_follows_indexes_and_notes_failures() -> None:
+    from crawler.sitemaps import collect, from_robots
+
+    docs = {
+        "https://x.se/robots.txt": b"Sitemap: https://x.se/index.xml\n",
+        "https://x.se/index.xml": (
+            b"<sitemapindex><sitemap><loc>/a.xml</loc></sitemap>"
+            b"<sitemap><loc>/a.xml</loc></sitemap>"  # twice: read once
+            b"<sitemap><loc>/inner.xml</loc></sitemap>"
+            b"<sitemap><loc>/missing.xml</loc></sitemap></sitemapindex>"
+        ),
+        "https://x.se/inner.xml": (
+            b"<sitemapindex><sitemap><loc>/b.xml.gz</loc></sitemap></sitemapindex>"
+        ),
+        "https://x.se/a.xml": urlset(
+            "<url><loc>https://x.se/s/p.html</loc><lastmod>2020-01-01</lastmod></url>",
+            "<url><loc>https://other.se/s/q.html</loc></url>",
+            "<url><loc>mailto:a@x.se</loc></url>",
+        ),
+        "https://x.se/b.xml.gz": gzip.compress(
+            urlset("<url><loc>/s/p.html#top</loc><lastmod>2021-01-01</lastmod></url>")
+        ),
+    }
+
+    def fetch(url: str, limit: int) -> bytes:
+        if url not in docs:
+            raise SitemapError("HTTP 404")
+        return docs[url]
+
+    notes: list[str] = []
+    sitemaps = from_robots(["https://x.se/s/", "https://x.se/t/"], fetch, notes)
+    assert sitemaps == ["https://x.se/index.xml"]
+    seeds = collect(
+        sitemaps,
+        fetch,
+        in_scope=lambda u: u.startswith("https://x.se/s/"),
+        excluded=lambda u: False,
+        notes=notes,
+    )
+    # The newest lastmod of a page listed twice wins; the fragment is not part of the URL.
+    assert seeds.pages == {"https://x.se/s/p.html": dt.date(2021, 1, 1)}
+    assert (seeds.listed, seeds.out_of_scope, seeds.sitemaps_read) == (4, 2, 4)
+    assert notes == ["sitemap https://x.se/missing.xml: HTTP 404"]
