@@ -333,3 +333,30 @@ sitemaps = ["{site.url("/s/sitemap.xml")}"]
     stats = second.report["run"]["stats"]
     assert stats.get("pages_not_modified", 0) >= 3, stats
     assert "replayed_from_run" not in stats
+
+
+def test_unchanged_site_with_a_soft_moved_link_is_replayed(tmp_path: Path) -> None:
+    """A soft-moved verdict rests on the redirect chain alone: an unchanged site whose
+    outside link still lands on the front page is replayed from the previous run."""
+    root = tmp_path / "www"
+    (root / "s").mkdir(parents=True)
+    with SiteServer("127.0.0.2", name="moved") as ext:
+        ext.add_route("/a/b/c.html", Route(status=301, redirect_to="/"))
+        ext.add_route("/", Route(body=page("Start", "")))
+        (root / "s" / "index.html").write_text(
+            page(
+                "Start", f'<a href="{ext.url("/a/b/c.html")}">Flyttad</a><p>Granskad 2026-11-01</p>'
+            )
+        )
+        with SiteServer("127.0.0.1", root=root, validators=True) as site:
+            cfg = write_config(
+                tmp_path / "site.toml", f'[site]\nstart_urls = ["{site.url("/s/index.html")}"]\n'
+            )
+            runs = [
+                sitewatch("audit", "--config", str(cfg), "--as-of", "2026-11-26", cwd=tmp_path)
+                for _ in range(2)
+            ]
+    for result in runs:
+        assert result.code == 1, result.stderr
+        assert verdict(result, ext.url("/a/b/c.html")) == ("broken", "redirect_to_home")
+    assert "replayed_from_run" in runs[1].report["run"]["stats"], runs[1].report["run"]["stats"]
