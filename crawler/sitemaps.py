@@ -11,6 +11,7 @@ failure becomes a note (``SitemapSeeds.notes``) shown on stderr and in ``stats.s
 from __future__ import annotations
 
 import datetime as dt
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +39,9 @@ MAX_SITEMAPS = 100
 #: How deep sitemap indexes may nest (an index of indexes is already unusual).
 MAX_INDEX_DEPTH = 3
 MAX_ROBOTS_BYTES = 500_000
+READ_CHUNK = 1 << 16
+#: All sitemaps of an audit are read within this many times ``crawl.timeout``.
+TOTAL_TIMEOUTS = 5
 
 
 @dataclass
@@ -68,17 +72,28 @@ Fetch = Callable[[str, int], bytes]
 
 
 def http_fetch(user_agent: str, timeout: float) -> Fetch:
-    """A fetch function: GET ``url``, at most ``limit`` bytes, or an exception."""
+    """A fetch function: GET ``url``, at most ``limit`` bytes, within ``timeout`` seconds
+    for the whole answer (a server trickling bytes is cut off), or an exception."""
 
     def fetch(url: str, limit: int) -> bytes:
         if urlsplit(url).scheme.lower() not in ("http", "https"):
             raise SitemapError("not an http(s) URL")
+        deadline = time.monotonic() + timeout
         req = urllib.request.Request(url, headers={"User-Agent": user_agent})
+        chunks: list[bytes] = []
+        got = 0
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            body: bytes = resp.read(limit + 1)
-        if len(body) > limit:
+            while got <= limit:
+                chunk = resp.read(min(READ_CHUNK, limit + 1 - got))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+        if got > limit:
             raise SitemapError(f"larger than {limit} bytes")
-        return body
+        return b"".join(chunks)
 
     return fetch
 
@@ -122,9 +137,12 @@ def collect(
     in_scope: Callable[[str], bool],
     excluded: Callable[[str], bool],
     notes: list[str] | None = None,
+    budget: float | None = None,
 ) -> SitemapSeeds:
-    """Read ``sitemaps`` (and the sitemaps their indexes name) into seeds."""
+    """Read ``sitemaps`` (and the sitemaps their indexes name) into seeds, within
+    ``budget`` seconds in all (None: no limit)."""
     seeds = SitemapSeeds(notes=notes if notes is not None else [])
+    deadline = None if budget is None else time.monotonic() + budget
     queue: list[tuple[str, int]] = [(u, 0) for u in dict.fromkeys(sitemaps)]
     done: set[str] = set()
     while queue:
@@ -133,6 +151,9 @@ def collect(
             continue
         if len(done) >= MAX_SITEMAPS:
             seeds.notes.append(f"more than {MAX_SITEMAPS} sitemaps; the rest were not read")
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            seeds.notes.append(f"sitemaps took more than {budget:g} s; the rest were not read")
             break
         done.add(url)
         try:
@@ -216,4 +237,4 @@ def gather(
         urls += [u for u in from_robots(cfg.site.start_urls, fetch, notes) if u not in urls]
         if not urls:
             notes.append("no sitemap: none configured and none named in robots.txt")
-    return collect(urls, fetch, in_scope, excluded, notes)
+    return collect(urls, fetch, in_scope, excluded, notes, budget=TOTAL_TIMEOUTS * c.timeout)

@@ -96,6 +96,8 @@ def sites():
             body=gzip.compress(gz.encode()), content_type="application/gzip"
         ),
         "/s/broken-sitemap.xml": Route(body="<urlset><url><loc>", content_type=XML),
+        # Answers after crawl.timeout (2 s in these tests).
+        "/s/slow-sitemap.xml": Route(body=sitemap, content_type=XML, delay=4.0),
     }
     for path, route in routes.items():
         main.add_route(path, route)
@@ -263,12 +265,15 @@ def test_sitemap_option_and_broken_sitemaps(sites, tmp_path: Path) -> None:
         main.url("/s/no-such-sitemap.xml"),
         "--sitemap",
         main.url("/s/sitemap-more.xml.gz"),
+        "--sitemap",
+        main.url("/s/slow-sitemap.xml"),
     )
     assert result.code == 1, result.stderr  # findings, not a crash (exit 2)
     assert "Traceback" not in result.stderr
     notes = result.report["run"]["stats"]["sitemap"]["notes"]
     assert any("broken-sitemap.xml: not well-formed XML" in n for n in notes), notes
     assert any("no-such-sitemap.xml: HTTP 404" in n for n in notes), notes
+    assert any("slow-sitemap.xml: " in n and "timed out" in n for n in notes), notes
     for n in notes:
         assert f"sitewatch: note: {n}" in result.stderr
     # The good sitemap still seeds its page.
