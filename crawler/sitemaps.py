@@ -197,6 +197,22 @@ def _take(
             seeds.pages[r.base] = lastmod
 
 
+#: Directory index names: ``dir/`` and ``dir/index.html`` are one page to a sitemap.
+INDEX_NAMES = ("index.html", "index.htm", "index.php")
+
+
+def same_page(url: str) -> tuple[str, ...]:
+    """``url`` and the addresses that name the same page: a directory and its index file."""
+    if "?" in url:
+        return (url,)
+    if url.endswith("/"):
+        return (url, *(url + name for name in INDEX_NAMES))
+    head, _, name = url.rpartition("/")
+    if name in INDEX_NAMES and "://" in head:
+        return (url, head + "/")
+    return (url,)
+
+
 def seed_sitemap_pages(
     state: CrawlState,
     refusal: Callable[[Target, int], str | None],
@@ -209,7 +225,7 @@ def seed_sitemap_pages(
 
     state.sitemap_due = False
     for url in state.sitemap.pages if state.sitemap is not None else ():
-        if url in state.targets or url in state.parsed:
+        if any(u in state.targets or u in state.parsed for u in same_page(url)):
             continue  # reached by a link (or a redirect) from the section
         t = state.target(url, internal=True)
         reason = refusal(t, 1)

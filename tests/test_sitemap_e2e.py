@@ -47,6 +47,7 @@ def sites():
     index = page(
         "Sektion",
         f"""<a href="linked.html">Länkad</a>
+<a href="sub/index.html">Under</a>
 <a href="old/deep/page.html">Intern flytt</a>
 <a href="{E}/a/b/c.html">Flyttad till startsidan</a>
 <a href="{E}/deep/page.html">Flyttad till /en/</a>
@@ -59,6 +60,7 @@ def sites():
     sitemap = urlset(
         B,
         ("/s/index.html", "2020-01-01"),
+        ("/s/sub/", None),  # linked as /s/sub/index.html: the same page, not unlinked
         ("/s/linked.html", "2019-05-05"),  # the page's own date wins
         ("/s/orphan.html", "2026-09-09"),  # only here: audited, unlinked, dated from here
         ("/s/orphan-gone.html", None),  # only here, and 404
@@ -86,6 +88,8 @@ def sites():
             headers={"Last-Modified": LAST_MODIFIED},
         ),
         "/s/orphan-gz.html": Route(body=page("Från gz", "<p>x</p>")),
+        "/s/sub/": Route(body=page("Under", "<p>Senast granskad: 2026-10-01</p>")),
+        "/s/sub/index.html": Route(body=page("Under", "<p>Senast granskad: 2026-10-01</p>")),
         "/s/old/deep/page.html": Route(status=301, redirect_to="/s/"),
         "/s/": Route(body=page("Sektionens rot", "<p>Senast granskad: 2026-10-01</p>")),
         "/other/outside.html": Route(body=page("Utanför", "")),
@@ -174,7 +178,8 @@ def test_out_of_scope_and_excluded_sitemap_urls_are_ignored(audit: CliResult, si
     assert main.hits("/s/excluded/x.html") == 0
     stats = audit.report["run"]["stats"]["sitemap"]
     assert stats["sitemaps_read"] == 3  # the index, the plain and the gzip sitemap
-    assert stats["listed"] == 7
+    assert stats["listed"] == 8
+    assert main.hits("/s/sub/") == 0  # reached as /s/sub/index.html
     assert stats["out_of_scope"] == 1
     assert stats["excluded"] == 1
     assert stats["unlinked"] == 3

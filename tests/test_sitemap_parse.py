@@ -229,3 +229,20 @@ def test_collect_follows_indexes_and_notes_failures() -> None:
     assert seeds.pages == {"https://x.se/s/p.html": dt.date(2021, 1, 1)}
     assert (seeds.listed, seeds.out_of_scope, seeds.sitemaps_read) == (4, 2, 4)
     assert notes == ["sitemap https://x.se/missing.xml: HTTP 404"]
+
+
+def test_a_directory_and_its_index_file_are_one_page() -> None:
+    from crawler.sitemaps import same_page
+
+    assert same_page("https://x.se/s/") == (
+        "https://x.se/s/",
+        "https://x.se/s/index.html",
+        "https://x.se/s/index.htm",
+        "https://x.se/s/index.php",
+    )
+    assert same_page("https://x.se/s/index.html") == (
+        "https://x.se/s/index.html",
+        "https://x.se/s/",
+    )
+    assert same_page("https://x.se/s/a.html") == ("https://x.se/s/a.html",)
+    assert same_page("https://x.se/s/?p=1") == ("https://x.se/s/?p=1",)
