@@ -43,6 +43,7 @@ class Check(StrEnum):
     REDIRECT = "redirect"
     MISSING_PDF = "missing_pdf"
     UNVERIFIED_LINK = "unverified_link"
+    UNLINKED_PAGE = "unlinked_page"
 
 
 #: Details a ``broken`` verdict can carry, besides ``http_<status>``.
@@ -58,6 +59,7 @@ BROKEN_DETAILS = frozenset(
         "soft_404",
         "missing_fragment",
         "malformed_url",
+        "redirect_to_home",
     }
 )
 #: Details a ``skipped`` verdict can carry.

@@ -108,6 +108,11 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     from crawler.scrapy_settings import audit_settings
 
     state = CrawlState(crawl_params(cfg), cfg.policy(), progress=opts.progress)
+    if cfg.crawl.sitemaps or cfg.crawl.robots_sitemaps:
+        from crawler.sitemaps import gather
+
+        state.sitemap = gather(cfg, state.in_scope, state.excluded)
+        state.sitemap_due = True
     if cache is not None and cache.pass_done:  # asked by replay_unchanged already
         state.stats["revalidated"] = cache.revalidated
     c = cfg.crawl
@@ -233,6 +238,8 @@ def build_report(
         counts["notes"] = [note]
     if state.pdf_unreadable:
         counts["pdf_unreadable"] = dict(state.pdf_unreadable)
+    if state.sitemap is not None:
+        counts["sitemap"] = {**state.sitemap.stats(), "unlinked": len(state.unlinked)}
     links_checked = sum(1 for t in state.targets.values() if t.probe is not None)
     if state.big():
         # A big crawl: its targets and probes go to the spill file too, next to the
@@ -254,6 +261,7 @@ def build_report(
         start_urls=state.settings.start_urls,
         reasons=reasons,
         scopes=state.scopes,
+        unlinked=state.unlinked,
     )
 
 
@@ -271,6 +279,7 @@ def assemble_report(
     start_urls: tuple[str, ...],
     reasons: tuple[str, ...] = (),
     scopes: tuple[str, ...] | None = None,
+    unlinked: Sequence[str] = (),
 ) -> Report:
     """The report of pages and links (crawled, or replayed from an earlier run)."""
     verdicts: dict[str, int] = {}
@@ -281,7 +290,7 @@ def assemble_report(
             verdicts[v] = verdicts.get(v, 0) + 1
             yield link
 
-    findings = evaluate(pages, counted(), policy, as_of)
+    findings = evaluate(pages, counted(), policy, as_of, unlinked)
     seconds = max((finished - started).total_seconds(), 1e-6)
     stats: dict[str, object] = {
         "seconds": round(seconds, 3),
@@ -321,6 +330,8 @@ def replay_unchanged(
     c = cfg.crawl
     if not (cache.reuse and c.delay <= 0 and opts.cache_run is not None and replay.enabled()):
         return None
+    if c.sitemaps or c.robots_sitemaps:
+        return None  # a sitemap may list new pages while every stored one is unchanged
     few_collections()
     try:
         with Store(cfg.history.db) as store:

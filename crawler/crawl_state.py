@@ -9,14 +9,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain, groupby, islice
 from operator import itemgetter
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from checks.models import LinkRef, LinkResult, Page, Verdict
 from checks.policy import Policy
+from checks.soft_moved import soft_moved
 from checks.verdicts import Probe, is_pdf_type, judge, pdf_problem, permanent_target
 from crawler.lazy_tuple import LazyTuple
 from crawler.spill import RefSpill
 from crawler.urls import resolve
+
+if TYPE_CHECKING:
+    from crawler.sitemaps import SitemapSeeds
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,13 @@ class CrawlState:
         self._spill: RefSpill | None = None
         #: The targets are in the spill, no longer in ``targets`` (``pack``).
         self._packed = False
+        #: What the sitemaps offer (``crawler.sitemaps.SitemapSeeds``: in-scope pages and
+        #: their <lastmod>), seeded once the link crawl runs dry; None without sitemaps.
+        self.sitemap: SitemapSeeds | None = None
+        #: The sitemap pages no link had reached when they were seeded (``unlinked_page``).
+        self.unlinked: list[str] = []
+        #: The sitemap pages are still to be seeded (``crawler.sitemaps.seed_sitemap_pages``).
+        self.sitemap_due = False
 
     @property
     def spill(self) -> RefSpill:
@@ -392,6 +404,16 @@ class CrawlState:
         problem = (pdf_problem(probe) or "") if pdf_link else ""
         for frag, refs in groups.items():
             verdict, detail = judge(probe, frag, policy)
+            if probe.chain and not t.internal:
+                verdict, detail = soft_moved(
+                    verdict,
+                    detail,
+                    url=t.url,
+                    chain=probe.chain,
+                    final_url=probe.final_url,
+                    internal=False,
+                    policy=policy,
+                )
             final = probe.final_url
             if verdict is Verdict.REDIRECT:
                 final = permanent_target(probe.chain, probe.final_url) or probe.refresh_to

@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
         "max_pages_per_pattern": 50,
         "max_path_segments": 15,
         "max_refresh_delay": 3,
+        "sitemaps": [],
+        "robots_sitemaps": False,
     },
     "freshness": {"max_age_days": 365, "max_age_by_prefix": {}},
     "links": {
@@ -44,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
         "check_fragments": True,
         "cache_max_age": 7,
         "pdf_max_bytes": 20000000,
+        "redirect_to_home": True,
+        "redirect_to_home_ok": [],
     },
     "severity": {
         "stale_page": "error",
@@ -52,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
         "redirect": "warning",
         "missing_pdf": "error",
         "unverified_link": "warning",
+        "unlinked_page": "info",
     },
     "report": {
         "out_dir": "out",

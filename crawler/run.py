@@ -90,6 +90,9 @@ def audit_command(
         if history:
             history.abandon("crashed")
         raise
+    sitemap = report.run.stats.get("sitemap")
+    for note in sitemap.get("notes", ()) if isinstance(sitemap, dict) else ():
+        err(f"note: {note}")
     try:
         return _finish(cfg, report, history, quiet)
     finally:

@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 
 from checks.models import Page, RedirectHop
 from checks.refresh import REFRESH_STATUS
+from checks.sitemap_checks import with_lastmod
 from checks.verdicts import (
     REDIRECT_STATUSES,
     TRANSIENT_ERRORS,
@@ -457,6 +458,15 @@ class AuditSpider(Spider):
                     submit(req)
                     issued += 1
             for req in self._drain():
+                submit(req)
+                issued += 1
+        elif self.state.sitemap_due:
+            from crawler.sitemaps import seed_sitemap_pages
+
+            for req in seed_sitemap_pages(self.state, self._crawl_refusal, self._ensure):
+                submit(req)
+                issued += 1
+            for req in self._drain():  # seeded pages the re-run cache replays
                 submit(req)
                 issued += 1
         if issued:
@@ -924,6 +934,9 @@ class AuditSpider(Spider):
         (for the re-run cache). ``resolved``: the links joined by the parse worker;
         ``encoded``: its record of the answer for the cache."""
         review = parsed.review
+        sitemap = self.state.sitemap
+        if sitemap is not None and sitemap.pages:
+            review = with_lastmod(review, sitemap.pages.get(t.url))
         self.state.pages.append(
             Page(
                 url=t.url,

@@ -43,6 +43,11 @@ CHECK_SECTIONS: dict[Check, tuple[str, str]] = {
         "Missing review dates",
         "These pages show no review date, so their freshness cannot be checked.",
     ),
+    Check.UNLINKED_PAGE: (
+        "Pages not linked from the section",
+        "These pages are listed in the sitemap, but no page of the section links to them. "
+        "Link them where visitors look for them, or remove them if they are not needed.",
+    ),
 }
 
 #: Short label per check, used in tables.
@@ -53,6 +58,7 @@ CHECK_LABELS: dict[Check, str] = {
     Check.REDIRECT: "Redirect",
     Check.UNVERIFIED_LINK: "Unverified link",
     Check.MISSING_REVIEW_DATE: "Missing review date",
+    Check.UNLINKED_PAGE: "Not linked from the section",
 }
 
 DETAIL_TEXTS: dict[str, str] = {
@@ -66,6 +72,10 @@ DETAIL_TEXTS: dict[str, str] = {
     "soft_404": "The page says it does not exist, although the server reports success.",
     "missing_fragment": "The page exists, but the anchor (#…) the link points to is missing.",
     "malformed_url": "The address is malformed.",
+    "redirect_to_home": (
+        "The link is redirected to the site's front page: the page it pointed to has moved "
+        "or is gone."
+    ),
     "not_a_pdf": "The server does not send a PDF file.",
     "redirected_to_html": "The PDF link redirects to an ordinary web page.",
 }

@@ -156,6 +156,10 @@ VERDICTS: Mapping[str, Mapping[tuple[str, str], str]] = {
             "Stället på sidan som länken hoppar till (#ankare) finns inte längre"
         ),
         ("broken_link", "malformed_url"): "Länkens adress är felskriven",
+        ("broken_link", "redirect_to_home"): (
+            "Länken skickas vidare till webbplatsens startsida – sidan har flyttats eller "
+            "tagits bort"
+        ),
         ("broken_link", ""): "Länken fungerar inte",
         ("redirect", ""): (
             "Länken skickas vidare till en ny adress – byt till den nya adressen i länken"
@@ -177,6 +181,12 @@ VERDICTS: Mapping[str, Mapping[tuple[str, str], str]] = {
         ),
         ("stale_page", ""): "Sidan behöver granskas – den har inte granskats på länge",
         ("missing_review_date", ""): "Sidan saknar datum för senaste granskning",
+        ("unlinked_page", "http"): (
+            "Sidan finns i webbplatskartan (sitemap) men går inte att öppna ({status})"
+        ),
+        ("unlinked_page", ""): (
+            "Sidan finns i webbplatskartan (sitemap) men ingen sida i avsnittet länkar till den"
+        ),
     },
     "en": {
         ("broken_link", "http_404"): "The page the link points to does not exist (404)",
@@ -199,6 +209,9 @@ VERDICTS: Mapping[str, Mapping[tuple[str, str], str]] = {
             "The place on the page the link jumps to (#anchor) no longer exists"
         ),
         ("broken_link", "malformed_url"): "The link's address is mistyped",
+        ("broken_link", "redirect_to_home"): (
+            "The link is forwarded to the site's front page – the page has moved or is gone"
+        ),
         ("broken_link", ""): "The link does not work",
         ("redirect", ""): (
             "The link is forwarded to a new address – change the link to the new address"
@@ -218,6 +231,12 @@ VERDICTS: Mapping[str, Mapping[tuple[str, str], str]] = {
         ("unverified_link", ""): "The link could not be checked automatically. Please check it.",
         ("stale_page", ""): "The page needs a review – it has not been reviewed for a long time",
         ("missing_review_date", ""): "The page has no date of its last review",
+        ("unlinked_page", "http"): (
+            "The page is in the sitemap, but it cannot be opened ({status})"
+        ),
+        ("unlinked_page", ""): (
+            "The page is in the sitemap, but no page of the section links to it"
+        ),
     },
 }
 

@@ -324,6 +324,7 @@ def test_json_round_trips_values():
             "redirect": 2,
             "missing_pdf": 1,
             "unverified_link": 2,
+            "unlinked_page": 0,
         },
     }
 
@@ -1098,7 +1099,10 @@ def test_findings_from_the_real_checks_fit_the_schema(schema):
     from checks.policy import Policy
 
     base = samples.sample_report()
-    findings = evaluate(base.pages, base.links, Policy(watched=("skl.se",)), samples.AS_OF)
+    # The last page as if reached only through a sitemap (checks.sitemap_checks).
+    unlinked = (base.pages[-1].url,)
+    policy = Policy(watched=("skl.se",))
+    findings = evaluate(base.pages, base.links, policy, samples.AS_OF, unlinked)
     report = replace(base, findings=findings)
     data = report_to_dict(report)
     assert schema_errors(data, schema) == []
