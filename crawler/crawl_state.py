@@ -55,6 +55,7 @@ class Target:
         "probe",
         "skip",
         "start",
+        "stylesheet",
         "tid",
         "url",
     )
@@ -80,6 +81,8 @@ class Target:
         self.probe: Probe | None = None
         self.skip: str | None = None
         self.start = False
+        #: An in-scope stylesheet: its body is read for references (crawler/stylesheets.py).
+        self.stylesheet = False
 
 
 #: A target with more references than this reads them back from the spill each time its
@@ -273,6 +276,13 @@ class CrawlState:
 
     def excluded(self, url: str) -> bool:
         return any(p.search(url) for p in self._exclude)
+
+    def excludes_fragment(self, base: str, fragment: str) -> bool:
+        """Whether ``--exclude`` leaves out ``base#fragment`` although not ``base``: the
+        patterns see the whole URL as written, with its fragment (``#/route``)."""
+        if not self._exclude:
+            return False
+        return self.excluded(f"{base}#{fragment}") and not self.excluded(base)
 
     def incomplete_reason(self, reason: str) -> None:
         if reason not in self._incomplete:

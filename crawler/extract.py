@@ -12,8 +12,12 @@ from lxml import etree
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
 from checks.freshness import ReviewDate, find_review_date
+from crawler.css_refs import IMPORT, css_refs
+from crawler.srcset import srcset_urls
 from crawler.urls import resolve
 
+#: The elements and attributes links are read from (the table in docs/report-format.md
+#: says which are crawled, which only checked, and what is left out and why).
 LINK_ATTRS: dict[str, tuple[str, ...]] = {
     "a": ("href",),
     "area": ("href",),
@@ -24,15 +28,27 @@ LINK_ATTRS: dict[str, tuple[str, ...]] = {
     "frame": ("src",),
     "script": ("src",),
     "embed": ("src",),
+    "object": ("data",),
     "video": ("src", "poster"),
     "audio": ("src",),
+    "track": ("src",),
+    "input": ("src",),  # type=image only
+    "style": (),  # the block's @import and url(...) (crawler/css_refs.py)
 }
 #: Tags whose links the crawl follows as pages (the others' targets are only checked).
 CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
+#: The tag of a ``<link rel=stylesheet>`` reference and of an ``@import``: in-scope targets
+#: are fetched and read for their own references (``crawler.stylesheets``).
+STYLESHEET_TAGS = frozenset({"stylesheet", IMPORT})
+#: Embedded resources that may be PDFs whatever their URL says: sniffed (a PDF served as
+#: one gets the PDF check, as an ``<a>`` to it does).
+EMBED_TAGS = frozenset({"object", "embed"})
 #: A crawled URL that answers with something other than HTML is read up to this many bytes
 #: (enough to tell a PDF from an error page).
 SNIFF_BYTES = 1024
-SKIP_LINK_RELS = frozenset({"preconnect", "dns-prefetch", "preload", "prefetch", "modulepreload"})
+#: ``<link rel>`` values whose href is no resource of the page: origins to connect to early
+#: (``preconnect``, ``dns-prefetch``) and guesses at the next navigation (``prefetch``).
+SKIP_LINK_RELS = frozenset({"preconnect", "dns-prefetch", "prefetch"})
 # Plain ``etree`` parsers, not ``lxml.html``'s: the same libxml2 parse, but without the
 # Python class lookup ``lxml.html`` runs for every element it hands out (~5 % of the
 # instructions of reading a page of the PostgreSQL manual). Text is read with :data:`TEXT`.
@@ -73,6 +89,11 @@ XPATH_HEADING_TEXT = etree.XPath(
     "//title//text() | //h1//text() | //h2//text()", smart_strings=False
 )
 XPATH_BASE = etree.XPath("//base/@href", smart_strings=False)
+#: ``style="..."`` attributes that may hold a reference (one C-speed pass over the page).
+XPATH_STYLE_URLS = etree.XPath(
+    "//@style[contains(., 'url(') or contains(., 'URL(') or contains(., 'Url(')]",
+    smart_strings=False,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +135,6 @@ def parse_html(body: bytes | str, encoding: str) -> etree._Element | None:
 def clean_text(s: str, limit: int = 300) -> str:
     s = " ".join(s.split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
-
-
-def srcset_urls(value: str) -> list[str]:
-    out = []
-    for part in value.split(","):
-        bits = part.strip().split()
-        if bits:
-            out.append(bits[0])
-    return out
 
 
 def is_soft_404(root: etree._Element, phrases: tuple[str, ...]) -> bool:
@@ -186,6 +198,14 @@ def _links(root: etree._Element) -> list[tuple[str, str, str]]:
             rel = (el.get("rel") or "").lower().split()
             if any(r in SKIP_LINK_RELS for r in rel):
                 continue
+            if "stylesheet" in rel:
+                tag = "stylesheet"
+        elif tag == "input":
+            if (el.get("type") or "").strip().lower() != "image":
+                continue
+        elif tag == "style":
+            _css(el.text or "", out, seen)
+            continue
         for attr in attrs:
             value = el.get(attr)
             if not value:
@@ -195,18 +215,32 @@ def _links(root: etree._Element) -> list[tuple[str, str, str]]:
                 if (href, tag) in seen:
                     continue
                 seen.add((href, tag))
-                if tag in ("a", "area"):
-                    text = clean_text(text_of(el) if tag == "a" else el.get("alt", ""))
-                    if not text:
-                        text = clean_text(el.get("title") or el.get("aria-label") or "")
-                        if not text:
-                            img = el.find(".//img")
-                            if img is not None:
-                                text = clean_text(img.get("alt") or "")
-                else:
-                    text = clean_text(el.get("alt") or el.get("title") or "")
-                out.append((href, text, tag))
+                out.append((href, _link_text(el, tag), tag))
+    for style in XPATH_STYLE_URLS(root):
+        _css(str(style), out, seen)
     return out
+
+
+def _css(text: str, out: list[tuple[str, str, str]], seen: set[tuple[str, str]]) -> None:
+    """The references of a ``<style>`` block or ``style`` attribute, tagged ``@import`` or
+    ``css``, into ``out`` (link text: none)."""
+    for href, kind in css_refs(text):
+        if (href, kind) not in seen:
+            seen.add((href, kind))
+            out.append((href, "", kind))
+
+
+def _link_text(el: etree._Element, tag: str) -> str:
+    if tag in ("a", "area"):
+        text = clean_text(text_of(el) if tag == "a" else el.get("alt", ""))
+        if not text:
+            text = clean_text(el.get("title") or el.get("aria-label") or "")
+            if not text:
+                img = el.find(".//img")
+                if img is not None:
+                    text = clean_text(img.get("alt") or "")
+        return text
+    return clean_text(el.get("alt") or el.get("title") or "")
 
 
 def facts_from_body(
