@@ -37,7 +37,7 @@ from crawler.config import Config
 from crawler.fetch_cache import Confirm, FetchCache, PassSettings, confirm_targets
 
 #: Bump when what a run stores for replay changes meaning.
-REPLAY_VERSION = 1
+REPLAY_VERSION = 2  # 2: stylesheet references, <object>, <track> ... (issue 16)
 #: Environment switch: "0" makes every re-run crawl (tests of the crawl's own replay).
 REPLAY_ENV = "SITEWATCH_REPLAY"
 _PERMANENT = (301, 308)

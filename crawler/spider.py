@@ -500,7 +500,7 @@ class AuditSpider(Spider):
         st.add_ref(t, page_url, text, tag, fragment)
         if t.skip:
             return None
-        if tag in STYLESHEET_TAGS or tag in EMBED_TAGS:
+        if tag in EMBED_TAGS or (tag in STYLESHEET_TAGS and t.internal):
             return self._resource(t, tag, fragment)
         needed = HEAD
         if fragment and st.settings.check_fragments:
@@ -530,12 +530,12 @@ class AuditSpider(Spider):
         return self._ensure(t, needed)
 
     def _resource(self, t: Target, tag: str, fragment: str | None) -> Request | None:
-        """A stylesheet (read for its references when in scope: ``crawler.stylesheets``) or
-        an embedded object (sniffed, so a PDF served as such gets the PDF check)."""
+        """An in-scope stylesheet (read for its references: ``crawler.stylesheets``) or an
+        embedded object (sniffed, so a PDF served as such gets the PDF check)."""
         if fragment and self.state.settings.check_fragments:
             t.fragments = True
         needed = FULL if t.fragments else SNIFF
-        if tag in STYLESHEET_TAGS and t.internal:
+        if tag in STYLESHEET_TAGS:
             t.stylesheet = True
             needed = FULL
         return self._ensure(t, needed)
