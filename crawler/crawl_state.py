@@ -188,6 +188,8 @@ class CrawlState:
         self.spider_errors: list[str] = []
         self._incomplete: list[str] = []
         self._exclude = [re.compile(p) for p in settings.exclude]
+        #: Any ``--exclude`` patterns at all (the spider's cheap test per link).
+        self.exclude_patterns = bool(self._exclude)
         self._scopes = settings.scopes
         #: Each distinct set of page ids once (``shared_ids``).
         self._id_sets: dict[frozenset[str], frozenset[str]] = {}
@@ -280,8 +282,6 @@ class CrawlState:
     def excludes_fragment(self, base: str, fragment: str) -> bool:
         """Whether ``--exclude`` leaves out ``base#fragment`` although not ``base``: the
         patterns see the whole URL as written, with its fragment (``#/route``)."""
-        if not self._exclude:
-            return False
         return self.excluded(f"{base}#{fragment}") and not self.excluded(base)
 
     def incomplete_reason(self, reason: str) -> None:

@@ -48,6 +48,7 @@ from crawler.dispatch import Dispatch
 from crawler.extract import (
     CRAWL_TAGS,
     EMBED_TAGS,
+    RESOURCE_TAGS,
     SNIFF_BYTES,
     STYLESHEET_TAGS,
     ParsedPage,
@@ -486,7 +487,7 @@ class AuditSpider(Spider):
             t.skip = skip
             st.add_ref(t, page_url, text, tag, None)
             return None
-        if fragment and st.excludes_fragment(base, fragment):
+        if fragment and st.exclude_patterns and st.excludes_fragment(base, fragment):
             # ``--exclude`` matched the whole URL (``#/route``): this link alone is left out.
             ex = st.target(f"{base}#{fragment}", internal=False)
             ex.skip = "excluded"
@@ -500,7 +501,7 @@ class AuditSpider(Spider):
         st.add_ref(t, page_url, text, tag, fragment)
         if t.skip:
             return None
-        if tag in EMBED_TAGS or (tag in STYLESHEET_TAGS and t.internal):
+        if tag in RESOURCE_TAGS and (tag in EMBED_TAGS or t.internal):
             return self._resource(t, tag, fragment)
         needed = HEAD
         if fragment and st.settings.check_fragments:
