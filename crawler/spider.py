@@ -801,7 +801,13 @@ class AuditSpider(Spider):
             ),
             method=response.request.method,
         )
-        if t.stylesheet and replay is None and status < 300 and response.request.method == "GET":
+        if (
+            t.stylesheet
+            and replay is None
+            and status < 300
+            and response.request.method == "GET"
+            and st.in_scope(final)  # not after a redirect out of scope
+        ):
             for req in self._stylesheet(t, final, ctype, response.body):
                 yield req
         st.resolved += 1
