@@ -62,6 +62,7 @@ class Target:
         "probe",
         "skip",
         "start",
+        "stylesheet",
         "tid",
         "url",
     )
@@ -87,6 +88,8 @@ class Target:
         self.probe: Probe | None = None
         self.skip: str | None = None
         self.start = False
+        #: An in-scope stylesheet: its body is read for references (crawler/stylesheets.py).
+        self.stylesheet = False
 
 
 #: A target with more references than this reads them back from the spill each time its
@@ -194,6 +197,8 @@ class CrawlState:
         self.pdf_unreadable: dict[str, str] = {}
         self._incomplete: list[str] = []
         self._exclude = [re.compile(p) for p in settings.exclude]
+        #: Any ``--exclude`` patterns at all (the spider's cheap test per link).
+        self.exclude_patterns = bool(self._exclude)
         self._scopes = settings.scopes
         #: Each distinct set of page ids once (``shared_ids``).
         self._id_sets: dict[frozenset[str], frozenset[str]] = {}
@@ -300,6 +305,11 @@ class CrawlState:
 
     def excluded(self, url: str) -> bool:
         return any(p.search(url) for p in self._exclude)
+
+    def excludes_fragment(self, base: str, fragment: str) -> bool:
+        """Whether ``--exclude`` leaves out ``base#fragment`` although not ``base``: the
+        patterns see the whole URL as written, with its fragment (``#/route``)."""
+        return self.excluded(f"{base}#{fragment}") and not self.excluded(base)
 
     def incomplete_reason(self, reason: str) -> None:
         if reason not in self._incomplete:

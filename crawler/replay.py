@@ -39,8 +39,9 @@ from crawler.config import Config
 from crawler.fetch_cache import Confirm, FetchCache, PassSettings, confirm_targets
 
 #: Bump when what a run stores for replay changes meaning.
-#: 2: fragments matched as browsers do, meta refresh followed (older verdicts are stale).
-REPLAY_VERSION = 2
+#: 3: fragments matched as browsers do, meta refresh followed, stylesheet references,
+#: <object>, <track> ... read (issue 16): runs stored before are not replayed.
+REPLAY_VERSION = 3
 #: Environment switch: "0" makes every re-run crawl (tests of the crawl's own replay).
 REPLAY_ENV = "SITEWATCH_REPLAY"
 _PERMANENT = (301, 308)

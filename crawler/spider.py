@@ -48,7 +48,10 @@ from crawler.crawl_state import CrawlState, Target
 from crawler.dispatch import Dispatch
 from crawler.extract import (
     CRAWL_TAGS,
+    EMBED_TAGS,
+    RESOURCE_TAGS,
     SNIFF_BYTES,
+    STYLESHEET_TAGS,
     ParsedPage,
     declared_encoding,
     facts_from_body,
@@ -74,6 +77,7 @@ from crawler.refresh import (
     target_url,
     widen_scope,
 )
+from crawler.stylesheets import stylesheet_refs
 from crawler.urls import ResolveCache, Resolved, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
@@ -144,6 +148,10 @@ def _declared_encoding(response: Response) -> str | None:
     """The charset a page declares (BOM, Content-Type header, ``<meta>``), if any."""
     ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
     return declared_encoding(ctype, response.body)
+
+
+def _joined(r: Resolved) -> Resolution:
+    return r.base, r.fragment, r.skip
 
 
 def _retry_after(value: bytes | None) -> float | None:
@@ -331,7 +339,13 @@ class AuditSpider(Spider):
                 cache.live_links.pop(t.url, None)
                 self.state.stats["links_from_cache"] += 1
                 return None
-        if cache is not None and t.internal and not t.start and (t.url, needed) in cache.fresh:
+        if (
+            cache is not None
+            and t.internal
+            and not t.start
+            and not t.stylesheet  # its body is read again: no replay of a stored answer
+            and (t.url, needed) in cache.fresh
+        ):
             t.mode = needed
             if needed == PAGE:
                 self.state.pages_scheduled += 1
@@ -345,7 +359,7 @@ class AuditSpider(Spider):
             if not t.start and (self._frontier or st.issued - st.resolved >= FRONTIER):
                 self._frontier.append(t)
                 return None
-        return self._request(t, needed, depth=depth)
+        return self._request(t, needed, depth=depth, conditional=not t.stylesheet)
 
     def _feed(self) -> Iterator[Request]:
         """Requests for frontier pages, up to ``FRONTIER`` unanswered requests."""
@@ -378,6 +392,12 @@ class AuditSpider(Spider):
             t.skip = skip
             st.add_ref(t, page_url, text, tag, None)
             return None
+        if fragment and st.exclude_patterns and st.excludes_fragment(base, fragment):
+            # ``--exclude`` matched the whole URL (``#/route``): this link alone is left out.
+            ex = st.target(f"{base}#{fragment}", internal=False)
+            ex.skip = "excluded"
+            st.add_ref(ex, page_url, text, tag, None)
+            return None
         t = st.targets.get(base)
         if t is None:
             t = st.target(base, internal=st.in_scope(base))
@@ -386,6 +406,8 @@ class AuditSpider(Spider):
         st.add_ref(t, page_url, text, tag, fragment)
         if t.skip:
             return None
+        if tag in RESOURCE_TAGS and (tag in EMBED_TAGS or t.internal):
+            return self._resource(t, tag, fragment)
         needed = HEAD
         if fragment and st.settings.check_fragments:
             t.fragments = True
@@ -414,6 +436,27 @@ class AuditSpider(Spider):
                 self._deferred[t.url] = needed
             return None
         return self._ensure(t, needed)
+
+    def _resource(self, t: Target, tag: str, fragment: str | None) -> Request | None:
+        """An in-scope stylesheet (read for its references: ``crawler.stylesheets``) or an
+        embedded object (sniffed, so a PDF served as such gets the PDF check)."""
+        if fragment and self.state.settings.check_fragments:
+            t.fragments = True
+        needed = FULL if t.fragments else SNIFF
+        if tag in STYLESHEET_TAGS:
+            t.stylesheet = True
+            needed = FULL
+        return self._ensure(t, needed)
+
+    def _stylesheet(self, t: Target, url: str, ctype: str, body: bytes) -> Iterator[Request]:
+        """Take the references of an in-scope stylesheet, found on it (crawler/stylesheets.py)."""
+        refs = stylesheet_refs(body, ctype, url)
+        self.state.stats["stylesheets_read"] += 1
+        link = self._link
+        for href, kind in refs:
+            req = link(url, t.depth, href, "", kind)
+            if req is not None:
+                yield req
 
     def _on_idle(self) -> None:
         """Scrapy's engine found nothing to do: keep it open while the dispatch has
@@ -690,6 +733,15 @@ class AuditSpider(Spider):
             # A PDF read, or one answered 304 with its links stored (crawler.pdf_fetch).
             for req in await self._pdfs.follow(t, response, status, replay, facts, self._link):
                 yield req
+        if (
+            t.stylesheet
+            and replay is None
+            and status < 300
+            and response.request.method == "GET"
+            and st.in_scope(final)  # not after a redirect out of scope
+        ):
+            for req in self._stylesheet(t, final, ctype, response.body):
+                yield req
         st.resolved += 1
         if self._replays:
             for req in self._drain():
@@ -810,7 +862,15 @@ class AuditSpider(Spider):
             t.probe = replace(reused, url=t.url, chain=chain + reused.chain)
             self.state.stats["redirects_reused"] += 1
             return
-        yield self._request(t, mode, url=nxt.base, chain=chain, depth=depth, method=method)
+        yield self._request(
+            t,
+            mode,
+            url=nxt.base,
+            chain=chain,
+            depth=depth,
+            method=method,
+            conditional=not t.stylesheet,
+        )
 
     def _known_probe(self, url: str, mode: int, t: Target) -> Probe | None:
         """A finished probe of ``url`` that answers what a ``mode`` probe would."""
@@ -951,11 +1011,14 @@ class AuditSpider(Spider):
                 error="soft_404" if parsed.soft_404 else None,
             )
         )
+        # Links are joined to the <base href> but found on the page itself (final_url).
         base_url = parsed.base_url
         link = self._link
         joined = resolved if resolved is not None else (None,) * len(parsed.links)
+        if resolved is None and base_url != final_url:
+            joined = tuple(_joined(self._resolve(base_url, h)) for h, _, _ in parsed.links)
         for (href, text, tag), r in zip(parsed.links, joined, strict=True):
-            req = link(base_url, depth, href, text, tag, r)
+            req = link(final_url, depth, href, text, tag, r)
             if req is not None:
                 yield req
         if parsed.refresh is not None and refresh_target(parsed, final_url) is not None:
