@@ -20,7 +20,7 @@ from crawler.parse_worker import read_page
 from crawler.replay import REPLAY_ENV
 from crawler.urls import ResolveCache
 from demo.server import Route, SiteServer
-from tests.cli_runner import CliResult, sitewatch, write_config
+from tests.cli_runner import CliResult, resolve_found_on, sitewatch, write_config
 from tests.faults import html_doc
 
 AS_OF = ("--as-of", "2026-11-26")
@@ -121,7 +121,7 @@ def _comparable(report: dict[str, Any]) -> dict[str, Any]:
 
     return {
         "pages": {p["url"]: p for p in report["pages"]},
-        "links": {d["url"]: link(d) for d in report["links"]},
+        "links": {d["url"]: link(d) for d in resolve_found_on(report)["links"]},
         "findings": sorted(json.dumps(f, sort_keys=True) for f in report["findings"]),
     }
 

@@ -74,6 +74,9 @@ SUPPORTED_KEYWORDS = {
     "required",
     "additionalProperties",
     "items",
+    "prefixItems",
+    "minItems",
+    "maxItems",
     "minimum",
     "allOf",
     "anyOf",
@@ -141,6 +144,14 @@ def schema_errors(instance, schema, root=None, path="$") -> list[str]:
                 errs.append(f"{path}: unexpected property {key!r}")
             elif isinstance(schema.get("additionalProperties"), dict):
                 errs += schema_errors(value, schema["additionalProperties"], root, f"{path}.{key}")
+    if isinstance(instance, list):
+        prefix = schema.get("prefixItems", [])
+        for i, (value, sub) in enumerate(zip(instance, prefix, strict=False)):
+            errs += schema_errors(value, sub, root, f"{path}[{i}]")
+        if len(instance) < schema.get("minItems", 0):
+            errs.append(f"{path}: fewer than {schema['minItems']} items")
+        if len(instance) > schema.get("maxItems", len(instance)):
+            errs.append(f"{path}: more than {schema['maxItems']} items")
     if isinstance(instance, list) and "items" in schema:
         for i, value in enumerate(instance):
             errs += schema_errors(value, schema["items"], root, f"{path}[{i}]")
@@ -163,7 +174,7 @@ def _subschemas(schema: dict):
     for key in ("items", "if", "then", "else", "additionalProperties"):
         if isinstance(schema.get(key), dict):
             yield from _subschemas(schema[key])
-    for key in ("allOf", "anyOf"):
+    for key in ("allOf", "anyOf", "prefixItems"):
         for sub in schema.get(key, []):
             yield from _subschemas(sub)
 
@@ -223,7 +234,10 @@ def test_json_validates_with_jsonschema_when_installed(schema, name):
         (lambda d: d["findings"][0].update(extra=1), "unexpected property"),
         (lambda d: d["findings"][2].update(detail="pdf_missing"), "does not match"),
         (lambda d: d["summary"]["by_check"].pop("redirect"), "missing 'redirect'"),
-        (lambda d: d.update(schema="sitewatch/report@2"), "!="),
+        (lambda d: d.update(schema="sitewatch/report@1"), "!="),
+        (lambda d: d["links"][0]["found_on"][0].insert(0, 3), "more than 2 items"),
+        (lambda d: d["links"][0]["found_on"][0].__setitem__(0, "x"), "not of type"),
+        (lambda d: d["groups"][0].update(links=-1), "< 0"),
         (lambda d: d["run"].update(pages_crawled=True), "not of type"),
     ],
 )
@@ -267,7 +281,7 @@ def test_json_round_trips_values():
     assert "Umeå" in text and "\\u00e5" not in text  # real UTF-8, not ASCII escapes
     data = json.loads(text)
     assert data == report_to_dict(report)
-    assert data["schema"] == "sitewatch/report@1"
+    assert data["schema"] == "sitewatch/report@2"
 
     run = data["run"]
     assert run["as_of"] == "2025-03-14"
@@ -295,9 +309,10 @@ def test_json_round_trips_values():
     assert skl["verdict"] == "redirect" and skl["watched"] is True
     assert skl["final_url"] == samples.SKR_URL
     assert skl["redirect_chain"] == [{"url": samples.SKL_URL, "status": 301}]
-    assert skl["found_on"] == [
-        {"page": samples.POLITIK_URL, "text": "Kommungruppsindelning (SKL)"},
-        {"page": samples.EU_URL, "text": "Sveriges Kommuner och Landsting"},
+    on = data["found_on_pages"]
+    assert [(on[i], text) for i, text in skl["found_on"]] == [
+        (samples.POLITIK_URL, "Kommungruppsindelning (SKL)"),
+        (samples.EU_URL, "Sveriges Kommuner och Landsting"),
     ]
     assert links[samples.BRUSSELS_URL]["verdict"] == "broken"
     assert links[samples.BRUSSELS_URL]["detail"] == "http_404"
@@ -1080,7 +1095,7 @@ def test_doc_exit_codes(doc):
 def test_doc_names_every_json_field(doc):
     data = report_to_dict(samples.sample_report())
     fields = set(data) | set(data["run"]) | set(data["summary"])
-    for key in ("pages", "links", "findings"):
+    for key in ("pages", "links", "findings", "groups"):
         fields |= set(data[key][0])
     missing = sorted(f for f in fields if f"`{f}`" not in doc)
     assert missing == []
