@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import Enum
 from typing import Any
 
-from checks.groups import LINK_CHECKS, Group, group_findings, target_key
+from checks.groups import LINK_CHECKS, Group, group_findings, group_key
 from checks.models import Check, Finding, LinkRef, LinkResult, Page, Report, RunInfo
 
 SCHEMA_ID = "sitewatch/report@2"
@@ -160,18 +160,18 @@ def link_to_dict(link: LinkResult, table: PageTable | None = None) -> dict[str, 
     }
 
 
-def finding_to_dict(f: Finding) -> dict[str, object]:
+def finding_to_dict(f: Finding, group: int | None = None) -> dict[str, object]:
     s = clean_unicode
     return {
         "check": f.check.value,
         "severity": f.severity.value,
         "page": s(f.page),
         "target": s(f.target),
-        "target_key": s(target_key(f.target)),
         "detail": s(f.detail),
         "message": s(f.message),
         "link_text": s(f.link_text),
         "watched": bool(f.watched),
+        "group": group,
     }
 
 
@@ -194,6 +194,18 @@ def link_groups(findings: list[Finding]) -> list[Group]:
     return group_findings(f for f in findings if f.check in LINK_CHECKS)
 
 
+def grouped_findings(findings: list[Finding]) -> tuple[list[Group], Iterator[dict[str, object]]]:
+    """The ``groups`` view and the findings as dicts, each with its group's index (None
+    for page checks)."""
+    groups = link_groups(findings)
+    index = {group_key(g.first): i for i, g in enumerate(groups)}
+    dicts = (
+        finding_to_dict(f, index.get(group_key(f)) if f.check in LINK_CHECKS else None)
+        for f in findings
+    )
+    return groups, dicts
+
+
 def summary_dict(report: Report) -> dict[str, object]:
     out: dict[str, object] = dict(report.counts())
     by_check = {c.value: 0 for c in Check}
@@ -211,15 +223,15 @@ def report_to_dict(report: Report) -> dict[str, object]:
     """
     stale = stale_pages(report)
     table = PageTable()
-    findings = ordered_findings(report.findings)
+    groups, findings = grouped_findings(ordered_findings(report.findings))
     return {
         "schema": SCHEMA_ID,
         "run": _run_dict(report.run),
         "pages": [page_to_dict(p, report.run.as_of, p.url in stale) for p in report.pages],
         "links": [link_to_dict(link, table) for link in report.links],
         "found_on_pages": table.urls(),
-        "findings": [finding_to_dict(f) for f in findings],
-        "groups": [group_to_dict(g) for g in link_groups(findings)],
+        "findings": list(findings),
+        "groups": [group_to_dict(g) for g in groups],
         "summary": summary_dict(report),
     }
 
@@ -341,9 +353,9 @@ def iter_json(report: Report) -> Iterator[str]:
     yield from _json_array("links", report.links, encode=encoder)
     yield from _json_array("found_on_pages", encoder.table.urls())
     encoder._heads.clear()
-    findings = ordered_findings(report.findings)
-    yield from _json_array("findings", (finding_to_dict(f) for f in findings))
-    yield from _json_array("groups", (group_to_dict(g) for g in link_groups(findings)))
+    groups, findings = grouped_findings(ordered_findings(report.findings))
+    yield from _json_array("findings", findings)
+    yield from _json_array("groups", (group_to_dict(g) for g in groups))
     yield '  "summary": '
     yield _ENCODE(summary_dict(report))
     yield "\n}\n"

@@ -496,9 +496,12 @@ def test_markdown_counts_and_order():
     assert "**2025-03-14**" in md
     top = md[md.index("## Top problems") :].splitlines()
     rows = [line for line in top if line.startswith(("| error", "| warning", "| info"))]
-    assert len(rows) == 10
-    assert rows[0].startswith("| error ★ watched | redirect |")
-    assert rows[2].startswith("| error | missing_pdf |")
+    # 10 findings, 9 problems: the watched SKL redirect is on two pages (one row).
+    assert len(rows) == 9
+    assert rows[0].startswith(f"| error ★ watched | redirect | {samples.SKL_URL} | http_301 ")
+    assert f"| 2 times from 2 pages, e.g. {samples.POLITIK_URL} |" in rows[0]
+    assert rows[1].startswith("| error | broken_link |")
+    assert rows[3].startswith("| error | missing_pdf |")
     assert rows[-1].startswith("| info | unverified_link |")
     assert "incomplete" not in md
     assert "Umeå kommun på Facebook" in md
@@ -536,7 +539,9 @@ def test_markdown_caps_rows_and_size():
     md = render_markdown(report)
     rows = [line for line in md.splitlines() if line.startswith(("| error", "| warning", "| info"))]
     assert len(rows) - 3 == MAX_ROWS  # minus the three rows of the counts table
-    assert f"and {len(report.findings) - MAX_ROWS} more findings" in md
+    # 510 findings, 509 problems (the watched redirect on two pages is one)
+    more = len(report.findings) - 1 - MAX_ROWS
+    assert f"and {more} more problems ({more} more findings; see report.html)" in md
     assert len(render_markdown(samples.hostile_report(1_000_000)).encode()) < MAX_BYTES
 
 
