@@ -275,3 +275,32 @@ def test_email_in_english() -> None:
     plain, _ = parts(msg)
     assert msg["Subject"] == "1 new problem – umea.se week 48"
     assert "Linked 3 times from 3 pages. Also on:" in plain
+
+
+# --- the demo: a missing page linked through several #anchors from several pages ---------
+
+
+def test_demo_shows_the_missing_page_as_one_problem(tmp_path) -> None:
+    from demo.routes import AS_OF, start_demo_servers
+    from tests.cli_runner import sitewatch
+
+    with start_demo_servers() as demo:
+        config = demo.write_config(tmp_path / "demo.toml")
+        r = sitewatch("audit", "--config", str(config), "--as-of", AS_OF.isoformat(), cwd=tmp_path)
+        planted = demo.planted()
+        gone = demo.main.url("/internationellt/vanortsavtal.html")
+    assert r.code == 1, r.stderr
+    found = {(f["check"], f["page"], f["target"], f["detail"]) for f in r.report["findings"]}
+    expected = {(p.check, p.page, p.target, p.detail) for p in planted}
+    assert expected <= found, expected - found
+    mine = [p for p in planted if p.target.startswith(gone)]
+    assert len(mine) == 5 and len({p.page for p in mine}) == 3
+    (group,) = [g for g in r.report["groups"] if g["target"] == gone]
+    assert (group["links"], group["pages"], group["targets"]) == (5, 3, 5)
+    html = (r.out_dir / "report.html").read_text(encoding="utf-8")
+    section = _section(html, "broken_link")
+    assert "linked 5 times from 3 pages" in section
+    assert section.count(f'href="{gone}"') == 1  # one row in "By problem", not five
+    md = (r.out_dir / "summary.md").read_text(encoding="utf-8")
+    (row,) = [line for line in md.splitlines() if gone in line]
+    assert "| 5 times from 3 pages, e.g. " in row
