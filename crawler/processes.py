@@ -34,7 +34,6 @@ The same rules apply to every child, set in this one place:
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import gc
@@ -48,7 +47,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    import asyncio
 
 #: How much nicer parse workers run than the audit process. On the PostgreSQL manual, two
 #: workers on two cores: audit 3.55 -> 3.35 s with 5, 3.48 s with 10 (8 alternating rounds
@@ -333,6 +335,8 @@ def stop_commands(grace: float = GRACE) -> None:
 async def spawn_async(cmd: Sequence[str], env: dict[str, str] | None = None) -> Any:
     """``cmd`` in a process group of its own, with pipes to its stdin and stdout (stderr
     to /dev/null): an ``asyncio.subprocess.Process``, stopped with :func:`stop_async`."""
+    import asyncio
+
     proc = await asyncio.create_subprocess_exec(
         *cmd,
         stdin=asyncio.subprocess.PIPE,
@@ -350,6 +354,8 @@ async def spawn_async(cmd: Sequence[str], env: dict[str, str] | None = None) -> 
 async def stop_async(proc: asyncio.subprocess.Process, grace: float = 0.0) -> None:
     """Stop ``proc``'s process group (SIGTERM, then SIGKILL after ``grace`` seconds; at
     once with 0) and wait for it."""
+    import asyncio
+
     _commands.discard(proc)
     if proc.returncode is None and grace > 0:
         _signal_group(proc.pid, signal.SIGTERM)
