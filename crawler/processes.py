@@ -162,6 +162,8 @@ def fork(run: Callable[[socket.socket], int | None], *, nice: int = 0) -> Forked
         child_end.close()
         return None
     me = os.getpid()
+    if "ctypes" in sys.modules:
+        _prctl()  # looked up once here, not in every child
     try:
         pid = os.fork()
     except OSError:
