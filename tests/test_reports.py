@@ -42,7 +42,7 @@ from reports.jinja_env import display_text, safe_href
 from reports.json_report import finding_sort_key, ordered_findings, render_json, report_to_dict
 from reports.junit_report import render_junit
 from reports.markdown_report import MAX_BYTES, MAX_ROWS, md_cell, render_markdown
-from reports.render import CHUNKED, FORMATS
+from reports.render import CHUNKED, FORMATS, render_bytes
 
 try:
     from tests import report_samples as samples
@@ -707,6 +707,15 @@ def test_written_files_equal_the_renderers_text(tmp_path):
         # The streamed JSON still says exactly what the contract's dict says.
         assert json.loads(written["json"].read_text(encoding="utf-8")) == report_to_dict(report)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_render_bytes_is_what_the_file_holds(tmp_path):
+    """reports.render is pure: a format's bytes in memory equal the file written."""
+    report = samples.sample_report()
+    written = write_reports(report, tmp_path, list(FORMATS))
+    for name in FORMATS:
+        assert render_bytes(report, name) == written[name].read_bytes(), name
+    assert render_bytes(report, "csv").startswith(b"\xef\xbb\xbf")
 
 
 def test_json_is_one_item_per_line():
