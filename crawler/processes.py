@@ -289,8 +289,9 @@ def _ends_within(pid: int, timeout: float) -> bool:
 
 
 def _preexec() -> Callable[[], None]:
-    """What a command's child does before it runs the command: end with this process
-    (``prctl`` looked up here, nothing imported in the child)."""
+    """What a command's child does before it runs the command: end with this process.
+    ``prctl`` is looked up here: the child, between fork and exec, imports nothing and
+    takes no lock (what makes ``preexec_fn`` unsafe beside other threads)."""
     parent = os.getpid()
     _prctl()
     return lambda: _end_with(parent)
