@@ -16,6 +16,7 @@ import psutil
 
 import crawler.audit as audit
 import crawler.history as history
+import crawler.report_writer as report_writer
 import reports.render as render
 from crawler.cli import main
 
@@ -42,7 +43,7 @@ audit.crawl = after("crawl", audit.crawl)
 audit.build_report = after("report built", audit.build_report)
 history.History.store_run = after("history stored", history.History.store_run)
 # Phases one after another in this process (the forked report child has its own RSS).
-render.PARALLEL = False
+report_writer.PARALLEL = False
 for _name, (_file, _render, _enc) in list(render.FORMATS.items()):
     if _name in render.CHUNKED:
         _chunked = render.CHUNKED[_name]

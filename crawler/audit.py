@@ -18,6 +18,7 @@ from crawler.config import Config
 from crawler.crawl_state import CrawlParams, CrawlState, Links
 from crawler.fetch_cache import FetchCache, PassSettings, profile_key
 from crawler.memory import trim
+from crawler.processes import few_collections
 from crawler.refresh import dead_end_note
 from crawler.scrapy_settings import ROBOTS_AGENT
 from crawler.urls import resolve
@@ -192,17 +193,6 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
 
         sys.stderr.write("\r" + " " * 78 + "\r")
     return state
-
-
-def few_collections() -> None:
-    """Freeze what exists now (modules, config) and collect the young generation less
-    often. An audit allocates millions of small, long-lived objects (link references,
-    pages; a replayed run reads them back from the history): with the default thresholds
-    the collector rescans them over and over (5-10 % more CPU per crawl here; a replay of
-    s2000 spent 16 ms in one full collection while reading the last run back). One audit
-    per process, so nothing else is affected."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 def unreachable_start(state: CrawlState) -> list[str]:

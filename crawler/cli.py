@@ -7,7 +7,6 @@ above it; 2 usage or configuration error, or the audit could not run.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 from typing import Any
 
@@ -150,10 +149,9 @@ def entry() -> None:
     """The ``sitewatch`` console script and ``python -m crawler.cli``.
 
     Runs :func:`main`; once a command has finished (files written and closed, history
-    committed and closed, output flushed), the process ends with ``os._exit`` instead of
-    tearing the interpreter down: freeing the millions of objects of a big audit one by one
-    took a noticeable part of a run. Library callers and tests that invoke :func:`main`
-    in-process are not affected.
+    committed and closed, output flushed), the process ends with
+    ``crawler.processes.exit_now`` instead of tearing the interpreter down. Library
+    callers and tests that invoke :func:`main` in-process are not affected.
     """
     try:
         main()
@@ -173,23 +171,9 @@ def entry() -> None:
     else:  # sys.exit("message"): Python prints it and exits 1
         sys.stderr.write(f"{code}\n")
         status = 1
-    _fast_exit(status)
+    from crawler.processes import exit_now
 
-
-def _fast_exit(status: int) -> None:
-    """Do what Python's shutdown would that matters (the ``atexit`` functions: logging's
-    flush, lock files; flushing stdout and stderr), then end the process without freeing
-    every object first."""
-    import atexit
-
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: shutdown would lose it the same way
-            if status == 0:
-                status = 120  # what Python itself exits with when flushing stdout fails
-    os._exit(status)
+    exit_now(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

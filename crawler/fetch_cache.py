@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import pickle
-import signal
 import sqlite3
 import zlib
 from collections.abc import Iterable
@@ -43,11 +42,14 @@ from checks.freshness import ReviewDate
 from checks.models import LinkResult, RedirectHop, Verdict
 from checks.policy import Policy
 from checks.verdicts import Probe, judge
+from crawler import processes
 from crawler.extract import ParsedPage
 from crawler.scrapy_settings import ROBOTS_AGENT
 from crawler.store import write_tx
 
 if TYPE_CHECKING:
+    import socket
+
     from protego import Protego
 
     from crawler.quick_http import Client
@@ -427,7 +429,7 @@ class PendingRevalidation:
         self.rows = rows
         self._settings = settings
         self.pid: int | None = None
-        self._read_fd: int | None = None
+        self._child: processes.Forked | None = None
         self._result: tuple[set[tuple[str, int]], int] | None = None
         if not rows:
             return
@@ -439,22 +441,9 @@ class PendingRevalidation:
 
         import crawler.quick_http  # noqa: F401
 
-        try:
-            read_fd, write_fd = os.pipe()
-        except OSError:
-            return
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_fd)
-            os.close(write_fd)
-            return
-        if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow fork)
-            os.close(read_fd)
-            _revalidate_child(rows, settings, write_fd)
-        os.close(write_fd)
-        self.pid = pid
-        self._read_fd = read_fd
+        self._child = processes.fork(lambda sock: _revalidate_child(rows, settings, sock))
+        if self._child is not None:
+            self.pid = self._child.pid
 
     def finish(self) -> None:
         """Wait for the pass; its answers go to the cache's ``fresh`` and ``revalidated``.
@@ -488,15 +477,13 @@ class PendingRevalidation:
         return box[0] if box else None
 
     def _reap(self) -> tuple[set[tuple[str, int]], int] | None:
-        assert self.pid is not None
-        data = b""
-        if self._read_fd is not None:
-            with open(self._read_fd, "rb") as pipe:  # closes the descriptor
-                self._read_fd = None
-                data = pipe.read()
-        _, status = os.waitpid(self.pid, 0)
+        child, self._child = self._child, None
         self.pid = None
-        if os.waitstatus_to_exitcode(status) != 0 or not data:
+        if child is None:
+            return None
+        with child.sock, child.sock.makefile("rb") as stream:
+            data = stream.read()
+        if child.wait() != processes.Ended(0) or not data:
             return None
         try:
             fresh, count = pickle.loads(data)
@@ -508,30 +495,19 @@ class PendingRevalidation:
 
     def abort(self) -> None:
         """Stop and reap the child (the audit is failing)."""
-        if self.pid is None:
-            return
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            self._reap()
+        child, self._child = self._child, None
         self.pid = None
+        if child is not None:
+            child.kill()
+            child.sock.close()
 
 
 def _revalidate_child(
-    rows: list[tuple[str, int, str, str]], settings: PassSettings, write_fd: int
+    rows: list[tuple[str, int, str, str]], settings: PassSettings, sock: socket.socket
 ) -> None:  # pragma: no cover - runs in the child
-    code = 1
-    try:
-        import asyncio
+    import asyncio
 
-        data = pickle.dumps(asyncio.run(_revalidate(rows, settings))[:2])
-        with open(write_fd, "wb") as pipe:
-            pipe.write(data)
-        code = 0
-    except BaseException:
-        code = 1
-    finally:
-        os._exit(code)
+    sock.sendall(pickle.dumps(asyncio.run(_revalidate(rows, settings))[:2]))
 
 
 def _ts(t: dt.datetime) -> str:

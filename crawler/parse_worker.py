@@ -17,8 +17,8 @@ no faster than that worker reads pages one after the other: on the PostgreSQL ma
 busy ~95 % of the crawl while the audit process, busy ~75 %, waited for its readings, and a
 second worker on the same two cores made the crawl ~0.07 s shorter (18 alternating rounds;
 docs/performance.md, perf-7). On more cores the crawl can go as fast as the audit process.
-Workers run at a lower priority (``NICENESS``): the audit process, which keeps them fed,
-goes first when both want a core.
+Workers run at a lower priority (``crawler.processes.HELPER_NICENESS``): the audit
+process, which keeps them fed, goes first when both want a core.
 
 If a worker cannot be started or dies, :meth:`ParseWorker.read` raises
 :class:`WorkerGone` and the spider sends its pages to the others, or with none left parses
@@ -31,16 +31,13 @@ import asyncio
 import contextlib
 import os
 import pickle
-import signal
 import socket
 import struct
-import time
-from collections.abc import Iterable
 from typing import Any
 
+from crawler import processes
 from crawler.extract import ParsedPage, facts_from_body
 from crawler.fetch_cache import Fetched, encode_fetched
-from crawler.forked import fork_child
 from crawler.urls import ResolveCache
 
 _LEN = struct.Struct("!I")
@@ -98,13 +95,6 @@ def read_page(
     return page, tuple(resolved), encoded
 
 
-#: Workers run this much nicer than the audit process: when both want a core, the audit
-#: process (which keeps the downloads going and hands the workers their pages) goes first,
-#: and the workers take what is left. On the PostgreSQL manual, two workers on two cores:
-#: audit 3.55 -> 3.35 s with 5, 3.48 s with 10 (8 alternating rounds each; docs/performance.md).
-NICENESS = 5
-
-
 def worker_count(most: int = 4) -> int:
     """Parse workers for this machine: one per CPU this process may run on, 1 to ``most``."""
     try:
@@ -119,9 +109,10 @@ class WorkerGone(Exception):
 
 
 class ParseWorker:
-    def __init__(self, pid: int, sock: socket.socket) -> None:
-        self.pid = pid
-        self._sock: socket.socket | None = sock
+    def __init__(self, child: processes.Forked) -> None:
+        self._child = child
+        self.pid = child.pid
+        self._sock: socket.socket | None = child.sock
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -130,22 +121,11 @@ class ParseWorker:
         self._connecting: asyncio.Future[None] | None = None
 
     @classmethod
-    def start(
-        cls, phrases: tuple[str, ...], others: Iterable[ParseWorker] = ()
-    ) -> ParseWorker | None:
-        """Fork the worker; None where fork is not available or fails. The child closes
-        its copies of the ``others``' sockets (workers forked before it)."""
-
-        def run(sock: socket.socket) -> None:  # pragma: no cover - runs in the child
-            for other in others:
-                if other._sock is not None:
-                    other._sock.close()
-            with contextlib.suppress(OSError):
-                os.nice(NICENESS)
-            _serve(sock, phrases)
-
-        forked = fork_child(run)
-        return None if forked is None else cls(*forked)
+    def start(cls, phrases: tuple[str, ...]) -> ParseWorker | None:
+        """Fork the worker (at a lower priority); None where fork is not available or
+        fails."""
+        child = processes.fork(lambda sock: _serve(sock, phrases), nice=processes.HELPER_NICENESS)
+        return None if child is None else cls(child)
 
     def waiting(self) -> int:
         """Pages sent and not yet answered."""
@@ -227,20 +207,11 @@ class ParseWorker:
                     self._writer.close()
             else:
                 sock.close()
-        deadline = time.monotonic() + 5.0
-        with contextlib.suppress(ChildProcessError, OSError):
-            while os.waitpid(self.pid, os.WNOHANG)[0] == 0:
-                if time.monotonic() > deadline:
-                    os.kill(self.pid, signal.SIGKILL)
-                    os.waitpid(self.pid, 0)
-                    break
-                time.sleep(0.002)
+        self._child.stop(5.0)
 
 
 def _serve(sock: socket.socket, phrases: tuple[str, ...]) -> None:  # pragma: no cover
     """The worker's loop: answer each request in order until the socket closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     stream = sock.makefile("rb")
     resolver = ResolveCache()
     while True:

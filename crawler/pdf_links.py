@@ -34,8 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crawler import processes
+
 #: Seconds a PDF may take to read before its child process is killed.
 TIMEOUT = 10.0
+#: Seconds a child stopped for time gets between SIGTERM and SIGKILL.
+KILL_GRACE = 1.0
 #: Links read from one PDF at most (the rest are dropped; ``PdfReading.dropped``).
 MAX_LINKS = 2000
 #: Characters of link text kept.
@@ -269,13 +273,7 @@ class PdfReader:
 
     async def _child(self) -> asyncio.subprocess.Process:
         if self._proc is None or self._proc.returncode is not None:
-            self._proc = await asyncio.create_subprocess_exec(
-                *CHILD,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-                env=_child_env(),
-            )
+            self._proc = await processes.spawn_async(CHILD, env=_child_env())
             self.started += 1
         return self._proc
 
@@ -290,17 +288,14 @@ class PdfReader:
     async def _kill(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+            await processes.stop_async(proc, KILL_GRACE)
 
     def close(self) -> None:
         """Stop the child (it exits when its stdin closes; killed if it is busy)."""
         proc, self._proc = self._proc, None
         if proc is None or proc.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        processes.kill_async(proc)
         # Reaped by asyncio's child watcher; the pipes close with the transport.
         transport = getattr(proc, "_transport", None)
         if transport is not None:

@@ -103,7 +103,7 @@ def audit_command(
 
 def _finish(cfg: Config, report: Report, history: History | None, quiet: bool) -> int:
     """Store the run and write the reports."""
-    from reports.render import start_reports
+    from crawler.report_writer import start_reports
 
     changes_line = ""
     history_failed = False
@@ -114,7 +114,7 @@ def _finish(cfg: Config, report: Report, history: History | None, quiet: bool) -
             err(str(e))
             history_failed = True
     out_dir = Path(cfg.report.out_dir)
-    # The reports start rendering in a forked child (reports.render.PARALLEL) while this
+    # The reports start rendering in a forked child (crawler.report_writer.PARALLEL) while this
     # process stores the run; then this process renders the formats the child has not
     # reached yet.
     pending = None

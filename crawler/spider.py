@@ -243,7 +243,7 @@ class AuditSpider(Spider):
             st.stats["revalidated"] = self.cache.revalidated
         wanted = worker_count() if PARSE_WORKERS is None else PARSE_WORKERS
         for _ in range(wanted):
-            worker = ParseWorker.start(self.soft_404_phrases, self._workers)
+            worker = ParseWorker.start(self.soft_404_phrases)
             if worker is not None:
                 self._workers.append(worker)
         if wanted:

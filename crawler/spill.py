@@ -27,6 +27,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from crawler import processes
+
 #: References buffered in memory before they are written (one transaction each).
 BATCH = 5000
 #: References kept in memory before the file is made (then written there, and every
@@ -210,9 +212,5 @@ def _sweep(base: str) -> None:
         pid = name[len(PREFIX) :].partition("-")[0] if name.startswith(PREFIX) else ""
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if not processes.alive(int(pid)):
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-        except OSError:
-            pass  # alive (another user's process, say)

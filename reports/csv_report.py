@@ -42,7 +42,7 @@ def safe_cell(value: str) -> str:
 
 
 def render_csv(report: Report) -> str:
-    """The CSV text (without BOM; :func:`reports.render.write_reports` adds it)."""
+    """The CSV text (without BOM; the encoding in `reports.render.FORMATS` adds it)."""
     return "".join(iter_csv(report))
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from crawler.report_writer import write_reports
 from demo.server import Route, SiteServer
-from reports.render import write_reports
 from tests.browser import BROWSER, assert_inert, open_in_chromium
 from tests.cli_runner import CliResult, sitewatch, write_config
 from tests.report_samples import hostile_report

@@ -275,9 +275,9 @@ import os
 import crawler.parse_worker as w, crawler.spider as s
 s.PARSE_WORKERS = 2
 start, serve, made = w.ParseWorker.start.__func__, w._serve, []
-def started(cls, phrases, others=()):
+def started(cls, phrases):
     w.DIES = len(made) == 1  # the second worker, in its forked child
-    made.append(start(cls, phrases, others))
+    made.append(start(cls, phrases))
     return made[-1]
 def served(sock, phrases):
     if w.DIES:

@@ -10,7 +10,8 @@ import pytest
 
 from crawler.extract import facts_from_body
 from crawler.fetch_cache import Fetched, decode_fetched, encode_fetched
-from crawler.parse_worker import NICENESS, ParseWorker, WorkerGone, read_page, worker_count
+from crawler.parse_worker import ParseWorker, WorkerGone, read_page, worker_count
+from crawler.processes import HELPER_NICENESS
 from crawler.urls import ResolveCache, resolve
 
 PHRASES = ("sidan finns inte",)
@@ -104,7 +105,7 @@ def _socket_inodes(pid: int) -> set[int]:
 def test_later_worker_holds_no_copy_of_an_earlier_workers_socket() -> None:
     first = ParseWorker.start(PHRASES)
     assert first is not None and first._sock is not None
-    second = ParseWorker.start(PHRASES, [first])
+    second = ParseWorker.start(PHRASES)
     assert second is not None
     try:
         # An answer: the second worker is serving, so it has closed what it was to close.
@@ -133,6 +134,6 @@ def test_worker_runs_nicer_than_the_audit_process() -> None:
         # Once it answers, it has set its priority.
         assert asyncio.run(worker.read(PAGE, "utf-8", "http://h/", None, False))[0] is not None
         mine = os.getpriority(os.PRIO_PROCESS, 0)
-        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, mine + NICENESS)
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, mine + HELPER_NICENESS)
     finally:
         worker.close()

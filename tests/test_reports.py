@@ -33,15 +33,16 @@ from checks.models import (
     Verdict,
 )
 from checks.policy import DEFAULT_SEVERITIES
+from crawler import report_writer as writer
+from crawler.report_writer import write_reports
 from reports import junit_report
-from reports import render as render_module
 from reports.csv_report import COLUMNS, iter_csv, render_csv, safe_cell
 from reports.html_report import render_html
 from reports.jinja_env import display_text, safe_href
 from reports.json_report import finding_sort_key, ordered_findings, render_json, report_to_dict
 from reports.junit_report import render_junit
 from reports.markdown_report import MAX_BYTES, MAX_ROWS, md_cell, render_markdown
-from reports.render import CHUNKED, FORMATS, write_reports
+from reports.render import CHUNKED, FORMATS, render_bytes
 
 try:
     from tests import report_samples as samples
@@ -728,6 +729,15 @@ def test_written_files_equal_the_renderers_text(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_render_bytes_is_what_the_file_holds(tmp_path):
+    """reports.render is pure: a format's bytes in memory equal the file written."""
+    report = samples.sample_report()
+    written = write_reports(report, tmp_path, list(FORMATS))
+    for name in FORMATS:
+        assert render_bytes(report, name) == written[name].read_bytes(), name
+    assert render_bytes(report, "csv").startswith(b"\xef\xbb\xbf")
+
+
 def test_json_is_one_item_per_line():
     report = samples.sample_report()
     lines = render_json(report).splitlines()
@@ -818,7 +828,7 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
 @pytest.fixture(params=[True, False], ids=["parallel", "serial"])
 def parallel(request, monkeypatch):
     """Both ways of writing: shared with a forked child, or all in this process."""
-    monkeypatch.setattr(render_module, "PARALLEL", request.param)
+    monkeypatch.setattr(writer, "PARALLEL", request.param)
     forks = []
     real_fork = os.fork
 
@@ -828,7 +838,7 @@ def parallel(request, monkeypatch):
             forks.append(pid)
         return pid
 
-    monkeypatch.setattr(render_module.os, "fork", counting_fork)
+    monkeypatch.setattr(writer.os, "fork", counting_fork)
     yield request.param
     assert len(forks) == (1 if request.param else 0)
 
@@ -837,7 +847,7 @@ def test_forked_and_in_process_writing_give_the_same_files(tmp_path, monkeypatch
     for i, report in enumerate((samples.sample_report(), samples.hostile_report(1000))):
         files = {}
         for mode in (True, False):
-            monkeypatch.setattr(render_module, "PARALLEL", mode)
+            monkeypatch.setattr(writer, "PARALLEL", mode)
             out = tmp_path / f"{i}-{mode}"
             written = write_reports(report, out, list(FORMATS))
             assert list(written) == list(FORMATS)
@@ -861,10 +871,10 @@ def test_how_the_formats_are_shared_changes_no_file(tmp_path, monkeypatch, split
     def files(written):
         return {n: p.read_bytes() for n, p in written.items()}
 
-    monkeypatch.setattr(render_module, "PARALLEL", False)
+    monkeypatch.setattr(writer, "PARALLEL", False)
     in_process = files(write_reports(report, tmp_path / "in-process", list(FORMATS)))
-    monkeypatch.setattr(render_module, "PARALLEL", True)
-    pending = render_module.start_reports(report, tmp_path / split, list(FORMATS))
+    monkeypatch.setattr(writer, "PARALLEL", True)
+    pending = writer.start_reports(report, tmp_path / split, list(FORMATS))
     child = pending._child
     assert child is not None
     if split == "child-all":  # this process comes late: the child has written everything
@@ -886,8 +896,8 @@ def test_how_the_formats_are_shared_changes_no_file(tmp_path, monkeypatch, split
     if split == "child-all":
         assert here == []
     elif split == "child-stopped":  # all but the Jinja2 formats, left to the child
-        assert set(here) == set(render_module.ORDER) - render_module.JINJA_FORMATS
-    assert here == [n for n in reversed(render_module.ORDER) if n in here]  # from the back
+        assert set(here) == set(writer.ORDER) - writer.JINJA_FORMATS
+    assert here == [n for n in reversed(writer.ORDER) if n in here]  # from the back
     assert not list((tmp_path / split).glob(".*.tmp"))
 
 
@@ -906,9 +916,9 @@ def _finish_then_cont(pending, child):
 
 def test_a_child_that_stops_before_it_takes_a_format_is_no_error(tmp_path, monkeypatch):
     """Everything nobody took is rendered here after the child is gone."""
-    monkeypatch.setattr(render_module, "PARALLEL", True)
-    monkeypatch.setattr(render_module, "_child_main", lambda *a: os._exit(3))
-    pending = render_module.start_reports(samples.sample_report(), tmp_path, list(FORMATS))
+    monkeypatch.setattr(writer, "PARALLEL", True)
+    monkeypatch.setattr(writer, "_child_share", lambda *a: os._exit(3))
+    pending = writer.start_reports(samples.sample_report(), tmp_path, list(FORMATS))
     written = pending.finish()
     assert list(written) == list(FORMATS)
     assert sorted(pending.rendered_here) == sorted(FORMATS)
@@ -941,21 +951,21 @@ def test_temporary_files_of_processes_gone_are_swept_others_kept(tmp_path, paral
 
 
 def test_order_names_every_format():
-    assert sorted(render_module.ORDER) == sorted(FORMATS)
-    assert set(render_module.ORDER[:2]) >= render_module.JINJA_FORMATS
+    assert sorted(writer.ORDER) == sorted(FORMATS)
+    assert set(writer.ORDER[:2]) >= writer.JINJA_FORMATS
 
 
 def test_a_file_that_cannot_be_created_is_that_formats_failure(tmp_path, monkeypatch, parallel):
     """Creating json's temporary file fails (here EACCES): the formats asked for before it
     are written, it and those after it are not, and its error is raised."""
-    real_claim = render_module._Files.claim
+    real_claim = writer._Files.claim
 
     def claim(self, name, exclusive=True):
         if name == "json":
             raise PermissionError(errno.EACCES, "Permission denied")
         return real_claim(self, name, exclusive)
 
-    monkeypatch.setattr(render_module._Files, "claim", claim)
+    monkeypatch.setattr(writer._Files, "claim", claim)
     with pytest.raises(PermissionError):
         write_reports(samples.sample_report(), tmp_path, ["csv", "html", "json", "md"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.csv", "report.html"]
@@ -969,7 +979,7 @@ class _Unpicklable(Exception):
 
 
 def test_an_exception_that_cannot_be_unpickled_still_fails_its_format(tmp_path, monkeypatch):
-    monkeypatch.setattr(render_module, "PARALLEL", True)
+    monkeypatch.setattr(writer, "PARALLEL", True)
     monkeypatch.setitem(CHUNKED, "html", _failing(_Unpicklable("template bug", "line 3")))
     with pytest.raises(RuntimeError, match="_Unpicklable: template bug at line 3"):
         write_reports(samples.sample_report(), tmp_path, ["json", "html", "csv"])
@@ -979,31 +989,31 @@ def test_an_exception_that_cannot_be_unpickled_still_fails_its_format(tmp_path, 
 def test_no_signal_for_a_child_already_reaped(tmp_path, monkeypatch):
     """Ctrl-C while this process renders what a child that stopped early left: the child
     is reaped already, so its pid (maybe another process's now) gets no SIGKILL."""
-    monkeypatch.setattr(render_module, "PARALLEL", True)
-    monkeypatch.setattr(render_module, "_child_main", lambda *a: os._exit(0))
+    monkeypatch.setattr(writer, "PARALLEL", True)
+    monkeypatch.setattr(writer, "_child_share", lambda *a: os._exit(0))
 
     def interrupted(report):
         yield "<html>"
         raise KeyboardInterrupt
 
     monkeypatch.setitem(CHUNKED, "html", interrupted)
-    pending = render_module.start_reports(samples.sample_report(), tmp_path, ["html", "json"])
+    pending = writer.start_reports(samples.sample_report(), tmp_path, ["html", "json"])
     pid = pending._child.pid
     kills = []
     real_kill = os.kill
-    monkeypatch.setattr(render_module.os, "kill", lambda p, sig: kills.append((p, sig)))
+    monkeypatch.setattr(writer.os, "kill", lambda p, sig: kills.append((p, sig)))
     try:
         with pytest.raises(KeyboardInterrupt):
             pending.finish()
     finally:
-        monkeypatch.setattr(render_module.os, "kill", real_kill)
+        monkeypatch.setattr(writer.os, "kill", real_kill)
     assert (pid, signal.SIGKILL) not in kills
     assert list(tmp_path.iterdir()) == []
 
 
 def test_start_reports_lets_work_happen_between(tmp_path, parallel):
     """What run.py does: start, store the history meanwhile, then finish."""
-    pending = render_module.start_reports(samples.sample_report(), tmp_path, ["md", "json"])
+    pending = writer.start_reports(samples.sample_report(), tmp_path, ["md", "json"])
     (tmp_path / "meanwhile").write_text("x", encoding="utf-8")
     written = pending.finish()
     assert list(written) == ["md", "json"]
@@ -1046,7 +1056,7 @@ def test_a_failed_format_waits_for_the_other_process(tmp_path, monkeypatch, para
 def test_a_killed_child_is_a_write_error(tmp_path, monkeypatch):
     """The child dies without a word (here SIGKILL, e.g. the OOM killer): an OSError that
     names the file and says how, and no temporary file left behind."""
-    monkeypatch.setattr(render_module, "PARALLEL", True)
+    monkeypatch.setattr(writer, "PARALLEL", True)
 
     def killed(report):
         yield "<html>"

@@ -15,6 +15,7 @@ times in a row, the sites changing in between:
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -382,12 +383,11 @@ def test_revalidation_pass_in_a_child(
         if how == "no_fork":
             monkeypatch.setattr(fc, "FORK_REVALIDATE", False)
         elif how == "child_dies":
-            monkeypatch.setattr(fc, "_revalidate_child", lambda rows, args, fd: os._exit(3))
+            monkeypatch.setattr(fc, "_revalidate_child", lambda rows, args, sock: os._exit(3))
         elif how == "child_garbles":
 
-            def garble(rows: object, args: object, fd: int) -> None:
-                os.write(fd, b"not a pickle")
-                os._exit(0)
+            def garble(rows: object, args: object, sock: socket.socket) -> None:
+                sock.sendall(b"not a pickle")
 
             monkeypatch.setattr(fc, "_revalidate_child", garble)
         inline = FetchCache(db, "p", 2, max_age_days=7)
