@@ -218,7 +218,7 @@ def _framed(version: bytes, status: int, headers: list[tuple[bytes, bytes]], met
             keep = False
     if coding is not None and coding != b"chunked":
         raise ProtocolError(f"unsupported transfer coding {coding[:40]!r}")
-    if method == "HEAD" or status in _NO_BODY:
+    if method == "HEAD" or status in _NO_BODY or (method == "CONNECT" and 200 <= status < 300):
         length = 0
     elif coding is not None:
         if length is not None:  # both: the coding decides, and the connection ends after

@@ -9,7 +9,9 @@ short body taken as whole).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -20,7 +22,11 @@ from typing import Any
 
 import pytest
 from scrapy import Request
-from scrapy.exceptions import DownloadFailedError, ResponseDataLossError
+from scrapy.exceptions import (
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    ResponseDataLossError,
+)
 
 from crawler import http1
 from crawler.quick_http import Answer, Client
@@ -215,3 +221,140 @@ def test_a_server_closing_early_is_an_error_never_a_short_body(answer: bytes) ->
     else:  # in the body: Scrapy's data loss (the spider reports a truncated body)
         assert isinstance(scrapy_got, ResponseDataLossError), scrapy_got
     assert isinstance(client_got, http1.DataLoss), client_got
+
+
+# -- https through a CONNECT proxy -----------------------------------------------------------
+
+
+class _TunnelProxy:
+    """A CONNECT proxy: answers ``status`` to each CONNECT (200: then relays bytes both
+    ways). Keeps every CONNECT head."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.heads: list[bytes] = []
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.4", 0))
+        self._sock.listen(8)
+        self.url = f"http://127.0.0.4:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            data = conn.recv(4096)
+            if not data:
+                conn.close()
+                return
+            buf += data
+        head = buf.split(b"\r\n\r\n")[0]
+        self.heads.append(head)
+        if self.status != 200:
+            conn.sendall(b"HTTP/1.1 %d No\r\nContent-Length: 0\r\n\r\n" % self.status)
+            conn.close()
+            return
+        host, _, port = head.split(b" ")[1].decode().rpartition(":")
+        upstream = socket.create_connection((host, int(port)))
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        threading.Thread(target=_relay, args=(upstream, conn), daemon=True).start()
+        _relay(conn, upstream)
+
+
+def _relay(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(65536):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+class _TLSHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = (
+            b"secret "
+            + self.path.encode()
+            + b" "
+            + str(self.headers.get("Proxy-Authorization")).encode()
+        )
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def tls_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    d = tmp_path_factory.mktemp("tls")
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+        capture_output=True,
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"openssl could not make a test certificate: {made.stderr!r}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(d / "cert.pem", d / "key.pem")
+    server = ThreadingHTTPServer(("127.0.0.3", 0), _TLSHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.3:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _through(proxy: str, urls: list[str]) -> list[Any]:
+    async def go(handler: Any) -> list[Any]:
+        got = []
+        for url in urls:
+            request = Request(
+                url, meta={"proxy": proxy}, headers={"Proxy-Authorization": "Basic dTpw"}
+            )
+            try:
+                got.append(await handler.download_request(request))
+            except Exception as e:
+                got.append(e)
+        return got
+
+    return _with_handler(go, DOWNLOAD_VERIFY_CERTIFICATES=False)
+
+
+def test_https_through_a_connect_tunnel(tls_site: str) -> None:
+    """TLS to the site inside the tunnel; the proxy's credentials on the CONNECT only;
+    the tunnelled connection kept for the next request to that site."""
+    proxy = _TunnelProxy()
+    try:
+        got = _through(proxy.url, [f"{tls_site}/a", f"{tls_site}/b"])
+    finally:
+        proxy.close()
+    assert [(r.status, r.body) for r in got] == [(200, b"secret /a None"), (200, b"secret /b None")]
+    authority = tls_site.removeprefix("https://").encode()
+    assert len(proxy.heads) == 1
+    assert proxy.heads[0].startswith(b"CONNECT %s HTTP/1.1\r\n" % authority)
+    assert b"\r\nProxy-Authorization: Basic dTpw" in proxy.heads[0]
+
+
+def test_a_refused_connect_is_a_connection_error(tls_site: str) -> None:
+    proxy = _TunnelProxy(status=407)
+    try:
+        (got,) = _through(proxy.url, [f"{tls_site}/a"])
+    finally:
+        proxy.close()
+    assert isinstance(got, DownloadConnectionRefusedError) and "407" in str(got)
