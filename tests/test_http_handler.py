@@ -3,7 +3,7 @@
 The crawl tests run every audit through it (faults, TLS, timeouts, truncated bodies in
 tests/test_faults.py and tests/test_audit_e2e.py); these check what only a client sees:
 kept-alive connections, a kept-alive connection the server closed meanwhile, a body cut
-short, name resolution, the time limit, proxied requests going to Scrapy's own handler,
+short, name resolution, the time limit, proxied requests (absolute form, credentials),
 and how the handler reads (or refuses) what servers send: chunked bodies, bodies ended by
 the connection, folded and bare-LF heads, interim answers, framing it cannot follow, and
 request headers that would split the request.

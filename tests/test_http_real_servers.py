@@ -2,8 +2,9 @@
 handler crawler/http_handler.py and the re-run pass's crawler/quick_http.py) against real
 servers on loopback: nginx (HTTP/1.1, Content-Length, chunked SSI output, 304s, keep-alive),
 Python's http.server (HTTP/1.0, no Content-Length, the body ended by the close), a chunked
-server, and a raw server that closes in the middle of a body (always an error, never a
-short body taken as whole).
+server, a raw server that closes in the middle of a body (always an error, never a short
+body taken as whole), and https through a CONNECT proxy (the audit's handler speaks to
+proxies itself).
 """
 
 from __future__ import annotations
