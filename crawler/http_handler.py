@@ -21,8 +21,15 @@ does not resolve ``CannotResolveHostError``, a refused connection or failed TLS 
 or certificate ``DownloadConnectionRefusedError`` (the ``ssl.SSLError`` kept as
 ``__cause__``, where the spider reads ``tls``), the time limit ``DownloadTimeoutError``, a
 body cut short ``ResponseDataLossError`` (or the ``dataloss`` flag), a malformed head and
-anything else ``DownloadFailedError``. A request through a proxy (``meta["proxy"]``) goes to
-Scrapy's aiohttp handler, made at the first such request.
+anything else ``DownloadFailedError``.
+
+A request through a proxy (``meta["proxy"]``, set by Scrapy's HttpProxyMiddleware from
+``http_proxy``/``https_proxy``) is sent by this handler too: an ``http`` URL to the proxy
+in absolute form with the middleware's ``Proxy-Authorization``; an ``https`` URL through a
+``CONNECT`` tunnel (the credentials on the ``CONNECT`` only), TLS to the site inside it.
+The proxy itself is spoken to in plain HTTP or, for an ``https://`` proxy URL, over TLS.
+Connections are pooled by origin and proxy. (Scrapy's aiohttp handler did this before;
+docs/decisions/0001-http-stack.md.)
 """
 
 from __future__ import annotations
@@ -55,9 +62,10 @@ from crawler import http1
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
-    from scrapy.http import Response
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: A pooled connection's key: (scheme, host, port, proxy URL or "").
+_Key = tuple[str, str, int, str]
 #: A request header value may not hold these: a line break would end the head early and
 #: smuggle another request in.
 _BAD_VALUE = re.compile(rb"[\r\n\0]")
@@ -86,7 +94,7 @@ class _Conn:
     __slots__ = ("_peer", "key", "stream", "writer")
 
     def __init__(
-        self, key: tuple[str, str, int], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, key: _Key, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         self.key = key
         self.stream = http1.Stream(reader)
@@ -136,16 +144,10 @@ class HttpDownloadHandler(BaseStreamingDownloadHandler[_Response]):
         super().__init__(crawler)
         self._settings = crawler.settings
         self._ssl: ssl.SSLContext | None = None
-        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
+        self._idle: dict[_Key, list[_Conn]] = {}
         self._keep = max(1, self._pool_size_per_host)
-        self._proxy_handler: Any = None
 
     # -- Scrapy's handler interface -------------------------------------------------------
-
-    async def download_request(self, request: Request) -> Response:
-        if request.meta.get("proxy"):
-            return await self._proxied().download_request(request)  # type: ignore[no-any-return]
-        return await super().download_request(request)
 
     @asynccontextmanager
     async def _make_request(self, request: Request, timeout: float) -> AsyncIterator[_Response]:
@@ -193,8 +195,6 @@ class HttpDownloadHandler(BaseStreamingDownloadHandler[_Response]):
             for conn in conns:
                 conn.close()
         self._idle.clear()
-        if self._proxy_handler is not None:
-            await self._proxy_handler.close()
 
     # -- connections ----------------------------------------------------------------------
 
@@ -210,9 +210,13 @@ class HttpDownloadHandler(BaseStreamingDownloadHandler[_Response]):
             port = parts.port or _DEFAULT_PORTS[scheme]
         except ValueError as e:
             raise DownloadFailedError(str(e)) from e
-        key = (scheme, parts.hostname, port)
+        proxy = request.meta.get("proxy") or ""
+        key = (scheme, parts.hostname, port, proxy)
         host = parts.netloc.rpartition("@")[2]
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if proxy and scheme == "http":
+            target = f"http://{host}{target}"  # absolute form (RFC 9112 section 3.2.2)
+            key = ("http", "", 0, proxy)  # one pool for every site asked through it
         idle = self._idle.get(key)
         if idle:
             conn = idle.pop()
@@ -222,7 +226,7 @@ class HttpDownloadHandler(BaseStreamingDownloadHandler[_Response]):
                 conn.close()
                 if request.method not in ("GET", "HEAD"):
                     raise DownloadFailedError("kept-alive connection closed") from None
-        conn = await self._connect(key)
+        conn = await self._connect(key, request.headers.get(b"Proxy-Authorization"))
         try:
             return await self._send(conn, request, host, target)
         except (http1.ProtocolError, http1.DataLoss, OSError) as e:
@@ -232,12 +236,34 @@ class HttpDownloadHandler(BaseStreamingDownloadHandler[_Response]):
             conn.close()
             raise
 
-    async def _connect(self, key: tuple[str, str, int]) -> _Conn:
-        scheme, host, port = key
+    async def _connect(self, key: _Key, proxy_auth: bytes | None) -> _Conn:
+        scheme, host, port, proxy = key
         context = self._context() if scheme == "https" else None
+        if not proxy:
+            return _Conn(key, *await self._open(host, port, context))
+        p = urlsplit(proxy)
+        if p.scheme not in _DEFAULT_PORTS or not p.hostname:
+            raise DownloadFailedError(f"cannot use the proxy {proxy!r}")
+        try:
+            p_port = p.port or _DEFAULT_PORTS[p.scheme]
+        except ValueError as e:
+            raise DownloadFailedError(f"cannot use the proxy {proxy!r}: {e}") from e
+        p_context = self._context() if p.scheme == "https" else None
+        conn = _Conn(key, *await self._open(p.hostname, p_port, p_context))
+        if context is not None:
+            try:
+                await self._tunnel(conn, host, port, context, proxy_auth)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    async def _open(
+        self, host: str, port: int, context: ssl.SSLContext | None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         local = (self._bind_address[0], 0) if self._bind_address else None
         try:
-            reader, writer = await asyncio.open_connection(
+            return await asyncio.open_connection(
                 host,
                 port,
                 ssl=context,
@@ -248,18 +274,47 @@ class HttpDownloadHandler(BaseStreamingDownloadHandler[_Response]):
             raise CannotResolveHostError(f"{host}: {e}") from e
         except OSError as e:  # ssl.SSLError too (certificate, handshake): the spider says "tls"
             raise DownloadConnectionRefusedError(f"{host}:{port}: {e}") from e
-        return _Conn(key, reader, writer)
+
+    async def _tunnel(
+        self, conn: _Conn, host: str, port: int, context: ssl.SSLContext, auth: bytes | None
+    ) -> None:
+        """Open a ``CONNECT`` tunnel to ``host:port`` through the proxy ``conn`` is
+        connected to, and start TLS to the site inside it."""
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n".encode("ascii")
+        if auth is not None:
+            if _BAD_VALUE.search(auth):
+                raise DownloadFailedError("line break in Proxy-Authorization")
+            head += b"Proxy-Authorization: %s\r\n" % auth
+        conn.writer.write(head + b"\r\n")
+        try:
+            answer = await http1.read_head(conn.stream, "CONNECT")
+        except (http1.ProtocolError, http1.DataLoss, OSError) as e:
+            raise DownloadFailedError(f"proxy: {e or type(e).__name__}") from e
+        if not 200 <= answer.status < 300 or conn.stream.buf:
+            raise DownloadConnectionRefusedError(
+                f"the proxy answered {answer.status} to CONNECT {authority}"
+            )
+        try:
+            await conn.writer.start_tls(context, server_hostname=host)
+        except OSError as e:  # ssl.SSLError: the spider says "tls"
+            raise DownloadConnectionRefusedError(f"{host}:{port}: {e}") from e
 
     async def _send(self, conn: _Conn, request: Request, host: str, target: str) -> _Response:
+        # Proxy-Authorization goes to a proxy in the request (http) or on the CONNECT
+        # (https, never through the tunnel), never to a site.
+        forward_auth = bool(conn.key[3]) and conn.key[0] == "http"
         # Scrapy's URLs are ASCII already (IDNA hosts, percent-encoded paths).
         lines = [f"{request.method} {target} HTTP/1.1\r\nHost: {host}\r\n".encode("ascii")]
         # The stored (normalised) names and value lists, as Headers.items() gives them
         # without normalising each name again.
         for name, values in dict.items(request.headers):
-            if name.lower() in (b"host", b"proxy-authorization"):
+            if name.lower() == b"host":
                 continue
             if not http1.TOKEN.fullmatch(name):
                 raise http1.ProtocolError(f"invalid header name {name[:40]!r}")
+            if name.lower() == b"proxy-authorization" and not forward_auth:
+                continue
             for value in values:
                 if _BAD_VALUE.search(value):
                     raise http1.ProtocolError(f"line break in the value of header {name.decode()}")
@@ -291,10 +346,3 @@ class HttpDownloadHandler(BaseStreamingDownloadHandler[_Response]):
             # Scrapy's settings (DOWNLOAD_VERIFY_CERTIFICATES, TLS versions, ciphers).
             self._ssl = _make_ssl_context(self._settings)
         return self._ssl
-
-    def _proxied(self) -> Any:
-        if self._proxy_handler is None:
-            from scrapy.core.downloader.handlers._aiohttp import AiohttpDownloadHandler
-
-            self._proxy_handler = AiohttpDownloadHandler(self.crawler)
-        return self._proxy_handler

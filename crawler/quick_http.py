@@ -1,5 +1,7 @@
-"""A small HTTP/1.1 client for the re-run's pass: h11 over asyncio streams (``Client``), and
-pipelined status questions read by ``crawler.http1`` (``pipelined``).
+"""A small HTTP/1.1 client for the re-run's pass over asyncio streams: one request at a time
+(``Client``) and pipelined status questions (``pipelined``), both written by
+``_request_head`` and read by ``crawler.http1``, the audit's own response reader (one HTTP
+stack; docs/decisions/0001-http-stack.md).
 
 The pass before a re-run (``crawler.fetch_cache``) asks one question per stored URL
 ("changed since?") and reads no body but robots.txt. aiohttp costs ~0.4 s to import and
@@ -13,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
-
-import h11
 
 from crawler import http1
 
@@ -72,14 +72,21 @@ class Answer:
     body: bytes = b""
 
 
-@dataclass
 class _Conn:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    h: h11.Connection = field(default_factory=lambda: h11.Connection(h11.CLIENT, _MAX_HEAD))
+    """One connection: its reading side (``crawler.http1.Stream``) and its writer."""
+
+    __slots__ = ("stream", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.stream = http1.Stream(reader)
+        self.writer = writer
 
     def close(self) -> None:
         self.writer.close()
+
+
+#: Errors that mean a kept-alive connection had been closed by the server meanwhile.
+_STALE = (ConnectionError, http1.ProtocolError, http1.DataLoss)
 
 
 class Client:
@@ -100,7 +107,8 @@ class Client:
         body_limit: int = 0,
     ) -> Answer:
         """One request, no redirects followed; reads up to ``body_limit`` bytes of body
-        (a longer body is cut there). Raises OSError/ValueError/TimeoutError/h11 errors."""
+        (a longer body is cut there). Raises OSError/ValueError/TimeoutError,
+        ``http1.ProtocolError`` or ``http1.DataLoss``."""
         async with asyncio.timeout(self.timeout):  # no extra task, unlike wait_for
             return await self._asked(method, url, headers or {}, body_limit)
 
@@ -109,7 +117,7 @@ class Client:
     ) -> Answer:
         try:
             return await self._request(method, url, headers, body_limit)
-        except (ConnectionError, h11.RemoteProtocolError):
+        except _STALE:
             if not self._reused:
                 raise
         # A kept-alive connection the server had closed meanwhile: once more, afresh.
@@ -128,61 +136,34 @@ class Client:
     async def _request(
         self, method: str, url: str, headers: dict[str, str], body_limit: int
     ) -> Answer:
-        key, host, target = _addressed(url)
-        conn = self._conns.pop(key, None)
+        made = _request_head(method, url, self.user_agent, headers)
+        if made is None:
+            raise ValueError(f"cannot ask {url!r} with these headers")
+        key, request = made
+        conn: _Conn | None = self._conns.pop(key, None)
         self._reused = conn is not None
         if conn is None:
             conn = await self._open(*key)
-        request = h11.Request(
-            method=method,
-            target=target,
-            headers=[
-                ("Host", host),
-                ("User-Agent", self.user_agent),
-                ("Accept-Encoding", "identity"),
-                *headers.items(),
-            ],
-        )
         try:
-            conn.writer.write(conn.h.send(request) + conn.h.send(h11.EndOfMessage()))
-            answer: Answer | None = None
+            conn.writer.write(request)
+            head = await http1.read_head(conn.stream, method, _MAX_HEAD)
+            answer = Answer(
+                head.status,
+                {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers},
+            )
+            if not body_limit and (head.length is None or not 0 <= head.length <= _DRAIN):
+                return answer  # a long body nobody reads: drop the connection, don't drain it
             body = bytearray()
-            while True:
-                event = conn.h.next_event()
-                if event is h11.NEED_DATA:
-                    data = await conn.reader.read(_READ)
-                    conn.h.receive_data(data)
-                    continue
-                if isinstance(event, h11.Response):
-                    answer = Answer(
-                        event.status_code,
-                        {k.decode("latin-1"): v.decode("latin-1") for k, v in event.headers},
-                    )
-                    length = answer.headers.get("content-length", "")
-                    if (
-                        method != "HEAD"
-                        and event.status_code not in (204, 304)
-                        and not body_limit
-                        and not (length.isdigit() and int(length) <= _DRAIN)
-                    ):
-                        break  # a long body nobody reads: drop the connection, don't drain it
-                elif isinstance(event, h11.Data):
-                    if body_limit:  # else a short body drained to keep the connection
-                        body += event.data[: body_limit - len(body)]
-                        if len(body) >= body_limit:
-                            break
-                elif isinstance(event, h11.EndOfMessage):
-                    assert answer is not None
-                    answer.body = bytes(body)
-                    if conn.h.our_state is h11.DONE and conn.h.their_state is h11.DONE:
-                        conn.h.start_next_cycle()
-                        self._conns[key] = conn
-                        conn = None  # type: ignore[assignment]
-                    return answer
-                elif isinstance(event, h11.ConnectionClosed):
-                    raise ConnectionError("closed before the answer ended")
-            assert answer is not None
+            async for piece in http1.body(conn.stream, head):
+                if body_limit:  # else a short body drained to keep the connection
+                    body += piece[: body_limit - len(body)]
+                    if len(body) >= body_limit:
+                        answer.body = bytes(body)
+                        return answer
             answer.body = bytes(body)
+            if head.keep and not conn.stream.buf:
+                self._conns[key] = conn
+                conn = None
             return answer
         finally:
             if conn is not None:
@@ -246,8 +227,9 @@ async def _read_answer(s: http1.Stream, method: str) -> tuple[Answer, bool]:
 def _request_head(
     method: str, url: str, user_agent: str, headers: dict[str, str]
 ) -> tuple[tuple[str, str, int], bytes] | None:
-    """(origin key, request bytes) for a pipelined request; None when it cannot be sent
-    so (not http/https, a header value with a line break)."""
+    """(origin key, request bytes) of a request without a body (``Client`` and
+    ``pipelined``); None when it cannot be sent so (not http/https, a header value with a
+    line break or a non-ASCII character)."""
     try:
         key, host, target = _addressed(url)
     except ValueError:  # not http/https, a bad port, a host name IDNA cannot encode
@@ -264,6 +246,18 @@ def _request_head(
     return key, ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
+#: A pipelined request: (its index, method, the entity tag it asks about, its bytes).
+_Piped = tuple[int, str, str, bytes]
+
+
+def same_etag(asked: str, answered: str | None) -> bool:
+    """Whether a 304 names the entity tag ``asked`` (``If-None-Match``'s weak comparison);
+    a 304 without one is not taken."""
+    if not answered:
+        return False
+    return asked.strip().removeprefix("W/") == answered.strip().removeprefix("W/")
+
+
 async def pipelined(
     requests: list[tuple[str, str, dict[str, str]]],
     *,
@@ -276,6 +270,12 @@ async def pipelined(
     over at most ``connections`` kept-alive connections per origin with up to
     ``PIPELINE_DEPTH`` requests written ahead of their answers (HTTP/1.1 pipelining).
 
+    Only requests that carry ``If-None-Match`` are pipelined, and a 304 is taken only when
+    it names the entity tag its request asked about (weak comparison): an answer sent out
+    of order, or paired with the wrong request, ends the connection instead of marking
+    another page unchanged. Requests without an entity tag are left None (the caller asks
+    them one at a time on kept-alive connections, ``Client``).
+
     Only the status line, those headers and the framing ones are read; bodies up to
     64 KiB are skipped. None for a request whose answer is not known for certain: not sent, a
     connection that failed or closed, an answer this parser does not follow (a long body,
@@ -283,13 +283,14 @@ async def pipelined(
     Each connection stops at the first such answer.
     """
     results: list[Answer | None] = [None] * len(requests)
-    by_origin: dict[tuple[str, str, int], list[tuple[int, str, bytes]]] = {}
+    by_origin: dict[tuple[str, str, int], list[_Piped]] = {}
     for i, (method, url, headers) in enumerate(requests):
-        made = _request_head(method, url, user_agent, headers)
+        etag = headers.get("If-None-Match", "")
+        made = _request_head(method, url, user_agent, headers) if etag else None
         if made is not None:
-            by_origin.setdefault(made[0], []).append((i, method, made[1]))
+            by_origin.setdefault(made[0], []).append((i, method, etag, made[1]))
 
-    async def connection(key: tuple[str, str, int], todo: list[tuple[int, str, bytes]]) -> bool:
+    async def connection(key: tuple[str, str, int], todo: list[_Piped]) -> bool:
         """Ask ``todo`` (taking what is sent off it) over one connection; True when the
         server closed it cleanly (``Connection: close``) and the rest may be asked on a
         new one."""
@@ -302,10 +303,12 @@ async def pipelined(
             while todo:
                 batch = todo[:PIPELINE_DEPTH]
                 del todo[:PIPELINE_DEPTH]
-                writer.write(b"".join(req for _, _, req in batch))
-                for n, (i, method, _) in enumerate(batch):
+                writer.write(b"".join(piped[3] for piped in batch))
+                for n, (i, method, etag, _) in enumerate(batch):
                     async with asyncio.timeout(timeout):
                         answer, keep = await _read_answer(s, method)
+                    if answer.status == 304 and not same_etag(etag, answer.headers.get("etag")):
+                        raise _Unclear("a 304 for another entity tag: answers out of step")
                     results[i] = answer
                     if not keep:
                         todo[:0] = batch[n + 1 :]  # unanswered: for a new connection
@@ -318,7 +321,7 @@ async def pipelined(
             if writer is not None:
                 writer.close()
 
-    async def origin(key: tuple[str, str, int], rows: list[tuple[int, str, bytes]]) -> None:
+    async def origin(key: tuple[str, str, int], rows: list[_Piped]) -> None:
         # Each connection takes an even share. What a cleanly closed connection left
         # (a server's limit of answers per connection) is asked on a new one, as long as
         # the connections got answers.

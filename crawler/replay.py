@@ -3,7 +3,7 @@
 The weekly re-run of a site that did not change costs mostly what surrounds the crawl
 (Scrapy's start-up, replaying every stored page through the spider). When the site's
 previous run was complete and made with the same settings, this module asks the server
-whether anything changed, with one pass of bare requests (the h11 client of
+whether anything changed, with one pass of bare requests (the small client of
 ``crawler.quick_http``; the stored rows in a forked ``PendingRevalidation``, the targets to
 confirm here with ``fetch_cache.confirm_targets``):
 

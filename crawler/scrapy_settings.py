@@ -106,7 +106,7 @@ def audit_settings(
         "TWISTED_REACTOR_ENABLED": False,
         # That handler: HTTP/1.1 over asyncio streams (crawler/http_handler.py), on
         # Scrapy's streaming base; no aiohttp import and no SSL context until the first
-        # https URL. A proxied request goes to Scrapy's aiohttp handler.
+        # https URL. Proxied requests too (absolute form, or a CONNECT tunnel).
         "DOWNLOAD_HANDLERS": {
             "http": "crawler.http_handler.HttpDownloadHandler",
             "https": "crawler.http_handler.HttpDownloadHandler",

@@ -120,8 +120,8 @@ def _error_detail(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, DownloadConnectionRefusedError):
         # A failed TLS handshake or certificate is a connection error to the download
-        # handlers (crawler/http_handler.py; Scrapy's aiohttp one for proxied requests),
-        # which they raise as "connection refused" with the TLS error as its cause.
+        # handler (crawler/http_handler.py, proxied requests too), which raises it as
+        # "connection refused" with the TLS error as its cause.
         cause = exc.__cause__
         if isinstance(cause, ssl.SSLError) or type(cause).__name__ in _TLS_ERRORS:
             return "tls"

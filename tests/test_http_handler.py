@@ -3,7 +3,7 @@
 The crawl tests run every audit through it (faults, TLS, timeouts, truncated bodies in
 tests/test_faults.py and tests/test_audit_e2e.py); these check what only a client sees:
 kept-alive connections, a kept-alive connection the server closed meanwhile, a body cut
-short, name resolution, the time limit, proxied requests going to Scrapy's own handler,
+short, name resolution, the time limit, proxied requests (absolute form, credentials),
 and how the handler reads (or refuses) what servers send: chunked bodies, bodies ended by
 the connection, folded and bare-LF heads, interim answers, framing it cannot follow, and
 request headers that would split the request.
@@ -148,21 +148,37 @@ def test_name_that_does_not_resolve_and_the_time_limit() -> None:
             _with_handler(slow)
 
 
-def test_a_proxied_request_goes_to_scrapys_aiohttp_handler() -> None:
-    """``meta["proxy"]`` (HttpProxyMiddleware, from http_proxy): sent to the proxy in
-    absolute form by Scrapy's own handler, made at the first such request."""
+def test_a_proxied_http_request_is_sent_in_absolute_form() -> None:
+    """``meta["proxy"]`` (HttpProxyMiddleware, from http_proxy): sent by this handler to
+    the proxy in absolute form, with the middleware's Proxy-Authorization; connections to
+    the proxy are kept apart from direct ones."""
     with RawServer(lambda n: OK) as proxy:
 
-        async def go(handler: HttpDownloadHandler) -> tuple[int, bytes, bool]:
-            plain = handler._proxy_handler is None
-            r = await handler.download_request(
-                Request("http://partner.invalid/sida", meta={"proxy": proxy.url()})
-            )
-            return r.status, r.body, plain and handler._proxy_handler is not None
+        async def go(handler: HttpDownloadHandler) -> list[tuple[int, bytes]]:
+            got = []
+            for url in ("http://partner.invalid/sida", "http://partner.invalid:8080/b?q=1"):
+                request = Request(
+                    url,
+                    meta={"proxy": proxy.url()},
+                    headers={"Proxy-Authorization": "Basic dTpw"},
+                )
+                r = await handler.download_request(request)
+                got.append((r.status, r.body))
+            return got
 
-        status, body, made = _with_handler(go)
-    assert (status, body, made) == (200, b"hello", True)
-    assert proxy.heads[0].startswith(b"GET http://partner.invalid/sida HTTP/1.1")
+        got = _with_handler(go)
+    assert got == [(200, b"hello")] * 2
+    assert proxy.heads[0].startswith(b"GET http://partner.invalid/sida HTTP/1.1\r\n")
+    assert proxy.heads[1].startswith(b"GET http://partner.invalid:8080/b?q=1 HTTP/1.1\r\n")
+    assert all(b"\r\nProxy-Authorization: Basic dTpw" in h for h in proxy.heads), proxy.heads
+    assert proxy.connections == 1
+
+
+def test_proxy_authorization_never_reaches_a_site() -> None:
+    with RawServer(lambda n: OK) as site:
+        request = Request(site.url("/"), headers={"Proxy-Authorization": "Basic dTpw"})
+        _with_handler(lambda handler: handler.download_request(request))
+    assert site.heads and b"Proxy-Authorization" not in site.heads[0]
 
 
 def _exchange(answer: bytes, request: Request | None = None, **settings: Any) -> Any:
