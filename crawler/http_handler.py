@@ -37,10 +37,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from scrapy.core.downloader.handlers._base_streaming import (
-    BaseStreamingDownloadHandler,
-    _BaseResponseArgs,
-)
 from scrapy.exceptions import (
     CannotResolveHostError,
     DownloadConnectionRefusedError,
@@ -51,6 +47,8 @@ from scrapy.exceptions import (
 from scrapy.http import Headers
 
 from crawler import http1
+from crawler.scrapy_private import BaseResponseArgs as _BaseResponseArgs
+from crawler.scrapy_private import BaseStreamingDownloadHandler, aiohttp_handler, make_ssl_context
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -286,15 +284,11 @@ class HttpDownloadHandler(BaseStreamingDownloadHandler[_Response]):
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl is None:
-            from scrapy.utils.ssl import _make_ssl_context
-
             # Scrapy's settings (DOWNLOAD_VERIFY_CERTIFICATES, TLS versions, ciphers).
-            self._ssl = _make_ssl_context(self._settings)
+            self._ssl = make_ssl_context(self._settings)
         return self._ssl
 
     def _proxied(self) -> Any:
         if self._proxy_handler is None:
-            from scrapy.core.downloader.handlers._aiohttp import AiohttpDownloadHandler
-
-            self._proxy_handler = AiohttpDownloadHandler(self.crawler)
+            self._proxy_handler = aiohttp_handler(self.crawler)
         return self._proxy_handler
