@@ -98,9 +98,9 @@ def test_response_args_keys() -> None:
 
 def _hint_names() -> dict[str, Any]:
     from ipaddress import IPv4Address, IPv6Address
+    from typing import NotRequired
 
     from scrapy.http import Headers
-    from typing_extensions import NotRequired
 
     return {
         "Headers": Headers,
