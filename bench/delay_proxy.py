@@ -7,8 +7,9 @@ Each client connection gets its own upstream connection. Every request head read
 client (and its body, by Content-Length) waits ``--delay`` seconds and is then forwarded;
 the upstream's bytes go back unchanged. So each response arrives ``--delay`` later than the
 upstream would send it, keep-alive included. ``GET /__delay_proxy/count`` answers the
-number of requests forwarded since the last such call and the most that were waiting for
-their response at once (and is not forwarded itself).
+number of requests forwarded since the last such call, the most that were waiting for
+their response at once, and the mean number waiting from the first request to the last
+answer (and is not forwarded itself).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import time
 
 COUNT_PATH = b"/__delay_proxy/count"
 MAX_HEAD = 64 * 1024
@@ -29,6 +31,11 @@ class Proxy:
         #: Requests forwarded or waiting whose response has not started yet, and the most.
         self.in_flight = 0
         self.max_in_flight = 0
+        #: Time integral of ``in_flight`` and the span it covers (first request to last
+        #: response start): their quotient is the mean number of requests waiting.
+        self._area = 0.0
+        self._since = 0.0
+        self._first = self._last = 0.0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_writer = None
@@ -42,28 +49,39 @@ class Proxy:
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                     break
                 if head.split(b" ", 2)[1:2] == [COUNT_PATH]:
-                    body = b"%d %d" % (self.count, self.max_in_flight)
+                    span = self._last - self._first
+                    mean = self._area / span if span > 0 else 0.0
+                    body = b"%d %d %.2f" % (self.count, self.max_in_flight, mean)
                     self.count = self.max_in_flight = 0
+                    self._area = self._first = self._last = 0.0
                     writer.write(
                         b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
                     )
                     continue
                 head += await reader.readexactly(_content_length(head))
+                if not self.count:
+                    self._first = self._since = time.monotonic()
                 self.count += 1
                 waiting.append(1)
-                self.in_flight += 1
-                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                self._change(+1)
                 await asyncio.sleep(self.delay)
                 up_writer.write(head)
             back.cancel()
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            self.in_flight -= len(waiting)
+            self._change(-len(waiting))
             waiting.clear()
             for w in (writer, up_writer):
                 if w is not None:
                     w.close()
+
+    def _change(self, by: int) -> None:
+        now = time.monotonic()
+        self._area += self.in_flight * (now - self._since)
+        self._since = now
+        self.in_flight += by
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     async def _copy(
         self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, waiting: list[int]
@@ -72,7 +90,8 @@ class Proxy:
             while data := await src.read(65536):
                 if waiting:  # a response starts (approximately: one per read with a wait)
                     waiting.pop()
-                    self.in_flight -= 1
+                    self._change(-1)
+                    self._last = time.monotonic()
                 dst.write(data)
                 await dst.drain()
         dst.close()

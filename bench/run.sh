@@ -209,12 +209,12 @@ fi  # ONLY_POLITE
 # s2000 behind a proxy that adds POLITE_DELAY to every request (bench/delay_proxy.py), with
 # crawl.per_host_concurrency = 4: the wall time is bound by the latency; its floor is
 # requests x latency / 4. Outside links go straight to nginx on 127.0.0.2-4. The proxy counts
-# each run's requests and the most that waited for an answer at once.
+# each run's requests, the most that waited for an answer at once and the mean.
 polite_count() {  # TOOL REP: append the proxy's numbers for the run just made
-    local got
-    got=$(curl -sf "http://127.0.0.1:$POLITE_PORT/__delay_proxy/count")
-    printf '{"run_id": "%s", "tool": "%s", "rep": %s, "delay": %s, "requests": %s, "max_in_flight": %s}\n' \
-        "$RUN_ID" "$1" "$2" "$POLITE_DELAY" "${got% *}" "${got#* }" >> "$POLITE"
+    local n most mean
+    read -r n most mean < <(curl -sf "http://127.0.0.1:$POLITE_PORT/__delay_proxy/count")
+    printf '{"run_id": "%s", "tool": "%s", "rep": %s, "delay": %s, "requests": %s, "max_in_flight": %s, "mean_in_flight": %s}\n' \
+        "$RUN_ID" "$1" "$2" "$POLITE_DELAY" "$n" "$most" "$mean" >> "$POLITE"
 }
 if [ "$WITH_POLITE" = 1 ] && [ -f "$WORK/www/s2000/index.html" ]; then
     log "politeness-bound: s2000 behind $POLITE_DELAY s per request, per-host 4, $POLITE_REPS round(s)"
