@@ -241,7 +241,7 @@ def polite(recs: list[dict[str, Any]], counts: list[dict[str, Any]], work: Path)
     (the site's pages, from gen_site's expected.json; the requests the proxy counted)."""
     runs = [r for r in recs if r["site"] == "polite-s2000" and r["exit_code"] in (0, 1)]
     if not runs:
-        return ["Not run (BENCH_POLITE=0)."]
+        return ["Not run (BENCH_POLITE=0, or s2000 not in BENCH_SIZES)."]
     by_run = {(c["tool"], c["rep"]): c for c in counts}
     lines = [
         "| tool | runs | wall s (median) | pages | requests to the site (proxy) | most "

@@ -211,8 +211,9 @@ fi  # ONLY_POLITE
 # requests x latency / 4. Outside links go straight to nginx on 127.0.0.2-4. The proxy counts
 # each run's requests, the most that waited for an answer at once and the mean.
 polite_count() {  # TOOL REP: append the proxy's numbers for the run just made
-    local n most mean
-    read -r n most mean < <(curl -sf "http://127.0.0.1:$POLITE_PORT/__delay_proxy/count")
+    local got n most mean
+    got=$(curl -sf "http://127.0.0.1:$POLITE_PORT/__delay_proxy/count")
+    read -r n most mean <<< "$got"
     printf '{"run_id": "%s", "tool": "%s", "rep": %s, "delay": %s, "requests": %s, "max_in_flight": %s, "mean_in_flight": %s}\n' \
         "$RUN_ID" "$1" "$2" "$POLITE_DELAY" "$n" "$most" "$mean" >> "$POLITE"
 }

@@ -8,8 +8,9 @@ this middleware's own future for that host, which gives each waiter the same par
 
 Scrapy ignores ``Crawl-delay``. Here, once a host's robots.txt is parsed, its Crawl-delay
 for our user agent becomes the download delay of that host's download slot (never lower
-than ``DOWNLOAD_DELAY``, never higher than ``SITEWATCH_MAX_CRAWL_DELAY``, which the audit
-sets to ``crawl.max_retry_after``: the longest a server may make us wait).
+than ``DOWNLOAD_DELAY``, never higher than the Scrapy setting ``SITEWATCH_MAX_CRAWL_DELAY``
+(not an environment variable: crawler.scrapy_settings sets it from the config's
+``crawl.max_retry_after``, the longest a server may make us wait).
 
 A robots.txt that cannot be fetched (timeout, reset, too large: ``robot_parser`` gives
 ``None``) counts as none; the report's stats count it (``robots_txt_errors``).
@@ -26,6 +27,8 @@ from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.robotstxt import RobotParser
 from scrapy.utils.httpobj import urlparse_cached
 
+from crawler.defaults import DEFAULTS
+
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
@@ -33,7 +36,9 @@ if TYPE_CHECKING:
 class SafeRobotsTxtMiddleware(RobotsTxtMiddleware):
     def __init__(self, crawler: Crawler):
         super().__init__(crawler)
-        self._max_crawl_delay = crawler.settings.getfloat("SITEWATCH_MAX_CRAWL_DELAY", 30.0)
+        self._max_crawl_delay = crawler.settings.getfloat(
+            "SITEWATCH_MAX_CRAWL_DELAY", DEFAULTS["crawl"]["max_retry_after"]
+        )
         self._min_delay = crawler.settings.getfloat("DOWNLOAD_DELAY")
         self._agent = crawler.settings["ROBOTSTXT_USER_AGENT"] or crawler.settings["USER_AGENT"]
         #: netloc -> its parser (None: no usable robots.txt), set once fetched.

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from crawler.defaults import DEFAULTS
+
 #: The agent robots.txt rules are read for (the crawl and the re-run's pre-crawl pass).
 ROBOTS_AGENT = "sitewatch"
 #: Headers every request of the crawl carries besides its User-Agent.
@@ -50,7 +52,7 @@ def audit_settings(
     delay: float,
     timeout: float,
     max_page_bytes: int,
-    max_crawl_delay: float = 30.0,
+    max_crawl_delay: float = DEFAULTS["crawl"]["max_retry_after"],
     verbose: bool = False,
 ) -> dict[str, Any]:
     return {
