@@ -149,7 +149,7 @@ def test_downloader_attributes_for_crawl_delay() -> None:
         assert key == "127.0.0.1"
         assert isinstance(downloader.slots, dict)
         assert isinstance(downloader.per_slot_settings, dict)
-        slot = Slot(concurrency=2, delay=0.5, randomize_delay=False)
+        slot = Slot(concurrency=2, delay=0.5, jitter=0)
         slot.delay = 1.5
         assert slot.download_delay() == 1.5
     finally:
