@@ -17,6 +17,9 @@ TARGETS = {  # peer -> how many times faster sitewatch must be on the PostgreSQL
 RERUN_TARGET = 3.0
 RERUN_TOOLS = ("sitewatch first run", "sitewatch re-run", "sitewatch re-run, 1 page changed")
 PLANTED = "rerun-planted-broken.html"
+#: Politeness-bound scenario: sitewatch's wall time within this many times its floor.
+POLITE_TARGET = 1.3
+POLITE_PER_HOST = 4
 
 
 def med(xs: list[float]) -> float:
@@ -233,6 +236,51 @@ def rerun(recs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def polite(recs: list[dict[str, Any]], counts: list[dict[str, Any]], work: Path) -> list[str]:
+    """s2000 behind a fixed latency per request, per-host 4: wall time against its floors
+    (the site's pages, from gen_site's expected.json; the requests the proxy counted)."""
+    runs = [r for r in recs if r["site"] == "polite-s2000" and r["exit_code"] in (0, 1)]
+    if not runs:
+        return ["Not run (BENCH_POLITE=0, or s2000 not in BENCH_SIZES)."]
+    by_run = {(c["tool"], c["rep"]): c for c in counts}
+    lines = [
+        "| tool | runs | wall s (median) | pages | requests to the site (proxy) | most "
+        "waiting at once | mean waiting | floor: pages × latency / 4 | wall / that floor | "
+        "floor: requests × latency / 4 | wall / that floor | target (sitewatch) | met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    expected = work / "www" / "s2000" / "expected.json"
+    crawled = (site_sizes(runs).get("polite-s2000") or (0, 0))[0]
+    pages = json.loads(expected.read_text())["pages"] if expected.exists() else crawled
+    for tool in dict.fromkeys(r["tool"] for r in runs):
+        rs = [r for r in runs if r["tool"] == tool]
+        c = [by_run[(tool, r["rep"])] for r in rs if (tool, r["rep"]) in by_run]
+        wall = med([r["wall_s"] for r in rs])
+        delay = c[0]["delay"] if c else float("nan")
+        requests = med([x["requests"] for x in c]) if c else float("nan")
+        most = max((x["max_in_flight"] for x in c), default=0)
+        mean = med([x.get("mean_in_flight", float("nan")) for x in c]) if c else float("nan")
+        page_floor = pages * delay / POLITE_PER_HOST
+        req_floor = requests * delay / POLITE_PER_HOST
+        ok = "–"
+        if tool == "sitewatch":
+            ok = "yes" if wall <= POLITE_TARGET * page_floor else "**no**"
+            ok += " / " + ("yes" if wall <= POLITE_TARGET * req_floor else "**no**")
+        lines.append(
+            f"| {tool} | {len(rs)} | {wall:.2f} | {pages} ({crawled} answers crawled) | "
+            f"{requests:.0f} | {most} | {mean:.2f} | "
+            f"{page_floor:.2f} | {wall / page_floor:.2f}× | {req_floor:.2f} | "
+            f"{wall / req_floor:.2f}× | ≤ {POLITE_TARGET}× | {ok} |"
+        )
+    return lines
+
+
+def load_counts(path: Path | None, run_id: str) -> list[dict[str, Any]]:
+    if path is None or not path.exists():
+        return []
+    return load(path, run_id)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", type=Path, required=True)
@@ -240,6 +288,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--elapsed", type=int, default=0)
+    ap.add_argument("--polite", type=Path, help="the delay proxy's counts (bench/run.sh)")
     a = ap.parse_args()
     recs = load(a.results, a.run_id)
     sizes = site_sizes(recs)
@@ -286,6 +335,20 @@ def main() -> None:
         "verdicts younger than links.cache_max_age reused.",
         "",
         *rerun(recs),
+        "",
+        "## Politeness-bound: s2000 behind a fixed latency per request, per-host 4",
+        "",
+        "Every request to the site goes through bench/delay_proxy.py, which holds it for the "
+        "latency (`BENCH_POLITE_DELAY`) before nginx answers; outside links go to nginx "
+        "directly. sitewatch runs with `crawl.per_host_concurrency = 4` (16 overall), "
+        "linkinator with `--concurrency 4`. With at most 4 requests at a time, no crawl can "
+        "be faster than requests × latency / 4; the issue's floor counts pages only (the site "
+        'also answers redirects, 404s, PDFs, images and stylesheets). "most waiting at '
+        "once\" is the proxy's count of requests waiting for their answer (a polite crawler "
+        'keeps it at 4), "mean waiting" its average from the first request to the last '
+        "answer. The target is checked against both floors (pages / requests).",
+        "",
+        *polite(recs, load_counts(a.polite, a.run_id), a.work),
         "",
     ]
     a.out.write_text("\n".join(out), encoding="utf-8")

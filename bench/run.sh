@@ -15,6 +15,11 @@
 #   BENCH_BIG_REPS [1]      repetitions for sizes >= 20000 (the 20-minute budget)
 #   BENCH_LINKCHECKER [1]   0 skips LinkChecker (slowest peer, ~30 s a run)
 #   BENCH_RERUN [1]         0 skips the weekly re-run scenario (~1 min)
+#   BENCH_POLITE [1]        0 skips the politeness-bound scenario (~1.5 min): s2000 behind
+#                           bench/delay_proxy.py (BENCH_POLITE_DELAY [0.05] s per request,
+#                           on 127.0.0.1:BENCH_PORT+1), per_host_concurrency 4, beside
+#                           linkinator --concurrency 4; BENCH_POLITE_REPS [1] rounds
+#   BENCH_ONLY_POLITE [0]   1 runs only that scenario (its table: bench/work/RESULTS-polite.md)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,8 +33,19 @@ SIZES=${BENCH_SIZES:-"2000 20000 100000"}
 BIG_REPS=${BENCH_BIG_REPS:-1}
 WITH_LC=${BENCH_LINKCHECKER:-1}
 WITH_RERUN=${BENCH_RERUN:-1}
+WITH_POLITE=${BENCH_POLITE:-1}
+POLITE_DELAY=${BENCH_POLITE_DELAY:-0.05}
+POLITE_REPS=${BENCH_POLITE_REPS:-1}
+POLITE_PORT=$((PORT + 1))
+ONLY_POLITE=${BENCH_ONLY_POLITE:-0}
+if [ "$ONLY_POLITE" = 1 ]; then
+    WITH_POLITE=1 WITH_LC=0 WITH_RERUN=0 PG_REPS=0 SIZES=2000
+fi
+RESULTS_MD=$BENCH/RESULTS.md
+[ "$ONLY_POLITE" = 1 ] && RESULTS_MD=$WORK/RESULTS-polite.md
 PGDOC=/usr/share/doc/postgresql-doc-15/html
 RESULTS=$WORK/results.jsonl
+POLITE=$WORK/polite.jsonl
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
 T0=$(date +%s)
 
@@ -79,7 +95,13 @@ fi
 sed -e "s#@WORK@#$WORK#g" -e "s#@PORT@#$PORT#g" "$BENCH/nginx.conf.in" > "$WORK/nginx/nginx.conf"
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
 NGINX_PID=$!
-cleanup() { kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; }
+PROXY_PID=
+cleanup() {
+    for pid in $PROXY_PID $NGINX_PID; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}
 trap cleanup EXIT
 for _ in $(seq 50); do
     curl -sf -o /dev/null "http://127.0.0.1:$PORT/pg/index.html" && break
@@ -135,6 +157,7 @@ LK_SET="--recurse --concurrency 32, skip non-127.0.0.1"
 LC_SET="10 threads, unthrottled (LinkChecker header + maxrequestspersecond=10000), intern URLs only, no anchor check"
 
 # ---------------------------------------------------------------------------- PostgreSQL manual
+if [ "$ONLY_POLITE" != 1 ]; then
 log "PostgreSQL manual: $PG_REPS rounds of sitewatch, linkinator (twice), LinkChecker (if BENCH_LINKCHECKER=1)"
 for rep in $(seq "$PG_REPS"); do
     rm -rf "$WORK/out/pg" "$WORK/out/history-pg.db"*
@@ -180,6 +203,65 @@ for n in $SIZES; do
             "$LK" "$BASE/s$n/" --recurse --concurrency 32 --format json --check-fragments
     fi
 done
+fi  # ONLY_POLITE
+
+# ---------------------------------------------------------------------------- politeness-bound
+# s2000 behind a proxy that adds POLITE_DELAY to every request (bench/delay_proxy.py), with
+# crawl.per_host_concurrency = 4: the wall time is bound by the latency; its floor is
+# requests x latency / 4. Outside links go straight to nginx on 127.0.0.2-4. The proxy counts
+# each run's requests, the most that waited for an answer at once and the mean.
+polite_count() {  # TOOL REP: append the proxy's numbers for the run just made
+    local got n most mean
+    got=$(curl -sf "http://127.0.0.1:$POLITE_PORT/__delay_proxy/count")
+    read -r n most mean <<< "$got"
+    printf '{"run_id": "%s", "tool": "%s", "rep": %s, "delay": %s, "requests": %s, "max_in_flight": %s, "mean_in_flight": %s}\n' \
+        "$RUN_ID" "$1" "$2" "$POLITE_DELAY" "$n" "$most" "$mean" >> "$POLITE"
+}
+if [ "$WITH_POLITE" = 1 ] && [ -f "$WORK/www/s2000/index.html" ]; then
+    log "politeness-bound: s2000 behind $POLITE_DELAY s per request, per-host 4, $POLITE_REPS round(s)"
+    if "$PY" -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$POLITE_PORT))!=0)"; then
+        echo "bench: port $POLITE_PORT on 127.0.0.1 is taken; set BENCH_PORT" >&2
+        exit 2
+    fi
+    "$PY" "$BENCH/delay_proxy.py" --listen "127.0.0.1:$POLITE_PORT" \
+        --upstream "127.0.0.1:$PORT" --delay "$POLITE_DELAY" &
+    PROXY_PID=$!
+    for _ in $(seq 50); do
+        curl -sf -o /dev/null "http://127.0.0.1:$POLITE_PORT/__delay_proxy/count" && break
+        sleep 0.1
+    done
+    cat > "$WORK/cfg/polite.toml" <<EOF
+# s2000 behind bench/delay_proxy.py, with the defaults' politeness (per-host 4, 16 overall).
+[crawl]
+max_pages = 1000000
+max_depth = 1000
+concurrency = 16
+per_host_concurrency = 4
+[history]
+db = "$WORK/out/history-polite.db"
+EOF
+    SLOW=http://127.0.0.1:$POLITE_PORT/s2000/
+    for rep in $(seq "$POLITE_REPS"); do
+        rm -rf "$WORK/out/polite" "$WORK/out/history-polite.db"*
+        curl -sf -o /dev/null "http://127.0.0.1:$POLITE_PORT/__delay_proxy/count"
+        M --site polite-s2000 --tool sitewatch \
+            --settings "--config cfg/polite.toml, per-host 4, +$POLITE_DELAY s per request" \
+            --rep "$rep" --parse "sitewatch:$WORK/out/polite/report.json" \
+            --stdout "$WORK/out/polite.sitewatch.out" -- \
+            "$ROOT/.venv/bin/sitewatch" audit "$SLOW" --config "$WORK/cfg/polite.toml" \
+            --out "$WORK/out/polite" --as-of 2026-11-26 -q
+        polite_count sitewatch "$rep"
+        M --site polite-s2000 --tool linkinator \
+            --settings "--recurse --concurrency 4, +$POLITE_DELAY s per request" --rep "$rep" \
+            --parse "linkinator:$WORK/out/polite.linkinator.json" \
+            --stdout "$WORK/out/polite.linkinator.json" -- \
+            "$LK" "$SLOW" --recurse --concurrency 4 --format json
+        polite_count linkinator "$rep"
+    done
+    kill "$PROXY_PID" 2>/dev/null || true
+    wait "$PROXY_PID" 2>/dev/null || true
+    PROXY_PID=
+fi
 
 # ---------------------------------------------------------------------------- weekly re-run
 # First run (empty history) against a re-run of the unchanged site with the same history
@@ -223,7 +305,7 @@ if [ "$WITH_RERUN" = 1 ]; then
 fi
 
 # ---------------------------------------------------------------------------- report
-log "writing bench/RESULTS.md"
-"$PY" "$BENCH/report.py" --results "$RESULTS" --run-id "$RUN_ID" --out "$BENCH/RESULTS.md" \
-    --work "$WORK" --elapsed "$(($(date +%s) - T0))"
-log "done in $(($(date +%s) - T0)) s: bench/RESULTS.md"
+log "writing $RESULTS_MD"
+"$PY" "$BENCH/report.py" --results "$RESULTS" --run-id "$RUN_ID" --out "$RESULTS_MD" \
+    --work "$WORK" --elapsed "$(($(date +%s) - T0))" --polite "$POLITE"
+log "done in $(($(date +%s) - T0)) s: $RESULTS_MD"

@@ -62,6 +62,7 @@ def crawl_params(cfg: Config) -> CrawlParams:
         max_path_segments=c.max_path_segments,
         max_refresh_delay=c.max_refresh_delay,
         pdf_max_bytes=cfg.links.pdf_max_bytes,
+        parse_workers=None if c.parse_workers == "auto" else int(c.parse_workers),
     )
 
 
@@ -318,7 +319,7 @@ def replay_unchanged(
     from crawler.store import Store, StoreError
 
     c = cfg.crawl
-    if not (cache.reuse and c.delay <= 0 and opts.cache_run is not None and replay.enabled()):
+    if not (cache.reuse and c.delay <= 0 and opts.cache_run is not None and cfg.history.replay):
         return None
     if c.sitemaps or c.robots_sitemaps:
         return None  # a sitemap may list new pages while every stored one is unchanged

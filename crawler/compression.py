@@ -19,11 +19,17 @@ import zlib
 from typing import Any
 
 from scrapy import Request
-from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
+from scrapy.downloadermiddlewares.httpcompression import (
+    ACCEPTED_ENCODINGS,
+    HttpCompressionMiddleware,
+)
 from scrapy.http import Response, TextResponse
 from scrapy.responsetypes import responsetypes
 
 _CHUNK = 65536
+#: The codings decoded here: those Scrapy announces in Accept-Encoding (brotli and zstd only
+#: when their module is installed), and gzip's old name.
+DECODABLE = frozenset({*ACCEPTED_ENCODINGS, b"x-gzip"})
 
 
 class CappedHttpCompressionMiddleware(HttpCompressionMiddleware):
@@ -34,7 +40,7 @@ class CappedHttpCompressionMiddleware(HttpCompressionMiddleware):
         encodings = response.headers.getlist("Content-Encoding")
         if cap is None or request.method == "HEAD" or not encodings:
             return super().process_response(request, response)
-        to_decode, to_keep = self._split_encodings(encodings)
+        to_decode, to_keep = split_encodings(encodings)
         body = response.body
         cut = False
         for encoding in to_decode:
@@ -53,6 +59,16 @@ class CappedHttpCompressionMiddleware(HttpCompressionMiddleware):
         return response
 
 
+def split_encodings(headers: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """The codings of the ``Content-Encoding`` headers to undo, last applied first, and
+    those left on (from the first one that cannot be decoded on; RFC 9110 8.4)."""
+    codings = [c.strip().lower() for header in headers for c in header.split(b",")]
+    undo = len(codings)
+    while undo and codings[undo - 1] in DECODABLE:
+        undo -= 1
+    return codings[undo:][::-1], codings[:undo]
+
+
 def decode_capped(body: bytes, encoding: bytes, cap: int) -> tuple[bytes, bool]:
     """``body`` decoded, at most ``cap`` bytes of it, and whether it was cut there."""
     if encoding in (b"gzip", b"x-gzip"):
@@ -63,7 +79,7 @@ def decode_capped(body: bytes, encoding: bytes, cap: int) -> tuple[bytes, bool]:
         out = _brotli(body, cap)
     elif encoding == b"zstd":
         out = _zstd(body, cap)
-    else:  # pragma: no cover - _split_encodings only passes the ones above
+    else:  # pragma: no cover - split_encodings only passes the ones above
         return body, False
     return bytes(out[:cap]), len(out) > cap
 

@@ -169,6 +169,8 @@ class CrawlConfig:
     robots_sitemaps: bool
     #: Seconds: a meta refresh this quick is followed like a redirect (``crawler.refresh``).
     max_refresh_delay: int = 3
+    #: Parse worker processes: "auto" (one per CPU, at most 4) or a count (0: none).
+    parse_workers: int | str = "auto"
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,8 @@ class HistoryConfig:
     db: str
     flaky_runs: int
     flaky_hours: int
+    #: Answer a re-run of an unchanged site from the previous run (``crawler.replay``).
+    replay: bool = True
 
 
 @dataclass(frozen=True)
@@ -584,6 +588,15 @@ def _range(value: float, minimum: float | None, maximum: float | None) -> None:
         raise _Invalid(f"must be at most {maximum}, got {value!r}")
 
 
+def _parse_workers(value: Any) -> int | str:
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f'expected "auto" or a number of workers, got {_show(value)}')
+    _range(value, 0, 64)
+    return value
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(f"expected true or false, got {_show(value)}")
@@ -870,6 +883,7 @@ _SCHEMA: dict[str, Any] = {
         "sitemaps": _list(_url),
         "robots_sitemaps": _bool,
         "max_refresh_delay": _int(0),
+        "parse_workers": _parse_workers,
     },
     "freshness": {
         "max_age_days": _int(1),
@@ -895,6 +909,7 @@ _SCHEMA: dict[str, Any] = {
         "db": _str(nonempty=True, pathlike=True),
         "flaky_runs": _int(1),
         "flaky_hours": _int(0),
+        "replay": _bool,
     },
     "email": {
         "from_addr": _optional_address,

@@ -44,6 +44,8 @@ class CrawlParams:
     max_path_segments: int = 15
     max_refresh_delay: int = 3
     pdf_max_bytes: int = 20_000_000
+    #: Parse worker processes; None: one per CPU, at most 4 (``parse_worker.worker_count``).
+    parse_workers: int | None = None
 
 
 class Target:

@@ -2,6 +2,14 @@
 
 ``config/default.toml`` documents the same values for humans; a test keeps the two equal.
 A site's config file is merged over this (see ``crawler.config``).
+
+Tuning knobs an operator may change are settings here too (``crawl.parse_workers``,
+``history.replay``), not environment variables or module globals. What stays a module
+constant is either a protocol or safety limit (``crawler.http1.MAX_HEAD``,
+``crawler.sitemap_parse.MAX_ENTRIES``, ``crawler.pdf_links.CHILD_MEMORY``) or an internal
+trade-off measured against the benchmark bars, whose value does not change what an audit
+finds (``crawler.spill.MEMORY_REFS``/``BATCH``, ``crawler.spider.FRONTIER``,
+``crawler.crawl_state.INLINE_REFS``; tests vary them to prove that).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
         "max_refresh_delay": 3,
         "sitemaps": [],
         "robots_sitemaps": False,
+        "parse_workers": "auto",
     },
     "freshness": {"max_age_days": 365, "max_age_by_prefix": {}},
     "links": {
@@ -63,7 +72,7 @@ DEFAULTS: dict[str, Any] = {
         "formats": ["html", "json", "csv", "junit", "md"],
         "fail_on": "error",
     },
-    "history": {"db": "var/sitewatch.db", "flaky_runs": 2, "flaky_hours": 24},
+    "history": {"db": "var/sitewatch.db", "flaky_runs": 2, "flaky_hours": 24, "replay": True},
     "email": {
         "from_addr": "",
         "fallback_to": "",

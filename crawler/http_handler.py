@@ -44,10 +44,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from scrapy.core.downloader.handlers._base_streaming import (
-    BaseStreamingDownloadHandler,
-    _BaseResponseArgs,
-)
 from scrapy.exceptions import (
     CannotResolveHostError,
     DownloadConnectionRefusedError,
@@ -58,6 +54,8 @@ from scrapy.exceptions import (
 from scrapy.http import Headers
 
 from crawler import http1
+from crawler.scrapy_private import BaseResponseArgs as _BaseResponseArgs
+from crawler.scrapy_private import BaseStreamingDownloadHandler, make_ssl_context
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -341,8 +339,6 @@ class HttpDownloadHandler(BaseStreamingDownloadHandler[_Response]):
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl is None:
-            from scrapy.utils.ssl import _make_ssl_context
-
             # Scrapy's settings (DOWNLOAD_VERIFY_CERTIFICATES, TLS versions, ciphers).
-            self._ssl = _make_ssl_context(self._settings)
+            self._ssl = make_ssl_context(self._settings)
         return self._ssl

@@ -19,14 +19,13 @@ If every answer is as before, the previous run's pages and links are the answer 
 back from the history, ``Store.snapshot``) and the findings are judged again for the new
 ``--as-of``. Anything else (one page answered 200, a link now answers differently, an
 error with no status, an outside page whose body matters, a newer partial run) and the
-audit crawls as usual, reusing the pass's 304s. ``SITEWATCH_REPLAY=0`` turns this off.
+audit crawls as usual, reusing the pass's 304s. ``history.replay = false`` turns this off.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -42,18 +41,14 @@ from crawler.fetch_cache import Confirm, FetchCache, PassSettings, confirm_targe
 #: 3: fragments matched as browsers do, meta refresh followed, stylesheet references,
 #: <object>, <track> ... read (issue 16): runs stored before are not replayed.
 REPLAY_VERSION = 3
-#: Environment switch: "0" makes every re-run crawl (tests of the crawl's own replay).
-REPLAY_ENV = "SITEWATCH_REPLAY"
 _PERMANENT = (301, 308)
-
-
-def enabled() -> bool:
-    return os.environ.get(REPLAY_ENV, "1") != "0"
 
 
 def replay_key(cfg: Config) -> str:
     """The settings a run's pages and links depend on (not how fast it asks)."""
-    crawl = dataclasses.replace(cfg.crawl, concurrency=0, per_host_concurrency=0)
+    crawl = dataclasses.replace(
+        cfg.crawl, concurrency=0, per_host_concurrency=0, parse_workers="auto"
+    )
     blob = repr((REPLAY_VERSION, cfg.site, crawl, cfg.links, cfg.effective_scopes()))
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 

@@ -89,10 +89,6 @@ FULL_BYTES = 2_000_000
 FRONTIER = 1000
 #: Give freed heap memory back (``crawler.memory.trim``) every so many answers.
 TRIM_EVERY = 2000
-#: Forked processes that parse pages (crawler.parse_worker) while this one fetches. None:
-#: one per CPU this process may use, at most four (``parse_worker.worker_count``); 0:
-#: pages are parsed in this process.
-PARSE_WORKERS: int | None = None
 #: URLs that ``safe_url_string`` (Scrapy's Request) would leave exactly as they are: ASCII
 #: host and port, a path and query of characters it never quotes, every ``%`` starting an
 #: escape. Such requests skip Scrapy's re-quoting (meta ``verbatim_url``); tested against it.
@@ -241,7 +237,9 @@ class AuditSpider(Spider):
             # Before the parse worker's fork: the pass's pipe is closed by then.
             pending.finish()
             st.stats["revalidated"] = self.cache.revalidated
-        wanted = worker_count() if PARSE_WORKERS is None else PARSE_WORKERS
+        # crawl.parse_workers: None one per CPU (at most 4), 0 parse in this process.
+        workers = st.settings.parse_workers
+        wanted = worker_count() if workers is None else workers
         for _ in range(wanted):
             worker = ParseWorker.start(self.soft_404_phrases)
             if worker is not None:

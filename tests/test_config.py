@@ -617,3 +617,33 @@ def test_only_config_errors_escape(overrides):
     with pytest.raises(ConfigError) as info:
         load_config(overrides=overrides)
     assert info.value.file == COMMAND_LINE
+
+
+# --------------------------------------------------------------------------- tuning knobs
+
+
+def test_parse_workers_auto_or_a_count(tmp_path):
+    from crawler.audit import crawl_params
+
+    assert load_config().crawl.parse_workers == "auto"
+    assert crawl_params(load_config()).parse_workers is None
+    for n in (0, 3):
+        cfg = load_config(write(tmp_path, f"[crawl]\nparse_workers = {n}\n"))
+        assert crawl_params(cfg).parse_workers == n
+    for bad, says in (("'many'", "'many'"), ("-1", "between 0 and 64"), ("true", "true")):
+        err = error_for(tmp_path, f"[crawl]\nparse_workers = {bad}\n")
+        assert err.key == "crawl.parse_workers"
+        assert says in str(err), str(err)
+
+
+def test_replay_switch(tmp_path):
+    from crawler.replay import replay_key
+
+    assert load_config().history.replay is True
+    off = load_config(write(tmp_path, "[history]\nreplay = false\n"))
+    assert off.history.replay is False
+    err = error_for(tmp_path, "[history]\nreplay = 'no'\n")
+    assert err.key == "history.replay"
+    # How the crawl is run does not change what a stored run stands for.
+    workers = load_config(write(tmp_path, "[crawl]\nparse_workers = 0\n", name="w.toml"))
+    assert replay_key(workers) == replay_key(load_config())

@@ -1,8 +1,11 @@
-"""Cookies: the audit's own middleware (crawler.cookies_middleware) keeps them as Scrapy's
-CookiesMiddleware does, and a site that needs its session cookie back is audited fine."""
+"""Cookies: the audit's front (crawler.cookies_middleware) sends exactly the cookies
+Scrapy's CookiesMiddleware alone sends, loads it (and tldextract) only when the first
+cookie arrives, and a site that needs its session cookie back is audited fine."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +49,10 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def _cookie_headers(mw: Any) -> list[list[bytes]]:
-    for url, set_cookies, meta in ANSWERS:
+def _cookie_headers(
+    mw: Any, answers: list[tuple[str, list[str], dict[str, Any]]] = ANSWERS
+) -> list[list[bytes]]:
+    for url, set_cookies, meta in answers:
         request = Request(url, meta=dict(meta))
         response = Response(url, headers={"Set-Cookie": set_cookies}, request=request)
         assert mw.process_response(request, response) is response
@@ -70,6 +75,52 @@ def test_same_cookies_as_scrapys_middleware() -> None:
     assert by_url["https://y.github.io/p"] == []
     assert by_url["https://co.uk/"] == [b"suffix=1"]
     assert by_url["http://127.0.0.1:8000/"] == [b"ip=1"]
+
+
+def test_no_cookie_yet_same_as_scrapys_empty_jar() -> None:
+    """Before any cookie: no Cookie header is sent (a stale one is dropped unless
+    dont_merge_cookies), and Scrapy's middleware is not even made."""
+    ours = LazyCookiesMiddleware()
+    assert _cookie_headers(ours, answers=[]) == _cookie_headers(CookiesMiddleware(), answers=[])
+    assert ours.delegate is None
+    kept = Request("https://www.umea.se/", meta={"dont_merge_cookies": True})
+    kept.headers["Cookie"] = "mine=1"
+    assert ours.process_request(kept) is None
+    assert kept.headers.getlist("Cookie") == [b"mine=1"]
+    # A response without Set-Cookie, or one whose cookies are not to be kept: still none.
+    plain = Request("https://www.umea.se/")
+    assert ours.process_response(plain, Response(plain.url, request=plain)) is not None
+    skip = Request("https://www.umea.se/", meta={"dont_merge_cookies": True})
+    ours.process_response(skip, Response(skip.url, headers={"Set-Cookie": "a=1"}, request=skip))
+    assert ours.delegate is None
+
+
+def test_request_cookies_given_in_code_go_to_scrapys() -> None:
+    def sent(mw: Any) -> list[bytes]:
+        first = Request("https://www.umea.se/a", cookies={"lang": "sv"})
+        mw.process_request(first)
+        later = Request("https://www.umea.se/b")
+        mw.process_request(later)
+        return first.headers.getlist("Cookie") + later.headers.getlist("Cookie")
+
+    assert sent(LazyCookiesMiddleware()) == sent(CookiesMiddleware()) == [b"lang=sv", b"lang=sv"]
+
+
+def test_tldextract_loads_only_with_the_first_cookie() -> None:
+    code = """
+import sys
+from scrapy.http import Request, Response
+from crawler.cookies_middleware import LazyCookiesMiddleware
+mw = LazyCookiesMiddleware()
+r = Request("https://www.umea.se/")
+mw.process_request(r)
+mw.process_response(r, Response(r.url, request=r))
+before = "tldextract" in sys.modules
+mw.process_response(r, Response(r.url, headers={"Set-Cookie": "sid=1"}, request=r))
+print(before, "tldextract" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"], out.stdout + out.stderr
 
 
 def _members_only(h: Any) -> None:

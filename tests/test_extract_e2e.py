@@ -215,8 +215,6 @@ def test_out_of_scope_stylesheets_are_only_checked(audit: CliResult, sites) -> N
 def test_stylesheet_references_survive_re_runs(tmp_path) -> None:
     """With the re-run cache (validators, 304s): the stylesheet's references are found in
     the first run, in a replayed run and in a crawl whose pages are all answered 304."""
-    from crawler.replay import REPLAY_ENV
-
     www = tmp_path / "www"
     (www / "css").mkdir(parents=True)
     (www / "index.html").write_text(
@@ -239,13 +237,17 @@ obey_robots = false
 db = "{tmp_path / "history.db"}"
 """,
     )
+    text = cfg.read_text(encoding="utf-8")
+    no_replay = write_config(
+        tmp_path / "no-replay.toml", text.replace("[history]\n", "[history]\nreplay = false\n")
+    )
     want = {site.url("/css/dejavu.css"), site.url("/css/img/bg.png")}
     with site:
-        for n, env in enumerate([None, None, {REPLAY_ENV: "0"}]):
+        for n, config in enumerate([cfg, cfg, no_replay]):
             r = sitewatch(
-                "audit", "--config", str(cfg), "--out", str(tmp_path / f"out{n}"),
+                "audit", "--config", str(config), "--out", str(tmp_path / f"out{n}"),
                 "--as-of", "2026-11-27", "-q", "--format", "json",
-                cwd=tmp_path, env=env,
+                cwd=tmp_path,
             )  # fmt: skip
             assert r.code == 1, r.stderr
             broken = {u for u, link in r.links().items() if link["verdict"] == "broken"}

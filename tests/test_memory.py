@@ -203,7 +203,7 @@ def _site(root: Path) -> None:
 
 
 def _run(
-    server: SiteServer, tmp_path: Path, name: str, patch: str
+    server: SiteServer, tmp_path: Path, name: str, patch: str, crawl: str = ""
 ) -> subprocess.CompletedProcess[str]:
     """``sitewatch audit`` of ``server`` in a child, after running ``patch`` there; its
     temporary files go to ``tmp_path/tmp-NAME``."""
@@ -216,6 +216,7 @@ start_urls = ["{server.url("/index.html")}"]
 timeout = 5
 concurrency = 4
 max_pages_per_pattern = 1000
+{crawl}
 """,
     )
     out = tmp_path / name
@@ -238,8 +239,10 @@ max_pages_per_pattern = 1000
     return proc
 
 
-def _audit(server: SiteServer, tmp_path: Path, name: str, patch: str = "") -> dict[str, Any]:
-    proc = _run(server, tmp_path, name, patch)
+def _audit(
+    server: SiteServer, tmp_path: Path, name: str, patch: str = "", crawl: str = ""
+) -> dict[str, Any]:
+    proc = _run(server, tmp_path, name, patch, crawl)
     assert proc.returncode in (0, 1), proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     return json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8"))
@@ -266,14 +269,15 @@ def test_small_frontier_or_spill_gives_the_same_report(tmp_path: Path, small: st
 
 #: Audits whose pages are read elsewhere (crawler.parse_worker): in the audit process, by
 #: three workers, by two of which one stops after its first page (the spider then sends
-#: every page to the other).
+#: every page to the other). (crawl.parse_workers, a patch run before the audit)
 WORKERS = {
-    "in_process": "import crawler.spider as s; s.PARSE_WORKERS = 0",
-    "three": "import crawler.spider as s; s.PARSE_WORKERS = 3",
-    "one_dies": """
+    "in_process": ("parse_workers = 0", ""),
+    "three": ("parse_workers = 3", ""),
+    "one_dies": (
+        "parse_workers = 2",
+        """
 import os
-import crawler.parse_worker as w, crawler.spider as s
-s.PARSE_WORKERS = 2
+import crawler.parse_worker as w
 start, serve, made = w.ParseWorker.start.__func__, w._serve, []
 def started(cls, phrases):
     w.DIES = len(made) == 1  # the second worker, in its forked child
@@ -287,12 +291,14 @@ def served(sock, phrases):
 w.ParseWorker.start = classmethod(started)
 w._serve = served
 """,
+    ),
 }
 
 
 @pytest.mark.parametrize("variant", list(WORKERS))
 def test_parse_workers_give_the_same_report(tmp_path: Path, variant: str) -> None:
-    whole, fed, server = _audits(tmp_path, WORKERS[variant])
+    crawl, patch = WORKERS[variant]
+    whole, fed, server = _audits(tmp_path, patch, crawl)
     _assert_same_report(whole, fed, server)
     stats = fed["run"]["stats"]
     assert "parse_workers" not in stats if variant == "in_process" else stats["parse_workers"]
@@ -304,15 +310,17 @@ def test_parse_workers_give_the_same_report(tmp_path: Path, variant: str) -> Non
         assert stats["parse_worker_lost"] == 1
 
 
-def _audits(tmp_path: Path, patch: str) -> tuple[dict[str, Any], dict[str, Any], SiteServer]:
-    """The default audit of the ``_site`` and one after ``patch``."""
+def _audits(
+    tmp_path: Path, patch: str, crawl: str = ""
+) -> tuple[dict[str, Any], dict[str, Any], SiteServer]:
+    """The default audit of the ``_site`` and one after ``patch`` (with ``crawl`` lines)."""
     www = tmp_path / "www"
     www.mkdir()
     _site(www)
     routes = {"/old.html": Route(status=301, redirect_to="/index.html")}
     with SiteServer("127.0.0.1", root=www, routes=routes, name="frontier") as server:
         whole = _audit(server, tmp_path, "whole")
-        fed = _audit(server, tmp_path, "fed", patch)
+        fed = _audit(server, tmp_path, "fed", patch, crawl)
     return whole, fed, server
 
 

@@ -353,8 +353,6 @@ def test_pdf_reading_off(sites, tmp_path: Path) -> None:
 def test_pdf_answered_304_keeps_its_links(tmp_path: Path) -> None:
     """A PDF in scope served with validators: the next runs ask conditionally; a 304 (and
     the revalidation pass before the crawl) replays the links the first run read."""
-    from crawler.replay import REPLAY_ENV
-
     www = tmp_path / "www"
     (www / "files").mkdir(parents=True)
     (www / "index.html").write_text(
@@ -377,17 +375,23 @@ db = "{tmp_path / "history.db"}"
 """,
     )
 
-    def audit(n: int, env: dict[str, str] | None = None) -> CliResult:
+    text = cfg.read_text(encoding="utf-8")
+
+    no_replay = write_config(
+        tmp_path / "no-replay.toml", text.replace("[history]\n", "[history]\nreplay = false\n")
+    )
+
+    def audit(n: int, config: Path = cfg) -> CliResult:
         out = tmp_path / f"out{n}"
         args = ("--out", str(out), "--as-of", "2026-11-27", "-q", "--format", "json")
-        r = sitewatch("audit", "--config", str(cfg), *args, cwd=tmp_path, env=env)
+        r = sitewatch("audit", "--config", str(config), *args, cwd=tmp_path)
         assert r.code == 1, r.stderr
         return r
 
     with main:
         first = audit(1)
         before = main.not_modified
-        second = audit(2, env={REPLAY_ENV: "0"})  # crawled, every answer 304
+        second = audit(2, no_replay)  # crawled, every answer 304
         after_second = main.not_modified
         replayed = audit(3)  # nothing changed: the whole run replayed
     flyer = main.url("/files/flyer.pdf")

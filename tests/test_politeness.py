@@ -130,6 +130,32 @@ def test_delay_between_requests_to_one_host(tmp_path: Path) -> None:
     assert min_gap(times) >= delay - TOLERANCE, gaps(times)
 
 
+def test_every_request_waiting_for_robots_txt_obeys_it(tmp_path: Path) -> None:
+    """Requests that arrive while a host's robots.txt is still on its way all wait for it
+    and all obey it (Scrapy 2.19 let every waiter but the first through as if there were
+    no robots.txt; crawler/robots_middleware.py). The start page (asked whatever robots.txt
+    says) links six pages, asked at once; robots.txt takes 0.3 s to answer."""
+    private = [f"/site/private/p{i}.html" for i in range(6)]
+    routes = {
+        "/robots.txt": Route(
+            body="User-agent: *\nDisallow: /site/private/\n", content_type="text/plain", delay=0.3
+        ),
+        "/site/index.html": Route(
+            body=html_doc("Start", "".join(f'<a href="{p}">x</a>' for p in private))
+        ),
+    }
+    routes.update({p: Route(body=html_doc("Privat", "<p>x</p>")) for p in private})
+    main = SiteServer("127.0.0.1", name="main", routes=routes)
+    with main:
+        audit(
+            tmp_path,
+            main.url("/site/index.html"),
+            {"concurrency": 16, "per_host_concurrency": 8, "delay": 0, "timeout": 10},
+        )
+        assert main.hits("/robots.txt") == 1
+        assert sum(main.hits(p, "GET") for p in private) == 0, sorted(main.requests)
+
+
 @pytest.mark.parametrize(
     ("robots", "max_retry_after", "expected_gap", "capped"),
     [

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 from crawler.fetch_cache import PassSettings
-from crawler.replay import REPLAY_ENV
 from demo.server import Route, SiteServer
 from tests.cli_runner import CliResult, sitewatch, write_config
 
@@ -117,11 +116,17 @@ cache_max_age = 7
 """,
     )
 
-    def audit(n: int | str, *extra: str, env: dict[str, str] | None = None) -> CliResult:
+    text = cfg.read_text(encoding="utf-8")
+
+    no_replay = write_config(
+        tmp / "no-replay.toml", text.replace("[history]\n", "[history]\nreplay = false\n")
+    )
+
+    def audit(n: int | str, *extra: str, config: Path = cfg) -> CliResult:
         r = sitewatch(
             "audit",
             "--config",
-            str(cfg),
+            str(config),
             "--out",
             str(tmp / f"out{n}"),
             "--as-of",
@@ -131,7 +136,6 @@ cache_max_age = 7
             "json",
             *extra,
             cwd=tmp,
-            env=env,
         )
         assert r.code in (0, 1), r.stderr
         return r
@@ -146,7 +150,7 @@ cache_max_age = 7
         out["304_after_replay"] = main.not_modified
         out["ext_hits_replay"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
         # ... and, with that switched off, crawled with every page replayed by the spider.
-        out[2] = audit(2, env={REPLAY_ENV: "0"})
+        out[2] = audit(2, config=no_replay)
         out["304_after_2"] = main.not_modified
         out["ext_hits_2"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
         # Changes since: b.html gains a broken link, the image is gone, one outside link
