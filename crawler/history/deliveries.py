@@ -51,6 +51,7 @@ class DeliveriesMixin(_Base):
                 run_id=run_id, recipient=recipient, state="pending", created_at=now, updated_at=now
             )
             .on_conflict_do_nothing()
+            .execution_options(preserve_rowcount=True)  # INSERT's rowcount is not kept else
         )
         return bool(result.rowcount)
 

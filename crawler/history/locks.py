@@ -47,6 +47,7 @@ class LocksMixin(_Base):
                 self._insert(claims)
                 .values(site=site, period=period, claimed_at=_ts(_now()), claimed_by=self.owner.key)
                 .on_conflict_do_nothing()
+                .execution_options(preserve_rowcount=True)
             )
             return result.rowcount == 1
 
