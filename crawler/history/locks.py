@@ -118,7 +118,8 @@ class LocksMixin(_Base):
             if row is not None:
                 holder = RunOwner(row["owner_host"], int(row["owner_pid"]), row["owner_token"])
                 expired = _dt(row["expires_at"]) <= now
-                if holder != self.owner and not expired and holder.alive() is not False:
+                # Held by a live process (this one too: one holder per site), not expired.
+                if not expired and (holder == self.owner or holder.alive() is not False):
                     return False
                 db.execute(delete(site_leases).where(site_leases.c.site == site))
             db.execute(
