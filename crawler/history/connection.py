@@ -53,6 +53,8 @@ class _Base:
         timeout: float = 30.0,
         stale_after: dt.timedelta = STALE_AFTER,
     ) -> None:
+        #: Where the history is, as given (a path, or a URL without password).
+        self.where = str(where)
         self.target = engines.resolve(where, password_env)
         #: The SQLite file (None on PostgreSQL).
         self.path: Path | None = self.target.path
