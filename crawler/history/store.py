@@ -62,7 +62,14 @@ from crawler.history.rows import (
     _wrongly_crashed,
 )
 from crawler.history.schema import finding_state, links, pages, run_findings, runs
-from crawler.history.writes import finding_rows, link_rows, page_rows, state_rows
+from crawler.history.writes import (
+    LINK_COLUMNS,
+    PAGE_COLUMNS,
+    finding_rows,
+    link_rows,
+    page_rows,
+    state_rows,
+)
 
 _CHUNK = 500
 Row = Mapping[str, Any]
@@ -295,12 +302,8 @@ class Store(DeliveriesMixin, LocksMixin):
             # stored once (a copy of s2000's took ~50 ms and 10 MB of the database).
             db.execute(update(runs).where(runs.c.id == run_id).values(rows_run=rows))
             return
-        for table, batch in (
-            (pages, page_rows(run_id, report)),
-            (links, link_rows(run_id, report)),
-        ):
-            if batch:
-                db.execute(self._insert(table).on_conflict_do_nothing(), batch)
+        self._bulk_insert(db, pages, PAGE_COLUMNS, page_rows(run_id, report))
+        self._bulk_insert(db, links, LINK_COLUMNS, link_rows(run_id, report))
 
     def _update_state(
         self, db: Connection, site: str, run_id: int, now: dt.datetime, changes: Changes
