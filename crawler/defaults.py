@@ -88,6 +88,13 @@ DEFAULTS: dict[str, Any] = {
             "ca_file": "",
         },
     },
+    "web": {
+        "base_url": "",
+        "secret_env": "SITEWATCH_WEB_SECRET",
+        "admin_password_hash": "",
+        "token_days": 28,
+        "acknowledge_weeks": 4,
+    },
     "schedule": {
         "day_of_week": "mon",
         "hour": 7,

@@ -256,8 +256,55 @@ site_leases = Table(
     PrimaryKeyConstraint("site"),
 )
 
+# --- editors' decisions (revision 0003) ----------------------------------------------------
+
+#: Acknowledged / not a problem / snoozed findings (``checks.suppress``); never deleted:
+#: undoing sets ``revoked_at``/``revoked_by``.
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _text("site", default=None),
+    _text("check_name", default=None),
+    _text("page", default=None),
+    _text("target", default=None),
+    _text("detail"),
+    _text("severity", default=None),
+    _text("kind", default=None),
+    _text("reason"),
+    _text("until", default=None, nullable=True),
+    _text("created_by", default=None),
+    _text("created_at", default=None),
+    _text("revoked_at", default=None, nullable=True),
+    _text("revoked_by"),
+    CheckConstraint("kind IN ('acknowledge', 'dismiss', 'snooze')", name="decisions_kind"),
+    Index("decisions_site", "site", "revoked_at"),
+    sqlite_autoincrement=True,
+)
+
+#: Append-only audit trail of the workspace's actions (decide, undo).
+decision_log = Table(
+    "decision_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _text("at", default=None),
+    _text("actor", default=None),
+    _text("action", default=None),
+    _int("decision_id", default=None),
+    _text("site", default=None),
+    _text("check_name", default=None),
+    _text("page", default=None),
+    _text("target", default=None),
+    _text("reason"),
+    _text("until", default=None, nullable=True),
+    Index("decision_log_site", "site", "id"),
+    sqlite_autoincrement=True,
+)
+
 __all__ = [
     "claims",
+    "decision_log",
+    "decisions",
     "deliveries",
     "delivery_log",
     "fetch_cache",

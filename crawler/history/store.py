@@ -45,6 +45,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from checks.changes import ChangeItem, Changes, FindingState, Key, compute_changes
 from checks.models import Finding, LinkResult, Page, Report, RunInfo
 from crawler.history.connection import WAL_AUTOCHECKPOINT
+from crawler.history.decisions import DecisionsMixin
 from crawler.history.deliveries import DeliveriesMixin
 from crawler.history.locks import LocksMixin
 from crawler.history.owners import RunOwner, _row_owner
@@ -80,7 +81,7 @@ def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]
         yield items[i : i + size]
 
 
-class Store(DeliveriesMixin, LocksMixin):
+class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
     """The history. Not thread-safe: one Store per thread/process.
 
     ``Store(where)``: a path (SQLite file), ``sqlite:///path`` or ``postgresql://user@host/db``
