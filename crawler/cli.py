@@ -62,7 +62,7 @@ def _overrides(**opts: Any) -> dict[str, Any]:
 
 #: Commands defined in ``crawler.commands`` (imported only when one of them is run or
 #: listed, so an audit does not load the email and scheduling code).
-LAZY_COMMANDS = ("send", "history", "schedule")
+LAZY_COMMANDS = ("send", "history", "schedule", "web")
 
 
 class _Group(click.Group):

@@ -169,4 +169,10 @@ def send_failure_notice(cfg: Config, text: str) -> None:
         deliver_run(store, rid, {cfg.email.fallback_to: msg}, make_transport(setup))
 
 
-COMMANDS = (send, history, schedule)
+def _web() -> click.Command:
+    from crawler.web.serve import web
+
+    return web
+
+
+COMMANDS = (send, history, schedule, _web())
