@@ -81,7 +81,7 @@ def fid_of(f: Finding) -> str:
 
 
 def test_every_response_has_the_strict_headers(env: Any) -> None:
-    app, st, _clock, _cfg = env
+    app, _st, _clock, _cfg = env
     c = app.test_client()
     for url in ("/", "/o/bad-token", "/admin", "/admin/login", "/nowhere", "/static/web.css"):
         r = c.get(url)
@@ -182,7 +182,7 @@ def test_hostile_titles_and_link_texts_are_escaped(env: Any) -> None:
 
 
 def test_admin_needs_the_password_then_sees_trend_and_runs(env: Any, tmp_path: Path) -> None:
-    app, st, _clock, cfg = env
+    app, _st, _clock, cfg = env
     record(cfg, WEEK2, findings()[:3])
     c = app.test_client()
     assert c.get("/admin").status_code == 303
