@@ -143,6 +143,25 @@ PLANTED: tuple[Planted, ...] = (
         "http_404",
         note="internal link to a page that does not exist",
     ),
+    # One removed page linked five times from three pages, through four #anchors and
+    # once without: five findings, one problem ("linked 5 times from 3 pages").
+    *(
+        Planted(
+            "broken_link",
+            _I + page,
+            _I + "vanortsavtal.html" + fragment,
+            "broken",
+            "http_404",
+            note="removed page vanortsavtal.html, one grouped problem (checks.groups)",
+        )
+        for page, fragment in (
+            ("varldskarta.html", "#harstad"),
+            ("varldskarta.html", "#helsingor"),
+            ("varldskarta.html", "#vasa"),
+            ("honorara-konsuler.html", "#konsuler"),
+            ("projektavtal.html", ""),
+        )
+    ),
     Planted(
         "broken_link",
         _I + "helsingor.html",

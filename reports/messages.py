@@ -30,6 +30,8 @@ PLURALS: Mapping[str, Mapping[str, tuple[str, str]]] = {
         "unchecked_subject": ("{n} fel ej kontrollerat", "{n} fel ej kontrollerade"),
         "days": ("{n} dag", "{n} dagar"),
         "more": ("… och {n} till", "… och {n} till"),
+        "times": ("{n} gång", "{n} gånger"),
+        "pages": ("{n} sida", "{n} sidor"),
         "unchecked": (
             "{n} tidigare fel kunde inte kontrolleras den här gången.",
             "{n} tidigare fel kunde inte kontrolleras den här gången.",
@@ -42,6 +44,8 @@ PLURALS: Mapping[str, Mapping[str, tuple[str, str]]] = {
         "unchecked_subject": ("{n} problem not checked", "{n} problems not checked"),
         "days": ("{n} day", "{n} days"),
         "more": ("… and {n} more", "… and {n} more"),
+        "times": ("{n} time", "{n} times"),
+        "pages": ("{n} page", "{n} pages"),
         "unchecked": (
             "{n} earlier problem could not be checked this time.",
             "{n} earlier problems could not be checked this time.",
@@ -91,6 +95,8 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         ),
         "untitled": "(sida utan titel)",
         "unknown_reason": "Okänt fel",
+        "linked_from": "Länkas {times} från {pages}",
+        "also_on": "Även på",
     },
     "en": {
         "week": "week {week}",
@@ -130,6 +136,8 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         ),
         "untitled": "(untitled page)",
         "unknown_reason": "Unknown problem",
+        "linked_from": "Linked {times} from {pages}",
+        "also_on": "Also on",
     },
 }
 
