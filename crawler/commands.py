@@ -10,6 +10,7 @@ import datetime as dt
 import sys
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import Any
 
 import click
 
@@ -55,6 +56,7 @@ def send(config_path: str | None, run_id: int | None, dry_run: bool) -> None:
         setup = setup_from_config(cfg)
     except ValueError as e:  # e.g. security = "none" for a host that is not loopback
         _fail(f"config error in {cfg.source}: {e}" if cfg.source else f"config error: {e}")
+    setup = _with_workspace(cfg, setup)
     with _store(cfg) as store:
         rid = run_id if run_id is not None else store.last_run(site_name(cfg))
         if rid is None:
@@ -89,6 +91,20 @@ def send(config_path: str | None, run_id: int | None, dry_run: bool) -> None:
     for rcpt in result.unconfirmed:
         click.echo(f"  unconfirmed (not re-sent): {rcpt}", err=True)
     sys.exit(EXIT_OK if result.ok else EXIT_PROBLEMS)
+
+
+def _with_workspace(cfg: Config, setup: Any) -> Any:
+    """The email setup with signed workspace links (``web.base_url``), if configured."""
+    from dataclasses import replace
+
+    from crawler.web.links import workspace_links
+    from crawler.web.tokens import SecretMissing
+
+    try:
+        return replace(setup, workspace=workspace_links(cfg))
+    except SecretMissing as e:
+        click.echo(f"sitewatch: warning: no workspace links in the emails: {e}", err=True)
+        return setup
 
 
 @click.command()

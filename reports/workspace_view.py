@@ -11,7 +11,6 @@ templates (autoescape).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,11 +20,7 @@ from checks.suppress import Key, Suppression, suppression_for
 from reports import messages as M
 from reports import web_messages as W
 from reports.email_build import _href, _one_line, _short_url
-
-
-def finding_id(key: Key) -> str:
-    """A short stable id of a finding key (anchors, form fields, email links)."""
-    return hashlib.sha256("\0".join(key).encode("utf-8", "surrogatepass")).hexdigest()[:20]
+from reports.email_workspace import finding_id
 
 
 @dataclass(frozen=True)

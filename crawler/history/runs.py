@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,10 +18,26 @@ from sqlalchemy.exc import SQLAlchemyError
 from checks.changes import Changes, FlakyPolicy, apply_flakiness
 from checks.evaluate import sort_key
 from checks.models import Report
+from checks.suppress import Key, Suppression, newest_by_key, split
 from crawler.audit import site_name
 from crawler.config import Config
 from crawler.history.store import Store, StoreError
 from crawler.replay import replay_key
+
+
+def with_decisions(
+    report: Report, decisions: Mapping[Key, Suppression], now: dt.datetime
+) -> Report:
+    """The report with the editors' decisions in force on its findings recorded in
+    ``run.stats["decisions"]`` (shown in report.html; left out of ``--fail-on``)."""
+    hidden = split(report.findings, decisions, now)[1]
+    if not hidden:
+        return report
+    rows = [
+        [*s.key, s.kind.value, s.by, s.reason, s.until.isoformat() if s.until else ""]
+        for _f, s in hidden
+    ]
+    return replace(report, run=replace(report.run, stats={**report.run.stats, "decisions": rows}))
 
 
 class HistoryError(Exception):
@@ -96,6 +113,7 @@ class History:
             findings = apply_flakiness(
                 report.findings, report.links, state, self.flaky, self.started
             )
+            decided = self.store.decisions_for(self.site)
         except (SQLAlchemyError, StoreError) as e:
             self.store.close()
             raise HistoryError(
@@ -104,7 +122,8 @@ class History:
         except BaseException:
             self.store.close()
             raise
-        return replace(report, findings=tuple(sorted(findings, key=sort_key)))
+        report = replace(report, findings=tuple(sorted(findings, key=sort_key)))
+        return with_decisions(report, newest_by_key(decided), self.started)
 
     def store_run(self, report: Report) -> Changes:
         """Store the run (``report`` from :meth:`prepare`) and close the store: in the
