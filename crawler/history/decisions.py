@@ -39,6 +39,8 @@ class TrendPoint:
 
     run_id: int
     started_at: dt.datetime
+    #: The run's "today" (``--as-of``), the date the chart shows.
+    as_of: dt.date
     errors: int
     warnings: int
     open: int
@@ -216,6 +218,9 @@ class DecisionsMixin(_Base):
             TrendPoint(
                 run_id=int(x["id"]),
                 started_at=_dt(x["started_at"]),
+                as_of=dt.date.fromisoformat(x["as_of"])
+                if x["as_of"]
+                else _dt(x["started_at"]).date(),
                 errors=int(x["errors"]),
                 warnings=int(x["warnings"]),
                 open=int(x["new_count"]) + int(x["open_count"]),

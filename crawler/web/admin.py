@@ -77,7 +77,7 @@ def logout() -> Response:
 
 def _trend(site: str) -> Markup:
     points = [
-        Point(label=f"v.{p.started_at.isocalendar().week}", errors=p.errors, warnings=p.warnings)
+        Point(label=p.as_of.isoformat()[5:], errors=p.errors, warnings=p.warnings)
         for p in state().store().trend(site, 26)
     ]
     svg = trend_svg(
