@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from checks.changes import Changes
+from checks.groups import group_key
 from checks.owners import Owner
 from checks.suppress import Key, Suppression, newest_by_key, suppression_for
 from reports import web_messages as W
@@ -106,6 +107,12 @@ def item_link(base: str, key: Key) -> str:
     return f"{base.rstrip('/')}/f/{finding_id(key)}" if base else ""
 
 
+def problems(changes: Changes) -> int:
+    """New and still-open problems, as the email counts them (``checks.groups``: links to
+    one missing resource are one problem)."""
+    return len({group_key(i.finding) for i in (*changes.new, *changes.still_open)})
+
+
 def _previous_run(store: Any, site: str, run_id: int) -> int | None:
     for r in store.runs(site, limit=60):
         if r.id < run_id and r.status in ("complete", "incomplete"):
@@ -135,10 +142,10 @@ def prepare(
         open_last = None
         if last is not None:
             before = apply_decisions(last.get(owner, Changes()), decisions, now)[0]
-            open_last = len(before.new) + len(before.still_open)
+            open_last = problems(before)
         extras[owner] = OwnerExtras(
             left_out=hidden,
-            open_now=len(kept.new) + len(kept.still_open),
+            open_now=problems(kept),
             open_last=open_last,
             workspace_url=workspace(owner) if workspace else "",
         )
