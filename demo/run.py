@@ -79,23 +79,30 @@ def start(port: int) -> DemoServers:
         return start_demo_servers(0)
 
 
-def secret() -> str:
-    """The workspace key: ``$SITEWATCH_WEB_SECRET``, or a new one for this demo."""
+def secret() -> tuple[str, bool]:
+    """The workspace key: ``$SITEWATCH_WEB_SECRET``, or a new one made for this demo (then
+    True: the demo prints it in the command, since nothing else knows it)."""
     value = os.environ.get(SECRET_ENV, "")
-    if len(value) < 32:
-        value = secrets.token_urlsafe(48)
-        os.environ[SECRET_ENV] = value  # for the `send` child: it signs the email links
-    return value
+    if len(value) >= 32:
+        return value, False
+    value = secrets.token_urlsafe(48)
+    os.environ[SECRET_ENV] = value  # for the `send` child: it signs the email links
+    return value, True
 
 
-def print_workspace(config: Path, key: str) -> None:
+def print_workspace(config: Path, key: str, made_here: bool) -> None:
     from crawler.web.tokens import Signing
 
     token = Signing(key).owner_token("Karin Nyström", SITE)
     base = f"http://127.0.0.1:{WEB_PORT}"
     print("\nsitewatch demo: the editors' workspace (acknowledge, dismiss, snooze):")
-    print(f"  start it:  {SECRET_ENV}={key} \\")
-    print(f"             {sys.executable} -m crawler.cli web --config {config} --admin-open")
+    command = f"{sys.executable} -m crawler.cli web --config {config} --admin-open"
+    if made_here:  # a throwaway key of this demo run (a real one is never printed)
+        print(f"  start it:  {SECRET_ENV}={key} \\")
+        print(f"             {command}")
+    else:
+        print(f"  start it ({SECRET_ENV} as in your environment):")
+        print(f"             {command}")
     print(f"  editor (Karin Nyström): {base}/o/{token}")
     print(f"  admin:                  {base}/admin")
     print("  (the same links are in the emails in the outbox; they work while the key is the same)")
@@ -110,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_of = AS_OF_BY_WEEK[week].isoformat()
     OUT.mkdir(exist_ok=True)
     config = OUT / "demo-config.toml"
-    key = secret()
+    key, made_here = secret()
     with start(args.port) as demo:
         if week == 2:
             week2(demo)
@@ -130,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nsitewatch demo: open {OUT / 'report.html'} in a browser;")
     print(f"sitewatch demo: the editors' emails are in {OUT / 'outbox'} (.eml files).")
     print("sitewatch demo: `sitewatch audit` exits 1 on these planted problems; the demo exits 0.")
-    print_workspace(config, key)
+    print_workspace(config, key, made_here)
     if week == 1:
         print("\nsitewatch demo: run `make demo` again for week 2 (one problem fixed, one new).")
     return 0
