@@ -254,6 +254,25 @@ def _wait_for_the_dead_backend(s: Store) -> None:
         conn.rollback()
 
 
+def test_a_run_begun_under_the_site_lock_crashes_every_earlier_running_run(
+    history_url: str,
+) -> None:
+    from crawler.history import RunOwner
+
+    elsewhere = RunOwner("worker-2.example", 4242, "t")  # another host: cannot be asked
+    now = dt.datetime.now(dt.UTC)  # its runs are not stale yet
+    with Store(history_url) as s:
+        other_site = s.begin_run("other", now, owner=elsewhere)
+        stuck = s.begin_run("umea", now, owner=elsewhere)
+        s.begin_run("umea", now + dt.timedelta(hours=1))
+        assert s.run_status(stuck) == "running"  # without the lock: maybe alive
+        with s.site_lock("umea"):
+            rid = s.begin_run("umea", now + dt.timedelta(hours=2), site_locked=True)
+            s.finish_run(rid, report(now + dt.timedelta(hours=2), [GONE]))
+        assert s.run_status(stuck) == "crashed" and s.run_status(rid) == "complete"
+        assert s.run_status(other_site) == "running"  # other sites are not touched
+
+
 def test_a_sqlite_lease_is_taken_over_once_expired(tmp_path: Path) -> None:
     db = tmp_path / "h.db"
     with Store(db) as s, s._tx() as conn:

@@ -111,16 +111,20 @@ class Store(DeliveriesMixin, LocksMixin):
         *,
         owner: RunOwner | None = None,
         replay_key: str = "",
+        site_locked: bool = False,
     ) -> int:
         """Record a new run (status ``running``) owned by ``owner`` (default: this process).
 
         Earlier ``running`` runs of the site whose owner is gone become ``crashed`` (see the
-        module docstring); a live audit of the same site is left alone.
+        module docstring); a live audit of the same site is left alone. ``site_locked``:
+        the caller holds :meth:`site_lock` for the site, so no other audit of it runs and
+        every earlier ``running`` run is crashed, on any host (a worker killed on another
+        machine is not waited for until ``stale_after``).
         """
         owner = owner or self.owner
         with self._tx() as db:
             self._lock_site(db, site)
-            self._reap(db, site, "crashed", owner)
+            self._reap(db, site, "crashed", owner, every=site_locked)
             result = db.execute(
                 runs.insert().values(
                     site=site,
@@ -148,7 +152,12 @@ class Store(DeliveriesMixin, LocksMixin):
             return self._reap(db, site, reason, None)
 
     def _reap(
-        self, db: Connection, site: str | None, reason: str, beginner: RunOwner | None
+        self,
+        db: Connection,
+        site: str | None,
+        reason: str,
+        beginner: RunOwner | None,
+        every: bool = False,
     ) -> list[int]:
         stmt = select(runs).where(runs.c.status == "running")
         if site is not None:
@@ -158,8 +167,8 @@ class Store(DeliveriesMixin, LocksMixin):
         for row in db.execute(stmt).mappings().all():
             owner = _row_owner(row)
             marker = self.owner.key
-            if owner is None:
-                dead = True  # recorded before owners were (schema < 3)
+            if owner is None or (every and owner != beginner):
+                dead = True  # recorded before owners were (schema < 3), or site locked
             elif beginner is not None and owner == beginner:
                 dead = True  # the same process begins the site again: it gave this one up
                 marker = owner.key  # its own word: final
