@@ -72,7 +72,7 @@ from crawler.history.writes import (
 )
 
 _CHUNK = 500
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
@@ -138,7 +138,9 @@ class Store(DeliveriesMixin, LocksMixin):
                     replay_key=replay_key,
                 )
             )
-            return int(result.inserted_primary_key[0])
+            new_id = result.inserted_primary_key[0]  # type: ignore[index]
+            assert new_id is not None
+            return int(new_id)
 
     def reap_runs(self, site: str | None = None, reason: str = "crashed") -> list[int]:
         """Mark ``running`` runs whose owner is gone as crashed (all sites: ``None``).
