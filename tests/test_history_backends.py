@@ -373,3 +373,31 @@ def test_a_cache_on_an_unusable_database_is_off_not_an_error(tmp_path: Path) -> 
     cache = FetchCache(tmp_path / "dir.db", "p", 1, max_age_days=7)
     assert cache.failed and cache.validators("https://x.se/", 4) is None
     cache.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://sw:Hemligt-77@db.example/h", "holds a password"),
+        ("mysql://sw@db.example/h", "unknown database"),
+        (42, "expected a string"),
+    ],
+)
+def test_config_history_url_is_checked_and_a_password_in_it_never_shown(
+    url: object, says: str
+) -> None:
+    from crawler.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as e:
+        load_config(None, {"history": {"url": url}})
+    assert says in str(e.value) and "history.url" in str(e.value)
+    assert "Hemligt-77" not in str(e.value)
+
+
+def test_config_history_defaults_are_the_sqlite_file() -> None:
+    from crawler.config import load_config
+
+    h = load_config(None, {"site": {"start_urls": ["https://x.se/"]}}).history
+    assert (h.db, h.url, h.password_env) == ("var/sitewatch.db", "", "SITEWATCH_DB_PASSWORD")
+    pg = load_config(None, {"history": {"url": "postgresql://sw@db.example/h"}}).history
+    assert pg.url == "postgresql://sw@db.example/h"
