@@ -254,6 +254,25 @@ def _wait_for_the_dead_backend(s: Store) -> None:
         conn.rollback()
 
 
+def test_a_run_begun_under_the_site_lock_crashes_every_earlier_running_run(
+    history_url: str,
+) -> None:
+    from crawler.history import RunOwner
+
+    elsewhere = RunOwner("worker-2.example", 4242, "t")  # another host: cannot be asked
+    now = dt.datetime.now(dt.UTC)  # its runs are not stale yet
+    with Store(history_url) as s:
+        other_site = s.begin_run("other", now, owner=elsewhere)
+        stuck = s.begin_run("umea", now, owner=elsewhere)
+        s.begin_run("umea", now + dt.timedelta(hours=1))
+        assert s.run_status(stuck) == "running"  # without the lock: maybe alive
+        with s.site_lock("umea"):
+            rid = s.begin_run("umea", now + dt.timedelta(hours=2), site_locked=True)
+            s.finish_run(rid, report(now + dt.timedelta(hours=2), [GONE]))
+        assert s.run_status(stuck) == "crashed" and s.run_status(rid) == "complete"
+        assert s.run_status(other_site) == "running"  # other sites are not touched
+
+
 def test_a_sqlite_lease_is_taken_over_once_expired(tmp_path: Path) -> None:
     db = tmp_path / "h.db"
     with Store(db) as s, s._tx() as conn:
@@ -273,6 +292,10 @@ def test_a_sqlite_lease_is_taken_over_once_expired(tmp_path: Path) -> None:
             (until,) = s._one(text("SELECT expires_at FROM site_leases")).values()  # type: ignore[union-attr]
             assert dt.datetime.fromisoformat(until) > dt.datetime.now(dt.UTC)
         assert s._one(text("SELECT count(*) AS n FROM site_leases"))["n"] == 0  # type: ignore[index]
+        with s.site_lock("umea"), s.engine.connect() as conn:  # what the renewer does
+            assert s._extend(conn, "umea", dt.timedelta(minutes=5))
+        with s.engine.connect() as conn:  # released: nothing left to renew
+            assert not s._extend(conn, "umea", dt.timedelta(minutes=5))
 
 
 # --- deliveries: exactly once per (run, recipient) with several senders -----------------------
@@ -354,3 +377,31 @@ def test_a_cache_on_an_unusable_database_is_off_not_an_error(tmp_path: Path) -> 
     cache = FetchCache(tmp_path / "dir.db", "p", 1, max_age_days=7)
     assert cache.failed and cache.validators("https://x.se/", 4) is None
     cache.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://sw:Hemligt-77@db.example/h", "holds a password"),
+        ("mysql://sw@db.example/h", "unknown database"),
+        (42, "expected a string"),
+    ],
+)
+def test_config_history_url_is_checked_and_a_password_in_it_never_shown(
+    url: object, says: str
+) -> None:
+    from crawler.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as e:
+        load_config(None, {"history": {"url": url}})
+    assert says in str(e.value) and "history.url" in str(e.value)
+    assert "Hemligt-77" not in str(e.value)
+
+
+def test_config_history_defaults_are_the_sqlite_file() -> None:
+    from crawler.config import load_config
+
+    h = load_config(None, {"site": {"start_urls": ["https://x.se/"]}}).history
+    assert (h.db, h.url, h.password_env) == ("var/sitewatch.db", "", "SITEWATCH_DB_PASSWORD")
+    pg = load_config(None, {"history": {"url": "postgresql://sw@db.example/h"}}).history
+    assert pg.url == "postgresql://sw@db.example/h"

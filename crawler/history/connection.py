@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Connection, Executable, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -104,7 +104,7 @@ class _Base:
         thread.start()
         return thread
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -126,7 +126,7 @@ class _Base:
         finally:
             conn.execution_options(sqlite_immediate=False)
 
-    def _rows(self, stmt: Executable, params: Any = None) -> list[Mapping[str, Any]]:
+    def _rows(self, stmt: Executable, params: Any = None) -> list[Mapping[Any, Any]]:
         """All rows of a read, as mappings; the read transaction ends at once."""
         conn = self._conn
         try:
@@ -134,7 +134,7 @@ class _Base:
         finally:
             conn.rollback()
 
-    def _one(self, stmt: Executable, params: Any = None) -> Mapping[str, Any] | None:
+    def _one(self, stmt: Executable, params: Any = None) -> Mapping[Any, Any] | None:
         rows = self._rows(stmt, params)
         return rows[0] if rows else None
 

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy import ColumnElement, Connection, delete, select, text, update
 
 from crawler.history.connection import _Base, lock_key
 from crawler.history.owners import RunOwner
@@ -101,7 +101,7 @@ class LocksMixin(_Base):
             with self._tx() as db:
                 db.execute(delete(site_leases).where(site_leases.c.site == site, *self._ours()))
 
-    def _ours(self) -> tuple[object, ...]:
+    def _ours(self) -> tuple[ColumnElement[bool], ...]:
         c = site_leases.c
         return (
             c.owner_host == self.owner.host,

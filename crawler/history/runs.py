@@ -21,7 +21,8 @@ from checks.models import Report
 from checks.suppress import Key, Suppression, newest_by_key, split
 from crawler.audit import site_name
 from crawler.config import Config
-from crawler.history.store import Store, StoreError
+from crawler.history.rows import StoreError
+from crawler.history.store import Store
 from crawler.replay import replay_key
 
 

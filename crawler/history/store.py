@@ -73,7 +73,7 @@ from crawler.history.writes import (
 )
 
 _CHUNK = 500
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
@@ -112,16 +112,20 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
         *,
         owner: RunOwner | None = None,
         replay_key: str = "",
+        site_locked: bool = False,
     ) -> int:
         """Record a new run (status ``running``) owned by ``owner`` (default: this process).
 
         Earlier ``running`` runs of the site whose owner is gone become ``crashed`` (see the
-        module docstring); a live audit of the same site is left alone.
+        module docstring); a live audit of the same site is left alone. ``site_locked``:
+        the caller holds :meth:`site_lock` for the site, so no other audit of it runs and
+        every earlier ``running`` run is crashed, on any host (a worker killed on another
+        machine is not waited for until ``stale_after``).
         """
         owner = owner or self.owner
         with self._tx() as db:
             self._lock_site(db, site)
-            self._reap(db, site, "crashed", owner)
+            self._reap(db, site, "crashed", owner, every=site_locked)
             result = db.execute(
                 runs.insert().values(
                     site=site,
@@ -135,7 +139,9 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
                     replay_key=replay_key,
                 )
             )
-            return int(result.inserted_primary_key[0])
+            new_id = result.inserted_primary_key[0]  # type: ignore[index]
+            assert new_id is not None
+            return int(new_id)
 
     def reap_runs(self, site: str | None = None, reason: str = "crashed") -> list[int]:
         """Mark ``running`` runs whose owner is gone as crashed (all sites: ``None``).
@@ -149,7 +155,12 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
             return self._reap(db, site, reason, None)
 
     def _reap(
-        self, db: Connection, site: str | None, reason: str, beginner: RunOwner | None
+        self,
+        db: Connection,
+        site: str | None,
+        reason: str,
+        beginner: RunOwner | None,
+        every: bool = False,
     ) -> list[int]:
         stmt = select(runs).where(runs.c.status == "running")
         if site is not None:
@@ -159,8 +170,8 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
         for row in db.execute(stmt).mappings().all():
             owner = _row_owner(row)
             marker = self.owner.key
-            if owner is None:
-                dead = True  # recorded before owners were (schema < 3)
+            if owner is None or (every and owner != beginner):
+                dead = True  # recorded before owners were (schema < 3), or site locked
             elif beginner is not None and owner == beginner:
                 dead = True  # the same process begins the site again: it gave this one up
                 marker = owner.key  # its own word: final
