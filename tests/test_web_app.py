@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import lxml.etree
 import lxml.html
 import pytest
 from werkzeug.security import generate_password_hash
@@ -238,3 +239,42 @@ def test_the_suppression_rule_lapses_when_the_verdict_changes() -> None:
     assert validate(Kind.SNOOZE, "", now - dt.timedelta(days=1), now) == "until_past"
     assert validate(Kind.SNOOZE, "", now + dt.timedelta(days=400), now) == "until_too_far"
     assert validate(Kind.ACKNOWLEDGE, "", now + dt.timedelta(days=28), now) == ""
+
+
+def test_trend_svg_has_a_point_per_run_and_escapes_labels() -> None:
+    from reports.trend_svg import Point, trend_svg
+
+    pts = [Point(f"<v{i}>", e, w) for i, (e, w) in enumerate([(12, 3), (9, 4), (9, 1)])]
+    svg = trend_svg(pts, title="a <b> & c", legend=("errors", "warnings"))
+    doc = lxml.etree.fromstring(svg.encode())
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    assert len(doc.xpath("//s:circle[contains(@class, 'pt-errors')]", namespaces=ns)) == 3
+    assert len(doc.xpath("//s:polyline", namespaces=ns)) == 2
+    assert "<v0>" not in svg and "&lt;v0&gt;" in svg and "a &lt;b&gt; &amp; c" in svg
+    # Higher counts are drawn higher (smaller y).
+    ys = [
+        float(c.get("cy"))
+        for c in doc.xpath("//s:circle[contains(@class,'pt-errors')]", namespaces=ns)
+    ]
+    assert ys[0] < ys[1] == ys[2]
+    one = trend_svg([Point("x", 0, 0)], title="t", legend=("e", "w"))
+    assert one.count("<circle") == 2 and "<polyline" not in one
+
+
+def test_the_web_command_refuses_a_bad_setup(tmp_path: Path) -> None:
+    from tests.cli_runner import sitewatch, write_config
+
+    cfg = write_config(tmp_path / "c.toml", '[site]\nname = "x"\n')
+    no_key = sitewatch("web", "--config", str(cfg), cwd=tmp_path, env={"SITEWATCH_WEB_SECRET": ""})
+    assert no_key.code == 2 and "SITEWATCH_WEB_SECRET" in no_key.stderr
+    assert "Traceback" not in no_key.stderr
+    env = {"SITEWATCH_WEB_SECRET": SECRET}
+    wide = sitewatch(
+        "web", "--config", str(cfg), "--host", "0.0.0.0", "--admin-open", cwd=tmp_path, env=env
+    )
+    assert wide.code == 2 and "--admin-open is only allowed on a loopback address" in wide.stderr
+    assert SECRET not in wide.stderr + wide.stdout
+    bad = write_config(tmp_path / "b.toml", '[web]\nadmin_password_hash = "hunter2"\n')
+    shown = sitewatch("web", "--config", str(bad), cwd=tmp_path, env=env)
+    assert shown.code == 2 and "web.admin_password_hash" in shown.stderr
+    assert "hunter2" not in shown.stderr

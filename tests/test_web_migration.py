@@ -60,3 +60,24 @@ def test_a_revision_0002_database_upgrades_in_place(tmp_path: Path) -> None:
             "umea", GONE, Kind.ACKNOWLEDGE, by="Anna", until=T0 + dt.timedelta(days=30)
         )
         assert [t.errors for t in s.trend("umea")] == [0, 1]
+
+
+def test_decisions_on_both_backends(history_url: str) -> None:
+    with Store(history_url) as s:
+        rid = s.begin_run("umea", T0)
+        s.finish_run(rid, report(T0, [GONE]))
+        did = s.record_decision(
+            "umea", GONE, Kind.SNOOZE, by="Anna", until=T0 + dt.timedelta(days=9), now=T0
+        )
+        found = s.decision(did)
+        assert found is not None
+        site, d, revoked = found
+        assert (site, d.kind, d.until, revoked) == (
+            "umea",
+            Kind.SNOOZE,
+            T0 + dt.timedelta(days=9),
+            False,
+        )
+        assert s.sites() == ["umea"] and [t.errors for t in s.trend("umea")] == [1]
+        assert s.revoke_decision(did, by="Anna") and not s.revoke_decision(did, by="Anna")
+        assert [e.action for e in s.decision_log("umea")] == ["undo", "snooze"]
