@@ -372,6 +372,37 @@ def _workspace_ctx(
     }
 
 
+def _sections(
+    lang: str,
+    grouped: Mapping[str, Sequence[Sequence[tuple[Owner, ChangeItem]]]],
+    pages: Mapping[str, Page],
+    as_of: dt.date,
+    max_items: int,
+    extras: Mapping[Owner, OwnerExtras] | None,
+) -> list[_Section]:
+    """New, still open and fixed problems, each a section with its page headings."""
+    sections: list[_Section] = []
+    for key, title in (
+        ("new", "section_new"),
+        ("still_open", "section_open"),
+        ("fixed", "section_fixed"),
+    ):
+        groups = grouped[key]
+        if groups:
+            items = [
+                _group_item(lang, g, key, pages, as_of, extras) for g in groups[: max(0, max_items)]
+            ]
+            sections.append(
+                _Section(
+                    key=key,
+                    title=M.text(lang, title),
+                    count=len(groups),
+                    all_items=_with_headings(lang, items),
+                )
+            )
+    return sections
+
+
 def _render(
     lang: str,
     parts: Sequence[tuple[Owner, Changes]],
@@ -400,28 +431,7 @@ def _render(
     counts = {**changes.counts(), **{key: len(g) for key, g in grouped.items()}}
     subject = subject_for(lang, counts, meta.site, meta.as_of, complete=changes.complete)
 
-    sections: list[_Section] = []
-    for key, title in (
-        ("new", "section_new"),
-        ("still_open", "section_open"),
-        ("fixed", "section_fixed"),
-    ):
-        groups = grouped[key]
-        if groups:
-            sections.append(
-                _Section(
-                    key=key,
-                    title=M.text(lang, title),
-                    count=len(groups),
-                    all_items=_with_headings(
-                        lang,
-                        [
-                            _group_item(lang, g, key, pages, meta.as_of, extras)
-                            for g in groups[: max(0, max_items)]
-                        ],
-                    ),
-                )
-            )
+    sections = _sections(lang, grouped, pages, meta.as_of, max_items, extras)
     notice = ""
     if not changes.complete:
         reasons = ", ".join(header_safe(r, 100) for r in changes.incomplete_reasons) or "?"

@@ -278,3 +278,18 @@ def test_the_web_command_refuses_a_bad_setup(tmp_path: Path) -> None:
     shown = sitewatch("web", "--config", str(bad), cwd=tmp_path, env=env)
     assert shown.code == 2 and "web.admin_password_hash" in shown.stderr
     assert "hunter2" not in shown.stderr
+
+
+def test_the_fallback_recipient_sees_the_unowned_pages(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    outside = Finding(
+        Check.BROKEN_LINK, Severity.ERROR, "https://www.umea.se/other.html", "x", "dns"
+    )
+    record(cfg, WEEK1, (*findings(), outside))
+    app = create_app(cfg, secret=SECRET)
+    st = app.extensions["sitewatch"]
+    c = app.test_client()
+    html = c.get(f"/o/{st.signing.owner_token('*', SITE)}").get_data(as_text=True)
+    assert "other.html" in html and "harstad" not in html
+    assert "Dina sidor: webb@umea.example" in html
+    st.close()

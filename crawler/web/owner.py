@@ -16,7 +16,7 @@ from checks.owners import Owner
 from checks.suppress import Kind, validate
 from crawler.history.decisions import OpenFinding
 from crawler.web.app import page, state
-from crawler.web.state import find
+from crawler.web.state import FALLBACK, find
 from crawler.web.tokens import OwnerIdentity
 from reports import web_messages as W
 from reports.workspace_view import group_by_page
@@ -46,6 +46,11 @@ def _owner(token: str) -> Owner:
     return owner
 
 
+def _who(owner: Owner) -> str:
+    """The name recorded for the owner's actions (the fallback: its address)."""
+    return owner.emails[0] if owner.name == FALLBACK else owner.name
+
+
 def _mine(owner: Owner) -> list[OpenFinding]:
     st = state()
     return st.mine(owner, st.store().open_findings(st.site))
@@ -63,7 +68,7 @@ def _render(token: str, owner: Owner, items: list[OpenFinding], **extra: object)
         owner,
     )
     weeks = W.plural(lang, "weeks", st.cfg.web.acknowledge_weeks)
-    name = owner.name if owner.name != "*" else owner.emails[0]
+    name = _who(owner)
     return page(
         "owner.html.j2",
         lang=lang,
@@ -137,7 +142,7 @@ def decide(token: str) -> Response:
         error = W.text(owner.language, f"err_{problem}")
         return _render(token, owner, mine, notice="", error=error)
     st.store().record_decision(
-        st.site, finding, kind, by=owner.name, reason=reason, until=until, now=now
+        st.site, finding, kind, by=_who(owner), reason=reason, until=until, now=now
     )
     return redirect(f"/o/{token}?done={kind.value}#f-{fid}", code=303)  # type: ignore[return-value]
 
@@ -156,5 +161,5 @@ def undo(token: str) -> Response:
     site, decision, _revoked = found
     if site != st.site or st.owner_of(decision.page) != owner:
         abort(403, description="not_yours")
-    st.store().revoke_decision(did, by=owner.name, now=st.now())
+    st.store().revoke_decision(did, by=_who(owner), now=st.now())
     return redirect(f"/o/{token}?done=undo", code=303)  # type: ignore[return-value]
