@@ -123,9 +123,11 @@ class Web:
         assert m, (line, self.proc.stderr.read() if self.proc.stderr else "")
         self.base = m.group(0).rstrip("/")
 
-    def stop(self) -> None:
+    def stop(self) -> str:
+        """Stop the server; its stderr (the request log)."""
         self.proc.terminate()
-        self.proc.wait(timeout=30)
+        _out, err = self.proc.communicate(timeout=30)
+        return err
 
 
 def owner_url(web: Web, owner: str, *, signing: Signing | None = None) -> str:
@@ -277,5 +279,8 @@ def test_editor_workspace_end_to_end(site: SiteServer, tmp_path: Path) -> None:
             shot(page, tmp_path / "run-view.png")
             browser.close()
     finally:
-        web.stop()
+        log = web.stop()
     assert dialogs == []
+    # The request log masks editors' tokens and never holds the key.
+    assert '"GET /o/<token>" 200' in log, log[-2000:]
+    assert "/o/eyJ" not in log and SECRET not in log

@@ -72,6 +72,7 @@ def create_app(
             abort(403, description="csrf")
 
     app.after_request(_headers)
+    app.teardown_request(lambda _exc: st.release())
     app.register_error_handler(HTTPException, _error)
     from crawler.web.admin import admin_bp
     from crawler.web.owner import owner_bp

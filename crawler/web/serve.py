@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import signal
 import sys
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 import click
 
 DEFAULT_PORT = 8150
+_TOKEN = re.compile(r"/o/[^/?#\s]+")
 
 
 def _fail(message: str) -> None:
@@ -35,6 +37,18 @@ def hash_password() -> None:
     click.echo(f'admin_password_hash = "{generate_password_hash(first, method="scrypt")}"')
 
 
+def _quiet_handler() -> Any:
+    """werkzeug's request handler with editors' tokens masked in the request log."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class Handler(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            path = _TOKEN.sub("/o/<token>", self.path)
+            self.log("info", '"%s %s" %s %s', self.command, path, code, size)
+
+    return Handler
+
+
 def make_server(cfg: Any, host: str, port: int, admin_open: bool) -> Any:
     """The configured app in a threaded WSGI server (not started); exits 2 on bad setup."""
     from werkzeug.serving import make_server as werkzeug_server
@@ -51,7 +65,7 @@ def make_server(cfg: Any, host: str, port: int, admin_open: bool) -> Any:
         _fail(str(e))
     app = create_app(cfg, secret=secret, admin_open=admin_open)
     try:
-        return werkzeug_server(host, port, app, threaded=True)
+        return werkzeug_server(host, port, app, threaded=True, request_handler=_quiet_handler())
     except OSError as e:
         _fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
 

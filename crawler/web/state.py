@@ -1,7 +1,8 @@
-"""What the workspace app holds: config, signing, owners, the clock, one Store per thread.
+"""What the workspace app holds: config, signing, owners, the clock, a pool of Stores.
 
-The history ``Store`` is not thread-safe; the server handles requests in threads, so each
-thread opens its own (kept for the thread's life, closed with the app).
+The history ``Store`` is not thread-safe and the server handles each request in a thread
+of its own, so a request takes a Store from the pool (opening one when none is idle) and
+gives it back when it ends (``release``); the pool keeps at most ``POOL`` idle Stores.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from crawler.history.runs import open_store
 from crawler.history.store import Store
 from crawler.web.tokens import Signing
 
+#: Idle Stores kept between requests.
+POOL = 4
 #: The identity of the fallback recipient (findings on pages no owner matches).
 FALLBACK = "*"
 
@@ -32,9 +35,9 @@ class WebState:
     signing: Signing
     admin_open: bool = False
     clock: Callable[[], float] = time.time
-    _local: threading.local = field(default_factory=threading.local)
-    _stores: list[Store] = field(default_factory=list)
+    _idle: list[Store] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _local: threading.local = field(default_factory=threading.local)
 
     def __post_init__(self) -> None:
         self.site = site_name(self.cfg)
@@ -46,17 +49,32 @@ class WebState:
         return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
 
     def store(self) -> Store:
+        """This request's Store (the same one for the whole request)."""
         s: Store | None = getattr(self._local, "store", None)
         if s is None:
-            s = open_store(self.cfg)
-            self._local.store = s
             with self._lock:
-                self._stores.append(s)
+                s = self._idle.pop() if self._idle else None
+            if s is None:
+                s = open_store(self.cfg)
+            self._local.store = s
         return s
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """End of a request: its Store back to the pool (closed if the pool is full)."""
+        s: Store | None = getattr(self._local, "store", None)
+        self._local.store = None
+        if s is None:
+            return
         with self._lock:
-            stores, self._stores = self._stores, []
+            if len(self._idle) < POOL:
+                self._idle.append(s)
+                return
+        s.close()
+
+    def close(self) -> None:
+        self.release()
+        with self._lock:
+            stores, self._idle = self._idle, []
         for s in stores:
             s.close()
 
