@@ -242,6 +242,8 @@ class GroupView:
     rows: list[Row]
     #: Places not shown.
     more: int
+    #: An editor's decision on every place of the problem (see ``Row.decided``).
+    decided: str = ""
 
 
 def _group_view(
@@ -268,6 +270,9 @@ def _group_view(
         pages=g.pages,
         rows=rows,
         more=max(g.links - len(rows), 0),
+        decided=rows[0].decided
+        if rows and all(r.decided for r in rows) and not g.links > len(rows)
+        else "",
     )
 
 

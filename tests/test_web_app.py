@@ -293,3 +293,22 @@ def test_the_fallback_recipient_sees_the_unowned_pages(tmp_path: Path) -> None:
     assert "other.html" in html and "harstad" not in html
     assert "Dina sidor: webb@umea.example" in html
     st.close()
+
+
+def test_report_html_shows_decided_findings_as_such() -> None:
+    from dataclasses import replace
+
+    from crawler.history.runs import with_decisions
+    from reports.html_report import render_html
+    from tests.workspace_data import report
+
+    f = findings()[1]
+    s = Suppression(Kind.DISMISS, *f.key, f.detail, f.severity, "Karin", WEEK1, "Blockerar <b>")
+    rep = with_decisions(report(WEEK2, findings()), {f.key: s}, WEEK2)
+    assert rep.run.stats["decisions"] == [[*f.key, "dismiss", "Karin", "Blockerar <b>", ""]]
+    html = render_html(rep)
+    assert html.count("Not a problem (Karin): Blockerar &lt;b&gt;") == 2  # by problem, by page
+    assert_inert_html(html)
+    lapsed = with_decisions(report(WEEK2, findings("http_404")), {f.key: s}, WEEK2)
+    assert "decisions" not in lapsed.run.stats
+    assert replace(rep, findings=()).run.stats["decisions"]  # recorded on the run
