@@ -105,7 +105,9 @@ class DecisionsMixin(_Base):
                     created_at=at,
                 )
             )
-            did = int(result.inserted_primary_key[0])
+            pk = result.inserted_primary_key
+            assert pk is not None
+            did = int(pk[0])
             db.execute(
                 decision_log.insert().values(
                     at=at,

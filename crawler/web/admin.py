@@ -19,7 +19,7 @@ from werkzeug.security import check_password_hash
 
 from checks.models import Report
 from checks.suppress import Kind, in_force
-from crawler.history.store import StoreError
+from crawler.history.rows import StoreError
 from crawler.web.app import page, state
 from reports.html_report import render_html
 from reports.trend_svg import Point, trend_svg

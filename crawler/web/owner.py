@@ -9,6 +9,7 @@ anything else is 403, a bad or expired token 403 too (the page says to use a new
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from flask import Blueprint, Response, abort, g, redirect, request
 
@@ -56,7 +57,7 @@ def _mine(owner: Owner) -> list[OpenFinding]:
     return st.mine(owner, st.store().open_findings(st.site))
 
 
-def _render(token: str, owner: Owner, items: list[OpenFinding], **extra: object) -> Response:
+def _render(token: str, owner: Owner, items: list[OpenFinding], **extra: Any) -> Response:
     st = state()
     lang = owner.language
     groups = group_by_page(

@@ -103,6 +103,6 @@ class WebState:
 
 
 def find(items: Iterable[OpenFinding], fid: str) -> Finding | None:
-    from reports.workspace_view import finding_id
+    from reports.email_workspace import finding_id
 
     return next((i.finding for i in items if finding_id(i.finding.key) == fid), None)
