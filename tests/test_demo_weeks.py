@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import urllib.request
 from email import policy
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from crawler.web.tokens import Signing
 from tests.cli_runner import ROOT
 
 SECRET = "d" * 40
+WEB_ARGS = ("--port", "0", "--admin-open")
 
 
 def free_port() -> int:
@@ -69,6 +71,30 @@ def test_two_weeks_of_the_demo(tmp_path: Path) -> None:
     still, fixed = rest.split("== Åtgärdat sedan förra veckan (1) ==", 1)
     assert "harstad-besok-2019.html" in fixed and "harstad-besok-2019.html" not in still
     assert "öppna problem, lika många som förra veckan" in karin  # one fixed, one new
+
+    # The printed workspace: `sitewatch web` on the demo's history; the trend has two points.
+    m = re.search(r"editor \(Karin Nyström\): http://127\.0\.0\.1:8150(/o/\S+)", week2.stdout)
+    assert m, week2.stdout
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SITEWATCH_WEB_SECRET": SECRET}
+    web = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "web", "--config", "out/demo-config.toml", *WEB_ARGS],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert web.stdout is not None
+        base = re.search(r"http://127\.0\.0\.1:\d+", web.stdout.readline())
+        assert base, "sitewatch web did not start"
+        admin = urllib.request.urlopen(base.group(0) + "/admin", timeout=30).read().decode()
+        assert admin.count('class="pt pt-errors"') == 2
+        owner = urllib.request.urlopen(base.group(0) + m.group(1), timeout=30).read().decode()
+        assert "Guanajuato" in owner and "Dina sidor: Karin Nyström" in owner
+    finally:
+        web.terminate()
+        web.communicate(timeout=30)
 
 
 def test_a_taken_port_falls_back_with_a_warning(tmp_path: Path) -> None:

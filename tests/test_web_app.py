@@ -312,3 +312,29 @@ def test_report_html_shows_decided_findings_as_such() -> None:
     lapsed = with_decisions(report(WEEK2, findings("http_404")), {f.key: s}, WEEK2)
     assert "decisions" not in lapsed.run.stats
     assert replace(rep, findings=()).run.stats["decisions"]  # recorded on the run
+
+
+def test_snooze_until_a_date_and_acknowledge_for_the_configured_weeks(env: Any) -> None:
+    app, st, clock, cfg = env
+    token = st.signing.owner_token("Karin Nyström", SITE)
+    c = app.test_client()
+    html = c.get(f"/o/{token}").get_data(as_text=True)
+    form = {"csrf": csrf_of(html), "fid": fid_of(findings()[0]), "kind": "snooze"}
+    bad = c.post(f"/o/{token}/decide", data={**form, "until": "2026-11-01"})
+    assert "Datumet måste ligga i framtiden." in bad.get_data(as_text=True)
+    assert c.post(f"/o/{token}/decide", data={**form, "until": "2027-01-15"}).status_code == 303
+    ack = {**form, "fid": fid_of(findings()[1]), "kind": "acknowledge"}
+    assert c.post(f"/o/{token}/decide", data=ack).status_code == 303
+    with Store.for_config(cfg) as store:
+        by_kind = {d.kind: d for d in store.decisions_for(SITE)}
+    assert by_kind[Kind.SNOOZE].until == dt.datetime(2027, 1, 15, tzinfo=dt.UTC)
+    weeks = dt.timedelta(weeks=cfg.web.acknowledge_weeks)
+    assert by_kind[Kind.ACKNOWLEDGE].until == st.now() + weeks
+    assert "Pausat av Karin Nyström" in c.get(f"/o/{token}").get_data(as_text=True)
+    clock.advance(days=60)  # both have ended: the findings are listed for action again
+    fresh = st.signing.owner_token("Karin Nyström", SITE)  # the old link has expired
+    later = c.get(f"/o/{fresh}")
+    assert later.status_code == 200
+    text = later.get_data(as_text=True)
+    assert "Harstad, Norge – 2 problem" in text
+    assert "Pausat av" not in text and "Kvitterat av" not in text
