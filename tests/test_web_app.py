@@ -19,6 +19,7 @@ from crawler.history.store import Store
 from crawler.web.app import create_app
 from reports.workspace_view import finding_id
 from tests.workspace_data import (
+    BASE,
     EXT_403,
     HARSTAD,
     HOSTILE_TITLE,
@@ -338,3 +339,26 @@ def test_snooze_until_a_date_and_acknowledge_for_the_configured_weeks(env: Any) 
     text = later.get_data(as_text=True)
     assert "Harstad, Norge – 2 problem" in text
     assert "Pausat av" not in text and "Kvitterat av" not in text
+
+
+def test_a_decision_covers_every_place_of_the_problem_on_the_owners_pages(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    again = Finding(Check.BROKEN_LINK, Severity.ERROR, BASE, EXT_403 + "#top", "http_403")
+    record(cfg, WEEK1, (*findings(), again))  # the same blocked resource on a second page
+    app = create_app(cfg, secret=SECRET, clock=Clock(WEEK1 + dt.timedelta(hours=1)))
+    st = app.extensions["sitewatch"]
+    token = st.signing.owner_token("Karin Nyström", SITE)
+    c = app.test_client()
+    html = c.get(f"/o/{token}").get_data(as_text=True)
+    form = {"csrf": csrf_of(html), "fid": fid_of(findings()[1]), "kind": "dismiss", "reason": "ok"}
+    assert c.post(f"/o/{token}/decide", data=form).status_code == 303
+    with Store.for_config(cfg) as store:
+        decided = store.decisions_for(SITE)
+    assert sorted(d.target for d in decided) == [EXT_403, EXT_403 + "#top"]
+    html = c.get(f"/o/{token}").get_data(as_text=True)
+    assert html.count("Inget problem enligt Karin Nyström") == 2
+    undo = {"csrf": csrf_of(html), "decision": decided[0].id}
+    assert c.post(f"/o/{token}/undo", data=undo).status_code == 303
+    with Store.for_config(cfg) as store:
+        assert store.decisions_for(SITE) == []
+    st.close()

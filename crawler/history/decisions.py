@@ -10,7 +10,7 @@ needs (open findings per site, the per-run trend).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,42 +87,56 @@ class DecisionsMixin(_Base):
         now: dt.datetime | None = None,
     ) -> int:
         """Store a decision about ``finding`` (its key and detail); returns its id."""
+        return self.record_decisions(
+            site, [finding], kind, by=by, reason=reason, until=until, now=now
+        )[0]
+
+    def record_decisions(
+        self,
+        site: str,
+        findings: Sequence[Finding],
+        kind: Kind,
+        *,
+        by: str,
+        reason: str = "",
+        until: dt.datetime | None = None,
+        now: dt.datetime | None = None,
+    ) -> list[int]:
+        """One decision for each finding (one problem's places), in one transaction."""
         at = _ts(now or _now())
-        check, page, target = finding.key
+        end = _ts(until) if until else None
+        ids: list[int] = []
         with self._tx() as db:
-            result = db.execute(
-                decisions.insert().values(
-                    site=site,
-                    check_name=check,
-                    page=page,
-                    target=target,
-                    detail=finding.detail,
-                    severity=finding.severity.value,
-                    kind=kind.value,
-                    reason=reason,
-                    until=_ts(until) if until else None,
-                    created_by=by,
-                    created_at=at,
+            for finding in findings:
+                check, page, target = finding.key
+                where = {"site": site, "check_name": check, "page": page, "target": target}
+                result = db.execute(
+                    decisions.insert().values(
+                        **where,
+                        detail=finding.detail,
+                        severity=finding.severity.value,
+                        kind=kind.value,
+                        reason=reason,
+                        until=end,
+                        created_by=by,
+                        created_at=at,
+                    )
                 )
-            )
-            pk = result.inserted_primary_key
-            assert pk is not None
-            did = int(pk[0])
-            db.execute(
-                decision_log.insert().values(
-                    at=at,
-                    actor=by,
-                    action=kind.value,
-                    decision_id=did,
-                    site=site,
-                    check_name=check,
-                    page=page,
-                    target=target,
-                    reason=reason,
-                    until=_ts(until) if until else None,
+                pk = result.inserted_primary_key
+                assert pk is not None
+                ids.append(int(pk[0]))
+                db.execute(
+                    decision_log.insert().values(
+                        **where,
+                        at=at,
+                        actor=by,
+                        action=kind.value,
+                        decision_id=ids[-1],
+                        reason=reason,
+                        until=end,
+                    )
                 )
-            )
-        return did
+        return ids
 
     def decision(self, decision_id: int) -> tuple[str, Suppression, bool] | None:
         """(site, decision, revoked) for an id, or None."""

@@ -13,8 +13,10 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, g, redirect, request
 
+from checks.groups import group_key
+from checks.models import Check, Finding
 from checks.owners import Owner
-from checks.suppress import Kind, validate
+from checks.suppress import Kind, Suppression, validate
 from crawler.history.decisions import OpenFinding
 from crawler.web.app import page, state
 from crawler.web.state import FALLBACK, find
@@ -45,6 +47,10 @@ def _owner(token: str) -> Owner:
     owner = state().owner_named(who.owner)
     assert owner is not None
     return owner
+
+
+def _as_finding(s: Suppression) -> Finding:
+    return Finding(Check(s.check), s.severity, s.page, s.target, s.detail)
 
 
 def _who(owner: Owner) -> str:
@@ -142,8 +148,11 @@ def decide(token: str) -> Response:
     if problem:
         error = W.text(owner.language, f"err_{problem}")
         return _render(token, owner, mine, notice="", error=error)
-    st.store().record_decision(
-        st.site, finding, kind, by=_who(owner), reason=reason, until=until, now=now
+    # One problem, every place of it on this owner's pages (checks.groups: links to one
+    # resource with one verdict), as the email shows it.
+    places = [o.finding for o in mine if group_key(o.finding) == group_key(finding)]
+    st.store().record_decisions(
+        st.site, places, kind, by=_who(owner), reason=reason, until=until, now=now
     )
     return redirect(f"/o/{token}?done={kind.value}#f-{fid}", code=303)  # type: ignore[return-value]
 
@@ -162,5 +171,11 @@ def undo(token: str) -> Response:
     site, decision, _revoked = found
     if site != st.site or st.owner_of(decision.page) != owner:
         abort(403, description="not_yours")
-    st.store().revoke_decision(did, by=_who(owner), now=st.now())
+    now = st.now()
+    group = group_key(_as_finding(decision))
+    for other in st.decisions().values():  # the same problem's other places, too
+        same = group_key(_as_finding(other)) == group and st.owner_of(other.page) == owner
+        if same and other.id != did:
+            st.store().revoke_decision(other.id, by=_who(owner), now=now)
+    st.store().revoke_decision(did, by=_who(owner), now=now)
     return redirect(f"/o/{token}?done=undo", code=303)  # type: ignore[return-value]
