@@ -61,7 +61,7 @@ def _overrides(**opts: Any) -> dict[str, Any]:
 
 #: Commands defined in ``crawler.commands`` (imported only when one of them is run or
 #: listed, so an audit does not load the email and scheduling code).
-LAZY_COMMANDS = ("send", "history", "schedule")
+LAZY_COMMANDS = ("send", "history", "schedule", "web")
 
 
 class _Group(click.Group):
@@ -120,6 +120,11 @@ def main() -> None:
     help="Full run: reuse nothing from earlier runs (no conditional requests, every outside "
     "link checked again). What this run learns is still stored for the next one.",
 )
+@click.option(
+    "--include-dismissed",
+    is_flag=True,
+    help="--fail-on counts findings editors acknowledged, dismissed or snoozed too.",
+)
 def audit(
     config_path: str | None,
     as_of: str | None,
@@ -127,6 +132,7 @@ def audit(
     verbose: bool,
     no_history: bool,
     no_cache: bool,
+    include_dismissed: bool,
     **opts: Any,
 ) -> None:
     """Crawl START_URLS (or the config's start URLs) and write reports."""
@@ -141,6 +147,7 @@ def audit(
         progress=not quiet and sys.stderr.isatty(),
         record=not no_history,
         use_cache=not no_cache,
+        include_dismissed=include_dismissed,
     )
     sys.exit(code)
 

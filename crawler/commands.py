@@ -7,16 +7,17 @@ Exit codes as for ``audit``: 0 done; 1 some emails failed or are unconfirmed (th
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import sys
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import Any
 
 import click
 
 from crawler.audit import site_name
 from crawler.config import Config, ConfigError, load_config
-from crawler.store import Store, StoreError
+from crawler.history.runs import HistoryError, open_store
+from crawler.history.store import Store, StoreError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
 
@@ -36,9 +37,9 @@ def _config(path: str | None) -> Config:
 
 def _store(cfg: Config) -> Store:
     try:
-        return Store(cfg.history.db)
-    except (sqlite3.Error, StoreError, OSError) as e:
-        _fail(f"history database {cfg.history.db}: {e}")
+        return open_store(cfg)
+    except HistoryError as e:
+        _fail(str(e))
         raise AssertionError from e  # unreachable
 
 
@@ -55,6 +56,7 @@ def send(config_path: str | None, run_id: int | None, dry_run: bool) -> None:
         setup = setup_from_config(cfg)
     except ValueError as e:  # e.g. security = "none" for a host that is not loopback
         _fail(f"config error in {cfg.source}: {e}" if cfg.source else f"config error: {e}")
+    setup = _with_workspace(cfg, setup)
     with _store(cfg) as store:
         rid = run_id if run_id is not None else store.last_run(site_name(cfg))
         if rid is None:
@@ -89,6 +91,20 @@ def send(config_path: str | None, run_id: int | None, dry_run: bool) -> None:
     for rcpt in result.unconfirmed:
         click.echo(f"  unconfirmed (not re-sent): {rcpt}", err=True)
     sys.exit(EXIT_OK if result.ok else EXIT_PROBLEMS)
+
+
+def _with_workspace(cfg: Config, setup: Any) -> Any:
+    """The email setup with signed workspace links (``web.base_url``), if configured."""
+    from dataclasses import replace
+
+    from crawler.web.links import workspace_links
+    from crawler.web.tokens import SecretMissing
+
+    try:
+        return replace(setup, workspace=workspace_links(cfg))
+    except SecretMissing as e:
+        click.echo(f"sitewatch: warning: no workspace links in the emails: {e}", err=True)
+        return setup
 
 
 @click.command()
@@ -153,7 +169,7 @@ def send_failure_notice(cfg: Config, text: str) -> None:
     if not cfg.email.fallback_to:
         return
     setup = setup_from_config(cfg)
-    with Store(cfg.history.db) as store:
+    with _store(cfg) as store:
         runs = store.runs(site_name(cfg), limit=1)
         if not runs:
             return
@@ -169,4 +185,10 @@ def send_failure_notice(cfg: Config, text: str) -> None:
         deliver_run(store, rid, {cfg.email.fallback_to: msg}, make_transport(setup))
 
 
-COMMANDS = (send, history, schedule)
+def _web() -> click.Command:
+    from crawler.web.serve import web
+
+    return web
+
+
+COMMANDS = (send, history, schedule, _web())

@@ -59,6 +59,7 @@ __all__ = [
     "SeverityConfig",
     "SiteConfig",
     "SmtpConfig",
+    "WebConfig",
     "load_config",
 ]
 
@@ -218,6 +219,10 @@ class ReportConfig:
 @dataclass(frozen=True)
 class HistoryConfig:
     db: str
+    #: Empty: the SQLite file ``db``. Else ``sqlite:///path`` or ``postgresql://user@host/db``.
+    url: str
+    #: Name of the environment variable holding the database password (never the password).
+    password_env: str
     flaky_runs: int
     flaky_hours: int
     #: Answer a re-run of an unchanged site from the previous run (``crawler.replay``).
@@ -280,6 +285,22 @@ class OwnerConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """``sitewatch web``: the editors' workspace (see crawler/web/)."""
+
+    #: The workspace's public address; empty: emails carry no workspace links.
+    base_url: str = DEFAULTS["web"]["base_url"]
+    #: Name of the environment variable holding the signing key (never the key).
+    secret_env: str = DEFAULTS["web"]["secret_env"]
+    #: werkzeug password hash (scrypt/pbkdf2) for the admin view; empty: no admin login.
+    admin_password_hash: str = DEFAULTS["web"]["admin_password_hash"]
+    #: Days a workspace link in an email stays valid.
+    token_days: int = DEFAULTS["web"]["token_days"]
+    #: Weeks an acknowledged finding is left out of the email.
+    acknowledge_weeks: int = DEFAULTS["web"]["acknowledge_weeks"]
+
+
+@dataclass(frozen=True)
 class Config:
     site: SiteConfig
     crawl: CrawlConfig
@@ -291,6 +312,7 @@ class Config:
     email: EmailConfig
     schedule: ScheduleConfig
     owners: tuple[OwnerConfig, ...]
+    web: WebConfig = WebConfig()
     #: The file this was loaded from (None: defaults and overrides only). Not a config key.
     source: str | None = None
 
@@ -767,6 +789,21 @@ def _env_name(value: Any) -> str:
     return value
 
 
+def _history_url(value: Any) -> str:
+    # Never echoed whole: a password pasted into the URL must not reach a log.
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {_show(value)}")
+    if value == "":
+        return value
+    from crawler.history.engine import HistoryURLError, resolve
+
+    try:
+        resolve(value, "")
+    except HistoryURLError as e:
+        raise _Invalid(str(e)) from None
+    return value
+
+
 def _status(value: Any) -> int:
     return _int(100, 999)(value)
 
@@ -848,6 +885,21 @@ def _edit_url(value: Any) -> str:
     return value
 
 
+def _password_hash(value: Any) -> str:
+    # Never echoed: a clear-text password pasted here by mistake must not reach a log.
+    if value == "":
+        return value
+    if not isinstance(value, str) or not re.fullmatch(
+        r"(scrypt|pbkdf2):[A-Za-z0-9:]+\$[^$\s]+\$[0-9a-f]+", value
+    ):
+        raise _Invalid(
+            "expected a password hash such as werkzeug's generate_password_hash() makes "
+            "('scrypt:32768:8:1$salt$hex'; see `sitewatch web --hash-password`), never the "
+            "password itself (the value given is not shown)"
+        )
+    return value
+
+
 _OWNER_FIELDS: dict[str, tuple[_Validate, bool]] = {
     # key: (validator, required)
     "match": (_str_or_list(_match), True),
@@ -907,6 +959,8 @@ _SCHEMA: dict[str, Any] = {
     },
     "history": {
         "db": _str(nonempty=True, pathlike=True),
+        "url": _history_url,
+        "password_env": _env_name,
         "flaky_runs": _int(1),
         "flaky_hours": _int(0),
         "replay": _bool,
@@ -936,6 +990,13 @@ _SCHEMA: dict[str, Any] = {
         "timezone": _str(nonempty=True),
         "misfire_grace_time": _int(1),
         "time_limit": _int(1),
+    },
+    "web": {
+        "base_url": _optional_url,
+        "secret_env": _env_name,
+        "admin_password_hash": _password_hash,
+        "token_days": _int(1, 366),
+        "acknowledge_weeks": _int(1, 52),
     },
     "owners": None,  # validated by _Validator.owners
 }
@@ -1095,5 +1156,6 @@ def _build(v: dict[str, Any], source: str | None) -> Config:
         email=EmailConfig(**email),
         schedule=ScheduleConfig(**v["schedule"]),
         owners=tuple(OwnerConfig(**o) for o in v["owners"]),
+        web=WebConfig(**v["web"]),
         source=source,
     )

@@ -72,7 +72,14 @@ DEFAULTS: dict[str, Any] = {
         "formats": ["html", "json", "csv", "junit", "md"],
         "fail_on": "error",
     },
-    "history": {"db": "var/sitewatch.db", "flaky_runs": 2, "flaky_hours": 24, "replay": True},
+    "history": {
+        "db": "var/sitewatch.db",
+        "url": "",
+        "password_env": "SITEWATCH_DB_PASSWORD",
+        "flaky_runs": 2,
+        "flaky_hours": 24,
+        "replay": True,
+    },
     "email": {
         "from_addr": "",
         "fallback_to": "",
@@ -90,6 +97,13 @@ DEFAULTS: dict[str, Any] = {
             "retries": 3,
             "ca_file": "",
         },
+    },
+    "web": {
+        "base_url": "",
+        "secret_env": "SITEWATCH_WEB_SECRET",
+        "admin_password_hash": "",
+        "token_days": 28,
+        "acknowledge_weeks": 4,
     },
     "schedule": {
         "day_of_week": "mon",

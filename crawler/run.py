@@ -11,7 +11,7 @@ from checks.evaluate import at_or_above
 from checks.models import Report
 from crawler.audit import AuditError, AuditOptions, run_audit
 from crawler.config import Config, ConfigError, load_config
-from crawler.history import History, HistoryError
+from crawler.history.runs import History, HistoryError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -44,9 +44,16 @@ def summary_line(report: Report) -> str:
     )
 
 
-def exit_code(cfg: Config, report: Report) -> int:
+def exit_code(cfg: Config, report: Report, *, include_dismissed: bool = False) -> int:
+    """1 when a finding is at or above ``--fail-on``; findings an editor acknowledged,
+    dismissed or snoozed (``run.stats["decisions"]``) count only with ``include_dismissed``."""
     level, checks = cfg.fail_threshold()
-    return EXIT_FINDINGS if at_or_above(report.findings, level, checks) else EXIT_OK
+    findings = report.findings
+    decided = report.run.stats.get("decisions")
+    if decided and not include_dismissed and isinstance(decided, list):
+        hidden = {tuple(d[:3]) for d in decided}
+        findings = tuple(f for f in findings if f.key not in hidden)
+    return EXIT_FINDINGS if at_or_above(findings, level, checks) else EXIT_OK
 
 
 def audit_command(
@@ -59,6 +66,7 @@ def audit_command(
     progress: bool = False,
     record: bool = True,
     use_cache: bool = True,
+    include_dismissed: bool = False,
 ) -> int:
     try:
         cfg = load(config_path, overrides)
@@ -94,14 +102,20 @@ def audit_command(
     for note in sitemap.get("notes", ()) if isinstance(sitemap, dict) else ():
         err(f"note: {note}")
     try:
-        return _finish(cfg, report, history, quiet)
+        return _finish(cfg, report, history, quiet, include_dismissed)
     finally:
         close = getattr(report.links, "close", None)
         if close is not None:
             close()  # the crawl's reference spill (crawler.crawl_state.Links)
 
 
-def _finish(cfg: Config, report: Report, history: History | None, quiet: bool) -> int:
+def _finish(
+    cfg: Config,
+    report: Report,
+    history: History | None,
+    quiet: bool,
+    include_dismissed: bool = False,
+) -> int:
     """Store the run and write the reports."""
     from crawler.report_writer import start_reports
 
@@ -160,4 +174,4 @@ def _finish(cfg: Config, report: Report, history: History | None, quiet: bool) -
             print(f"  {fmt:<5} {path}")
     if history_failed:
         return EXIT_ERROR
-    return exit_code(cfg, report)
+    return exit_code(cfg, report, include_dismissed=include_dismissed)

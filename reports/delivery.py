@@ -1,6 +1,6 @@
 """Delivering a run's emails exactly once: SMTP (STARTTLS or implicit TLS) or an outbox folder.
 
-Idempotency (see ``crawler.store``): every (run, recipient) has one delivery row.
+Idempotency (see ``crawler.history``): every (run, recipient) has one delivery row.
 ``deliver_run`` registers a row per message, then for each recipient *claims* it (pending or
 failed -> sending, atomically), hands the message to the transport and records ``sent`` or
 ``failed``. Policy for a row found in ``sending`` (a crash or kill mid-send, or an SMTP reply
@@ -23,6 +23,7 @@ only for loopback hosts. The password is passed in (read from the environment by
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import ipaddress
@@ -43,6 +44,7 @@ from urllib.parse import urlsplit
 from checks.changes import FlakyPolicy
 from checks.owners import Owner, owners_from_config, route_changes
 from reports.email_build import EmailSettings, ReportMeta, build_digest
+from reports.email_workspace import prepare
 
 log = logging.getLogger("sitewatch.delivery")
 
@@ -426,7 +428,7 @@ class DeliveryResult:
 
 
 class DeliveryStore(Protocol):
-    """What ``deliver_run`` needs from ``crawler.store.Store``."""
+    """What ``deliver_run`` needs from ``crawler.history.Store``."""
 
     def register_deliveries(self, run_id: int, recipients: Iterable[str]) -> None: ...
     def delivery(self, run_id: int, recipient: str) -> Any: ...
@@ -513,6 +515,9 @@ class EmailSetup:
     outbox: Path
     flaky: FlakyPolicy
     db_path: Path
+    #: The owner's workspace URL with a signed token (``sitewatch web``; set by the
+    #: ``send`` command, which holds the key); None: no workspace links.
+    workspace: Callable[[Owner], str] | None = None
 
 
 def setup_from_config(cfg: Any) -> EmailSetup:
@@ -578,9 +583,18 @@ def messages_for_run(
 ) -> dict[str, EmailMessage]:
     """Rebuild every message of a finished run from the store (same Message-IDs)."""
     changes = store.changes_for(run_id)
-    routed = route_changes(changes, setup.owners, setup.fallback)
+    routed, extras = prepare(
+        store,
+        run_id,
+        changes,
+        lambda c: route_changes(c, setup.owners, setup.fallback),
+        setup.workspace,
+        now or dt.datetime.now(dt.UTC),
+    )
     urls = {
         i.finding.page for items in (changes.new, changes.still_open, changes.fixed) for i in items
     }
     meta = ReportMeta.from_run(run_id, store.run_info(run_id), setup.site_name)
-    return build_digest(routed, meta, setup.email, pages=store.pages(run_id, urls), now=now)
+    return build_digest(
+        routed, meta, setup.email, pages=store.pages(run_id, urls), now=now, extras=extras
+    )

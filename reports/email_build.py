@@ -37,6 +37,14 @@ from checks.groups import group_key
 from checks.models import Check, Page, RunInfo, Severity
 from checks.owners import Owner
 from reports import messages as M
+from reports import web_messages as W
+from reports.email_workspace import (
+    OwnerExtras,
+    item_link,
+    order_by_page,
+    page_headings,
+    trend_line,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_HTML_BYTES = 100_000
@@ -145,6 +153,10 @@ class _Item:
     linked_from: str = ""
     places: tuple[_Place, ...] = ()
     places_more: str = ""
+    #: "Internationellt arbete – 4 problem" on the first problem of each page.
+    page_heading: str = ""
+    #: One-click link into the workspace for this problem ("" without a workspace).
+    act_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -201,10 +213,13 @@ def _group_item(
     section: str,
     pages: Mapping[str, Page],
     as_of: dt.date,
+    extras: Mapping[Owner, OwnerExtras] | None = None,
 ) -> _Item:
     """One problem: the first place in full, the others listed (capped) and counted."""
     owner, ci = group[0]
     item = _item(lang, owner, ci, section, pages, as_of)
+    if extras and section != "fixed" and owner in extras:
+        item = replace(item, act_url=_href(item_link(extras[owner].workspace_url, ci.key)))
     if len(group) == 1:
         return item
     findings = [c.finding for _, c in group]
@@ -338,6 +353,56 @@ def _cut(sections: list[_Section], limit: int, lang: str) -> None:
         s.more_text = M.plural(lang, "more", s.more) if s.more else ""
 
 
+def _with_headings(lang: str, items: list[_Item]) -> list[_Item]:
+    heads = page_headings(lang, [i.page_url for i in items], [i.page_title for i in items])
+    return [replace(i, page_heading=h) for i, h in zip(items, heads, strict=True)]
+
+
+def _workspace_ctx(
+    lang: str, parts: Sequence[tuple[Owner, Changes]], extras: Mapping[Owner, OwnerExtras] | None
+) -> dict[str, Any]:
+    """The trend line, the "left out" line and the workspace link of one recipient."""
+    mine = [extras[o] for o, _ in parts if extras and o in extras]
+    left_out = sum(e.left_out for e in mine)
+    urls = [e.workspace_url for e in mine if e.workspace_url]
+    return {
+        "trend": trend_line(lang, mine),
+        "left_out": W.plural(lang, "left_out", left_out) if left_out else "",
+        "workspace_url": _href(urls[0]) if len(urls) == 1 else "",
+    }
+
+
+def _sections(
+    lang: str,
+    grouped: Mapping[str, Sequence[Sequence[tuple[Owner, ChangeItem]]]],
+    pages: Mapping[str, Page],
+    as_of: dt.date,
+    max_items: int,
+    extras: Mapping[Owner, OwnerExtras] | None,
+) -> list[_Section]:
+    """New, still open and fixed problems, each a section with its page headings."""
+    sections: list[_Section] = []
+    for key, title in (
+        ("new", "section_new"),
+        ("still_open", "section_open"),
+        ("fixed", "section_fixed"),
+    ):
+        groups = grouped[key]
+        if groups:
+            items = [
+                _group_item(lang, g, key, pages, as_of, extras) for g in groups[: max(0, max_items)]
+            ]
+            sections.append(
+                _Section(
+                    key=key,
+                    title=M.text(lang, title),
+                    count=len(groups),
+                    all_items=_with_headings(lang, items),
+                )
+            )
+    return sections
+
+
 def _render(
     lang: str,
     parts: Sequence[tuple[Owner, Changes]],
@@ -347,38 +412,26 @@ def _render(
     pages: Mapping[str, Page],
     max_items: int,
     max_html_bytes: int,
+    extras: Mapping[Owner, OwnerExtras] | None = None,
 ) -> tuple[str, str, str]:
     """(subject, text, html) for one recipient."""
     changes = Changes()
     for _, c in parts:
         changes = changes + c
-    # One entry per problem: links to one missing page are one problem (checks.groups).
+    # One entry per problem: links to one missing page are one problem (checks.groups),
+    # listed page by page (the page of the problem's first place).
     grouped = {
-        key: _grouped(sorted(((o, ci) for o, c in parts for ci in getattr(c, key)), key=_sort_key))
+        key: order_by_page(
+            _grouped(sorted(((o, ci) for o, c in parts for ci in getattr(c, key)), key=_sort_key)),
+            page=lambda g: g[0][1].finding.page,
+            rank=lambda g: _SEVERITY_ORDER[g[0][1].finding.severity],
+        )
         for key in ("new", "still_open", "fixed")
     }
     counts = {**changes.counts(), **{key: len(g) for key, g in grouped.items()}}
     subject = subject_for(lang, counts, meta.site, meta.as_of, complete=changes.complete)
 
-    sections: list[_Section] = []
-    for key, title in (
-        ("new", "section_new"),
-        ("still_open", "section_open"),
-        ("fixed", "section_fixed"),
-    ):
-        groups = grouped[key]
-        if groups:
-            sections.append(
-                _Section(
-                    key=key,
-                    title=M.text(lang, title),
-                    count=len(groups),
-                    all_items=[
-                        _group_item(lang, g, key, pages, meta.as_of)
-                        for g in groups[: max(0, max_items)]
-                    ],
-                )
-            )
+    sections = _sections(lang, grouped, pages, meta.as_of, max_items, extras)
     notice = ""
     if not changes.complete:
         reasons = ", ".join(header_safe(r, 100) for r in changes.incomplete_reasons) or "?"
@@ -407,6 +460,8 @@ def _render(
         "sections": sections,
         "report_url": _href(report_url),
         "footer": M.text(lang, "footer"),
+        "w": W.TEXTS[lang],
+        **_workspace_ctx(lang, parts, extras),
     }
     env = _env()
     limit = max(0, max_items)
@@ -465,6 +520,7 @@ def _message(
     settings: EmailSettings,
     pages: Mapping[str, Page],
     now: dt.datetime | None,
+    extras: Mapping[Owner, OwnerExtras] | None = None,
 ) -> EmailMessage:
     if _CONTROL.search(recipient) or _CONTROL.search(settings.from_addr):
         raise ValueError("email addresses must not contain control characters")
@@ -477,6 +533,7 @@ def _message(
         pages,
         settings.max_items,
         settings.max_html_bytes,
+        extras,
     )
     msg = EmailMessage()
     msg["From"] = settings.from_addr
@@ -502,11 +559,13 @@ def build_digest(
     *,
     pages: Mapping[str, Page] | None = None,
     now: dt.datetime | None = None,
+    extras: Mapping[Owner, OwnerExtras] | None = None,
 ) -> dict[str, EmailMessage]:
     """All messages of a run: ``{recipient: message}``, in owner order.
 
     Owners with nothing new and nothing open get no message unless
-    ``settings.send_all_clear``.
+    ``settings.send_all_clear``. ``extras``: per owner, what the workspace adds (problems
+    left out by editors' decisions, the trend line, signed workspace links).
     """
     by_addr: dict[str, list[tuple[Owner, Changes]]] = {}
     for owner, changes in routed.items():
@@ -527,5 +586,6 @@ def build_digest(
             settings=settings,
             pages=pages or {},
             now=now,
+            extras=extras,
         )
     return out

@@ -46,7 +46,12 @@ def badge(severity: object) -> Markup:
 
 
 def watched_badge(row: Any) -> Markup:
-    return _WATCHED if row.watched else _EMPTY
+    """The "watched" badge, and an editor's decision in force (``Row.decided``)."""
+    badge = _WATCHED if row.watched else _EMPTY
+    decided = getattr(row, "decided", "")
+    if decided:
+        badge += Markup(f'<div class="decided small muted">{text(decided)}</div>')
+    return badge
 
 
 def page_cell(page_url: object, title: object) -> Markup:

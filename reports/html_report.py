@@ -128,6 +128,8 @@ class Row:
     age_days: int | None = None
     #: In "By page": how many links on the page lead to the row's resource.
     links: int = 1
+    #: An editor's decision in force ("dismissed by Karin: reason"), from the workspace.
+    decided: str = ""
 
 
 @dataclass(slots=True)
@@ -185,7 +187,26 @@ def _row(f: Finding, pages: dict[str, Page], links: dict[str, LinkResult], repor
         review_date=page.review_date.isoformat() if page and page.review_date else "",
         review_date_source=(page.review_date_source or "") if page else "",
         age_days=age_days(page, report.run.as_of) if page else None,
+        decided=decided_text(report, f),
     )
+
+
+_KIND_WORDS = {"acknowledge": "Acknowledged", "dismiss": "Not a problem", "snooze": "Snoozed"}
+
+
+def decided_text(report: Report, f: Finding) -> str:
+    """The decision an editor made in the workspace about ``f`` (``run.stats["decisions"]``:
+    ``[check, page, target, kind, by, reason, until]`` lists, recorded by the audit)."""
+    decisions = report.run.stats.get("decisions")
+    if not decisions or not isinstance(decisions, list):
+        return ""
+    for d in decisions:
+        if isinstance(d, list) and len(d) == 7 and tuple(d[:3]) == f.key:
+            kind, by, reason, until = d[3:]
+            words = f"{_KIND_WORDS.get(str(kind), str(kind))} ({by}"
+            words += f", until {str(until)[:10]})" if until else ")"
+            return f"{words}: {reason}" if reason else words
+    return ""
 
 
 #: Example places (page and link text) shown per problem; the rest is counted ("… and N
@@ -221,6 +242,8 @@ class GroupView:
     rows: list[Row]
     #: Places not shown.
     more: int
+    #: An editor's decision on every place of the problem (see ``Row.decided``).
+    decided: str = ""
 
 
 def _group_view(
@@ -247,6 +270,9 @@ def _group_view(
         pages=g.pages,
         rows=rows,
         more=max(g.links - len(rows), 0),
+        decided=rows[0].decided
+        if rows and all(r.decided for r in rows) and not g.links > len(rows)
+        else "",
     )
 
 

@@ -1,4 +1,4 @@
-"""An audit's life in the SQLite history: begun before the crawl, finished (or abandoned) after.
+"""An audit's life in the history: begun before the crawl, finished (or abandoned) after.
 
 A run is recorded as ``running`` (with this process as its owner) before the crawl starts,
 so a crash or ``kill -9`` leaves a run that is never complete; the next run of the site
@@ -9,21 +9,64 @@ fixed. Audits of the same site may run at the same time: neither is taken for a 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from checks.changes import Changes, FlakyPolicy, apply_flakiness
 from checks.evaluate import sort_key
 from checks.models import Report
+from checks.suppress import Key, Suppression, newest_by_key, split
 from crawler.audit import site_name
 from crawler.config import Config
+from crawler.history.rows import StoreError
+from crawler.history.store import Store
 from crawler.replay import replay_key
-from crawler.store import Store, StoreError
+
+
+def with_decisions(
+    report: Report, decisions: Mapping[Key, Suppression], now: dt.datetime
+) -> Report:
+    """The report with the editors' decisions in force on its findings recorded in
+    ``run.stats["decisions"]`` (shown in report.html; left out of ``--fail-on``)."""
+    hidden = split(report.findings, decisions, now)[1]
+    if not hidden:
+        return report
+    rows = [
+        [*s.key, s.kind.value, s.by, s.reason, s.until.isoformat() if s.until else ""]
+        for _f, s in hidden
+    ]
+    return replace(report, run=replace(report.run, stats={**report.run.stats, "decisions": rows}))
 
 
 class HistoryError(Exception):
     """The history database cannot be used (exit code 2)."""
+
+
+def history_error(cfg: Config, e: BaseException) -> str:
+    """A message for a history that cannot be opened: where (a path, or the URL with its
+    password masked) and why (with the password, should the driver echo it, masked)."""
+    from crawler.history.engine import HistoryURLError, resolve, scrub
+
+    h = cfg.history
+    try:
+        target = resolve(h.url or h.db, h.password_env)
+    except HistoryURLError as bad:
+        return str(bad)  # shows the URL masked
+    detail = str(e)
+    if isinstance(e, SQLAlchemyError):
+        detail = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+    return f"history database {target.shown}: {scrub(detail, target)}"
+
+
+def open_store(cfg: Config) -> Store:
+    """The store ``cfg`` names; :class:`HistoryError` (a clear message) if it cannot be used."""
+    try:
+        return Store.for_config(cfg)
+    except (SQLAlchemyError, StoreError, OSError, ValueError) as e:
+        raise HistoryError(history_error(cfg, e)) from None
 
 
 @dataclass
@@ -40,7 +83,7 @@ class History:
     def open(cls, cfg: Config) -> History:
         started = dt.datetime.now(dt.UTC)
         try:
-            store = Store(cfg.history.db)
+            store = open_store(cfg)
             site = site_name(cfg)
             run_id = store.begin_run(
                 site,
@@ -49,8 +92,8 @@ class History:
                 cfg.effective_scopes(),
                 replay_key=replay_key(cfg),
             )
-        except (sqlite3.Error, StoreError, OSError) as e:
-            raise HistoryError(f"history database {cfg.history.db}: {e}") from e
+        except (SQLAlchemyError, StoreError, OSError, ValueError) as e:
+            raise HistoryError(history_error(cfg, e)) from None
         flaky = FlakyPolicy(runs=cfg.history.flaky_runs, hours=cfg.history.flaky_hours)
         return cls(store, site, run_id, flaky, started)
 
@@ -71,22 +114,28 @@ class History:
             findings = apply_flakiness(
                 report.findings, report.links, state, self.flaky, self.started
             )
-        except (sqlite3.Error, StoreError) as e:
+            decided = self.store.decisions_for(self.site)
+        except (SQLAlchemyError, StoreError) as e:
             self.store.close()
-            raise HistoryError(f"run {self.run_id} could not be stored in the history: {e}") from e
+            raise HistoryError(
+                f"run {self.run_id} could not be stored in the history: {self.store.scrub(str(e))}"
+            ) from None
         except BaseException:
             self.store.close()
             raise
-        return replace(report, findings=tuple(sorted(findings, key=sort_key)))
+        report = replace(report, findings=tuple(sorted(findings, key=sort_key)))
+        return with_decisions(report, newest_by_key(decided), self.started)
 
     def store_run(self, report: Report) -> Changes:
         """Store the run (``report`` from :meth:`prepare`) and close the store: in the
         background once the run is stored (:meth:`wait_closed`), at once on failure."""
         try:
             changes = self.store.finish_run(self.run_id, report)
-        except (sqlite3.Error, StoreError) as e:
+        except (SQLAlchemyError, StoreError) as e:
             self.store.close()
-            raise HistoryError(f"run {self.run_id} could not be stored in the history: {e}") from e
+            raise HistoryError(
+                f"run {self.run_id} could not be stored in the history: {self.store.scrub(str(e))}"
+            ) from None
         except BaseException:
             self.store.close()
             raise
