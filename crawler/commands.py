@@ -26,8 +26,14 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_ERROR)
 
 
-def _config(path: str | None) -> Config:
+def _config(path: str | None, site_id: str | None = None) -> Config:
     try:
+        if site_id is not None:
+            from crawler.sites import load_site
+
+            if path is None:
+                _fail("--site needs --config (the file listing the sites)")
+            return load_site(str(path), site_id)
         return load_config(path)
     except ConfigError as e:
         _fail(str(e))
@@ -44,13 +50,14 @@ def _store(cfg: Config) -> Store:
 
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--site", "site_id", help="A site of the config's schedule.sites (its ID).")
 @click.option("--run", "run_id", type=int, help="Run to send (default: the latest finished).")
 @click.option("--dry-run", is_flag=True, help="Show who would get what; send nothing.")
-def send(config_path: str | None, run_id: int | None, dry_run: bool) -> None:
+def send(config_path: str | None, site_id: str | None, run_id: int | None, dry_run: bool) -> None:
     """Email each page owner the problems on their pages (once per run and recipient)."""
     from reports.delivery import deliver_run, make_transport, messages_for_run, setup_from_config
 
-    cfg = _config(config_path)
+    cfg = _config(config_path, site_id)
     try:
         setup = setup_from_config(cfg)
     except ValueError as e:  # e.g. security = "none" for a host that is not loopback
@@ -93,11 +100,12 @@ def send(config_path: str | None, run_id: int | None, dry_run: bool) -> None:
 
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--site", "site_id", help="A site of the config's schedule.sites (its ID).")
 @click.option("--limit", default=20, show_default=True, help="How many runs to list.")
 @click.option("--all-sites", is_flag=True, help="List runs of every site in the database.")
-def history(config_path: str | None, limit: int, all_sites: bool) -> None:
+def history(config_path: str | None, site_id: str | None, limit: int, all_sites: bool) -> None:
     """List recent runs: status, counts, what changed and what was delivered."""
-    cfg = _config(config_path)
+    cfg = _config(config_path, site_id)
     with _store(cfg) as store:
         rows = store.runs(None if all_sites else site_name(cfg), limit=limit)
         unconfirmed = store.unconfirmed_deliveries()
@@ -138,11 +146,37 @@ def schedule(config_path: str | None) -> None:
     from crawler.schedule import run_forever
 
     cfg = _config(config_path)
-    if not cfg.site.start_urls:
-        _fail("site.start_urls: a scheduled audit needs start URLs in the config file")
     if config_path is None:
         _fail("--config: the schedule needs a config file")
+    if cfg.schedule.backend == "dramatiq":
+        from crawler.worker.enqueue import run_scheduler
+
+        sys.exit(run_scheduler(config_path))
+    if cfg.schedule.sites:
+        _fail('schedule.sites: several sites need schedule.backend = "dramatiq"')
+    if not cfg.site.start_urls:
+        _fail("site.start_urls: a scheduled audit needs start URLs in the config file")
     sys.exit(run_forever(config_path))
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Audits at once per process (each audit is a child process of its own).",
+)
+def worker(config_path: str | None, processes: int, threads: int) -> None:
+    """Run audits taken from the Redis queue (Dramatiq) until stopped (SIGTERM/SIGINT)."""
+    from crawler.worker.run import run_workers
+
+    if config_path is None:
+        _fail("--config: the worker needs the deployment's config file")
+    _config(config_path)
+    sys.exit(run_workers(str(config_path), processes=processes, threads=threads))
 
 
 def send_failure_notice(cfg: Config, text: str) -> None:
@@ -169,4 +203,4 @@ def send_failure_notice(cfg: Config, text: str) -> None:
         deliver_run(store, rid, {cfg.email.fallback_to: msg}, make_transport(setup))
 
 
-COMMANDS = (send, history, schedule)
+COMMANDS = (send, history, schedule, worker)

@@ -16,14 +16,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-import os
 import signal
-import subprocess
-import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from crawler import children
 from crawler.config import Config, load_config
 
 log = logging.getLogger("sitewatch.schedule")
@@ -43,9 +39,6 @@ _WINDOWS = (
     dt.timedelta(days=33),
     dt.timedelta(days=370),
 )
-
-_children: set[subprocess.Popen[bytes]] = set()
-_children_lock = threading.Lock()
 
 
 def make_trigger(cfg: Config) -> CronTrigger:
@@ -95,31 +88,7 @@ class JobOutcome:
 
 def _child(args: list[str], timeout: float) -> int:
     """Run ``sitewatch ARGS`` in a child process; -9 when it was stopped for time."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", *args],
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    with _children_lock:
-        _children.add(proc)
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop(proc)
-        return -9
-    finally:
-        with _children_lock:
-            _children.discard(proc)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    return children.run_child(args, timeout)
 
 
 def scheduled_audit(
@@ -244,10 +213,7 @@ def run_forever(config_path: str) -> int:
 
     def shutdown(signum: int, frame: object) -> None:
         log.info("signal %s: shutting down", signum)
-        with _children_lock:
-            children = list(_children)
-        for proc in children:
-            _stop(proc)
+        children.stop_all()
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, shutdown)

@@ -1,0 +1,101 @@
+"""One ``audit_site`` message: the site's lock, one audit in a child process, the emails.
+
+- The site's lock (``Store.site_lock``: a PostgreSQL advisory lock, or a SQLite lease row)
+  is held by this worker for the audit: a second message for the site (a duplicate, or
+  one redelivered while the first still runs) finds it busy and is looked at again later.
+- Under the lock, a period that already has a finished run (complete or incomplete) is not
+  audited again; a crashed run (a worker killed mid-crawl) does not count, so the
+  redelivered message audits the site.
+- The audit is ``sitewatch audit --config MAIN --site ID`` in a child process
+  (``crawler.children``: one audit per process, stopped after ``worker.time_limit``, killed
+  with its worker).
+- Then ``sitewatch send`` for the site, whatever happened: deliveries are claimed once per
+  (run, recipient) in the history, so a send repeated by a duplicate or a redelivered
+  message sends nothing twice, and one that was cut short is completed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass
+
+from crawler.children import run_child
+from crawler.config import Config, ConfigError
+from crawler.sites import load_site, site_args
+
+log = logging.getLogger("sitewatch.worker")
+
+#: Seconds ``sitewatch send`` may take.
+SEND_LIMIT = 600
+
+
+@dataclass
+class JobOutcome:
+    #: "audited", "done" (the period had a finished run), "busy" (the site's lock is held
+    #: elsewhere), "failed" (the audit's child failed) or "rejected" (bad message/config).
+    action: str
+    audit_code: int | None = None
+    send_code: int | None = None
+    reason: str = ""
+    #: Whether Dramatiq should try the message again (failed audits, not time limits).
+    retry: bool = False
+
+
+def parse_period(period: str) -> dt.datetime:
+    """The period's start (an ISO 8601 time; UTC when it names no zone)."""
+    when = dt.datetime.fromisoformat(period)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def finished_since(store: object, site_id: str, since: dt.datetime) -> bool:
+    """Whether ``site_id`` has a complete or incomplete run started at or after ``since``."""
+    runs = store.runs(site_id, limit=50)  # type: ignore[attr-defined]
+    return any(r.status in ("complete", "incomplete") and r.started_at >= since for r in runs)
+
+
+def run_job(config_path: str, site_id: str, period: str) -> JobOutcome:
+    """Handle one message (never raises for a bad site or period: those are logged)."""
+    from crawler.history import SiteBusy
+    from crawler.history.runs import HistoryError, open_store
+
+    try:
+        cfg = load_site(config_path, site_id)
+        since = parse_period(period)
+    except (ConfigError, ValueError) as e:
+        log.error("%s %s: message dropped: %s", site_id, period, e)
+        return JobOutcome("rejected", reason=str(e))
+    try:
+        with open_store(cfg) as store, store.site_lock(site_id):
+            outcome = _audit_once(store, cfg, config_path, site_id, period, since)
+    except SiteBusy:
+        return JobOutcome("busy")
+    except HistoryError as e:
+        log.error("%s %s: %s", site_id, period, e)
+        return JobOutcome("failed", reason=str(e), retry=True)
+    send_args = ["send", *site_args(config_path, site_id)]
+    outcome.send_code = run_child(send_args, SEND_LIMIT, die_with_parent=True)
+    log.info("%s %s: send exit %s", site_id, period, outcome.send_code)
+    return outcome
+
+
+def _audit_once(
+    store: object, cfg: Config, config_path: str, site_id: str, period: str, since: dt.datetime
+) -> JobOutcome:
+    if finished_since(store, site_id, since):
+        log.info("%s %s: already audited this period; no audit", site_id, period)
+        return JobOutcome("done")
+    log.info("%s %s: audit started (worker %d)", site_id, period, os.getpid())
+    args = ["audit", *site_args(config_path, site_id), "--quiet"]
+    code = run_child(args, cfg.worker.time_limit, die_with_parent=True)
+    log.info("%s %s: audit finished, exit %d (worker %d)", site_id, period, code, os.getpid())
+    if code in (0, 1):
+        return JobOutcome("audited", audit_code=code)
+    why = "stopped after worker.time_limit" if code == -9 else f"exit code {code}"
+    log.error("%s %s: audit failed (%s)", site_id, period, why)
+    store.reap_runs(site_id, f"audit process {why}")  # type: ignore[attr-defined]
+    from crawler.schedule import _report_failure
+
+    _report_failure(cfg, why)
+    return JobOutcome("failed", audit_code=code, reason=why, retry=code != -9)
