@@ -1,7 +1,7 @@
 """What changed since the last run: new, still open and fixed findings; flaky links.
 
 Pure: current findings plus the previous *state* of each finding key in, plain values out.
-The state is kept by ``crawler.store``; it is cumulative: every run adds and refreshes the
+The state is kept by ``crawler.history``; it is cumulative: every run adds and refreshes the
 findings it saw, and only a *complete* run closes (marks fixed) the ones it did not see.
 """
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -304,15 +303,17 @@ def replay_unchanged(
 ) -> Report | None:
     """The report of the previous run, if the server shows the site unchanged since
     (:mod:`crawler.replay`); None: crawl. The pass's 304s stay in ``cache`` either way."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from crawler import replay
-    from crawler.store import Store, StoreError
+    from crawler.history.store import Store, StoreError
 
     c = cfg.crawl
     if not (cache.reuse and c.delay <= 0 and opts.cache_run is not None and replay.enabled()):
         return None
     few_collections()
     try:
-        with Store(cfg.history.db) as store:
+        with Store.for_config(cfg) as store:
             source = store.replay_source(site_name(cfg), opts.cache_run, replay.replay_key(cfg))
             if source is None or cache.written_since(source):
                 return None
@@ -322,7 +323,7 @@ def replay_unchanged(
             settings = pass_settings(cfg)
             cache.started_pass = pending = cache.start_revalidate(settings)
             pages, links, links_checked = store.snapshot(source)
-    except (sqlite3.Error, StoreError, OSError, ValueError, KeyError, TypeError):
+    except (SQLAlchemyError, StoreError, OSError, ValueError, KeyError, TypeError):
         return None
     policy = cfg.policy()
     try:

@@ -7,7 +7,6 @@ Exit codes as for ``audit``: 0 done; 1 some emails failed or are unconfirmed (th
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import sys
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -16,7 +15,8 @@ import click
 
 from crawler.audit import site_name
 from crawler.config import Config, ConfigError, load_config
-from crawler.store import Store, StoreError
+from crawler.history.runs import HistoryError, open_store
+from crawler.history.store import Store, StoreError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
 
@@ -42,9 +42,9 @@ def _config(path: str | None, site_id: str | None = None) -> Config:
 
 def _store(cfg: Config) -> Store:
     try:
-        return Store(cfg.history.db)
-    except (sqlite3.Error, StoreError, OSError) as e:
-        _fail(f"history database {cfg.history.db}: {e}")
+        return open_store(cfg)
+    except HistoryError as e:
+        _fail(str(e))
         raise AssertionError from e  # unreachable
 
 
@@ -187,7 +187,7 @@ def send_failure_notice(cfg: Config, text: str) -> None:
     if not cfg.email.fallback_to:
         return
     setup = setup_from_config(cfg)
-    with Store(cfg.history.db) as store:
+    with _store(cfg) as store:
         runs = store.runs(site_name(cfg), limit=1)
         if not runs:
             return

@@ -210,6 +210,10 @@ class ReportConfig:
 @dataclass(frozen=True)
 class HistoryConfig:
     db: str
+    #: Empty: the SQLite file ``db``. Else ``sqlite:///path`` or ``postgresql://user@host/db``.
+    url: str
+    #: Name of the environment variable holding the database password (never the password).
+    password_env: str
     flaky_runs: int
     flaky_hours: int
 
@@ -808,6 +812,21 @@ def _queue_name(value: Any) -> str:
     return value
 
 
+def _history_url(value: Any) -> str:
+    # Never echoed whole: a password pasted into the URL must not reach a log.
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {_show(value)}")
+    if value == "":
+        return value
+    from crawler.history.engine import HistoryURLError, resolve
+
+    try:
+        resolve(value, "")
+    except HistoryURLError as e:
+        raise _Invalid(str(e)) from None
+    return value
+
+
 def _status(value: Any) -> int:
     return _int(100, 999)(value)
 
@@ -941,6 +960,8 @@ _SCHEMA: dict[str, Any] = {
     },
     "history": {
         "db": _str(nonempty=True, pathlike=True),
+        "url": _history_url,
+        "password_env": _env_name,
         "flaky_runs": _int(1),
         "flaky_hours": _int(0),
     },

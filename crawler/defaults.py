@@ -56,7 +56,13 @@ DEFAULTS: dict[str, Any] = {
         "formats": ["html", "json", "csv", "junit", "md"],
         "fail_on": "error",
     },
-    "history": {"db": "var/sitewatch.db", "flaky_runs": 2, "flaky_hours": 24},
+    "history": {
+        "db": "var/sitewatch.db",
+        "url": "",
+        "password_env": "SITEWATCH_DB_PASSWORD",
+        "flaky_runs": 2,
+        "flaky_hours": 24,
+    },
     "email": {
         "from_addr": "",
         "fallback_to": "",

@@ -1,6 +1,7 @@
 """The re-run cache: what earlier audits of a site learnt, reused by the next one.
 
-Two tables in the history database (``crawler.store`` migration 4):
+Two tables in the history database (``crawler.history``; their rows are read and written
+by ``crawler.history.fetch_cache_db``, on SQLite or PostgreSQL):
 
 * ``fetch_cache``: per in-scope URL and probe mode, the validators (``ETag``,
   ``Last-Modified``) of the last 2xx answer and the facts taken from its body (status,
@@ -30,22 +31,23 @@ import json
 import os
 import pickle
 import signal
-import sqlite3
 import zlib
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from checks.freshness import ReviewDate
 from checks.models import LinkResult, RedirectHop, Verdict
 from checks.policy import Policy
 from checks.verdicts import Probe, judge
 from crawler.extract import ParsedPage
+from crawler.history import engine as engines
+from crawler.history.fetch_cache_db import FetchCacheDB
 from crawler.scrapy_settings import ROBOTS_AGENT
-from crawler.store import write_tx
 
 if TYPE_CHECKING:
     from protego import Protego
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 #: Bump when the spider extracts facts differently (rows of older versions are ignored).
 CACHE_VERSION = 1
 _BATCH = 200
+#: Database failures the cache swallows (the audit then simply fetches).
+_DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, ValueError)
 _GOOD = (Verdict.OK, Verdict.REDIRECT)
 #: robots.txt read by the pass, at most (Google reads 500 KiB).
 ROBOTS_BYTES = 500 * 1024
@@ -548,6 +552,7 @@ class FetchCache:
         max_age_days: int,
         reuse: bool = True,
         now: dt.datetime | None = None,
+        password_env: str = "",
     ) -> None:
         self.profile = profile
         self.run_id = run_id
@@ -572,67 +577,48 @@ class FetchCache:
         #: (URL, mode) whose stored answer this run replayed (a 304 to its validators).
         self.replayed: set[tuple[str, int]] = set()
         self.failed = ""
-        self._db: sqlite3.Connection | None = None
+        self._db: FetchCacheDB | None = None
         #: Whether an earlier run stored anything to reuse (a first run asks nothing).
         self._earlier = False
         try:
-            self._db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout = 10000")
-            self._earlier = reuse and (
-                self._db.execute(
-                    "SELECT 1 FROM fetch_cache WHERE profile = ? AND run_id != ? LIMIT 1",
-                    (profile, run_id),
-                ).fetchone()
-                is not None
-            )
-        except sqlite3.Error as e:
+            kw = {"password_env": password_env} if password_env else {}
+            self._db = FetchCacheDB(path, profile, run_id, **kw)
+            self._earlier = reuse and self._db.earlier()
+        except _DB_ERRORS as e:
             self._fail(e)
 
     def _fail(self, e: BaseException) -> None:
         self.failed = f"{type(e).__name__}: {e}"[:200]
+        if self._db is not None:
+            self.failed = engines.scrub(self.failed, self._db.target)
         self._pending.clear()
         if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*_DB_ERRORS):
                 self._db.close()
         self._db = None
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        assert self._db is not None
-        return write_tx(self._db)
 
     # -- pages and other in-scope URLs --------------------------------------------------
 
     def validators(self, url: str, mode: int) -> tuple[str, str] | None:
         """(ETag, Last-Modified) stored for ``url`` fetched in ``mode`` by an earlier run.
 
-        Asked for every in-scope request: a first run (nothing stored) skips the query."""
+        Asked for every in-scope request: a first run (nothing stored) skips the query,
+        later ones read all the validators once."""
         if not self._earlier or self._db is None:
             return None
         try:
-            row = self._db.execute(
-                "SELECT etag, last_modified FROM fetch_cache "
-                "WHERE profile = ? AND url = ? AND mode = ? AND run_id != ?",
-                (self.profile, url, mode, self.run_id),
-            ).fetchone()
-        except sqlite3.Error as e:
+            return self._db.validators(url, mode)
+        except _DB_ERRORS as e:
             self._fail(e)
             return None
-        return (row[0], row[1]) if row else None
 
     def stored(self) -> list[tuple[str, int, str, str]]:
         """(URL, mode, ETag, Last-Modified) of every row an earlier run stored."""
         if not self._earlier or self._db is None:
             return []
         try:
-            return [
-                (r[0], r[1], r[2], r[3])
-                for r in self._db.execute(
-                    "SELECT url, mode, etag, last_modified FROM fetch_cache "
-                    "WHERE profile = ? AND run_id != ?",
-                    (self.profile, self.run_id),
-                )
-            ]
-        except sqlite3.Error as e:
+            return self._db.stored()
+        except _DB_ERRORS as e:
             self._fail(e)
             return []
 
@@ -642,15 +628,8 @@ class FetchCache:
         if self._db is None:
             return True
         try:
-            return any(
-                self._db.execute(
-                    f"SELECT 1 FROM {table} WHERE profile = ? AND run_id > ? AND run_id != ? "
-                    "LIMIT 1",
-                    (self.profile, run_id, self.run_id),
-                ).fetchone()
-                for table in ("fetch_cache", "link_cache")
-            )
-        except sqlite3.Error as e:
+            return self._db.written_since(run_id)
+        except _DB_ERRORS as e:
             self._fail(e)
             return True
 
@@ -669,7 +648,7 @@ class FetchCache:
         With ``fork`` (and ``FORK_REVALIDATE``) the pass runs in a forked child, so the
         caller can do other work meanwhile (the audit imports Scrapy: ~0.4 s of CPU on the
         second core); the answers arrive with ``finish()`` on the returned object. The
-        child uses no SQLite: the stored rows are read here, before the fork."""
+        child uses no database connection: the stored rows are read here, before the fork."""
         return PendingRevalidation(self, self.stored(), settings, fork=fork and FORK_REVALIDATE)
 
     def fetched(self, url: str, mode: int) -> Fetched | None:
@@ -677,17 +656,13 @@ class FetchCache:
         if self._db is None:
             return None
         try:
-            row = self._db.execute(
-                "SELECT facts FROM fetch_cache "
-                "WHERE profile = ? AND url = ? AND mode = ? AND run_id != ?",
-                (self.profile, url, mode, self.run_id),
-            ).fetchone()
-            if row is None:
+            facts = self._db.facts(url, mode)
+            if facts is None:
                 return None
-            f = decode_fetched(row[0])
+            f = decode_fetched(facts)
             self.replayed.add((url, mode))
             return f
-        except (sqlite3.Error, ValueError, KeyError, TypeError, zlib.error) as e:
+        except (*_DB_ERRORS, ValueError, KeyError, TypeError, zlib.error) as e:
             self._fail(e)
             return None
 
@@ -696,16 +671,16 @@ class FetchCache:
         if self._db is None:
             return
         self._pending.append(
-            (
-                self.profile,
-                url,
-                mode,
-                self.run_id,
-                self._now,
-                etag,
-                last_modified,
-                encode_fetched(f),
-            )
+            {
+                "profile": self.profile,
+                "url": url,
+                "mode": mode,
+                "run_id": self.run_id,
+                "fetched_at": self._now,
+                "etag": etag,
+                "last_modified": last_modified,
+                "facts": encode_fetched(f),
+            }
         )
         if len(self._pending) >= _BATCH:
             self.flush()
@@ -715,14 +690,9 @@ class FetchCache:
             return
         rows, self._pending = self._pending, []
         try:
-            with self._tx() as db:
-                db.executemany(
-                    "INSERT OR REPLACE INTO fetch_cache (profile, url, mode, run_id, "
-                    "fetched_at, etag, last_modified, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+            self._db.put_fetched(rows)
             self.written += len(rows)
-        except sqlite3.Error as e:
+        except _DB_ERRORS as e:
             self._fail(e)
 
     # -- outside links ------------------------------------------------------------------
@@ -732,13 +702,9 @@ class FetchCache:
         if not self.reuse or self.max_age_days <= 0 or self._db is None:
             return None
         try:
-            row = self._db.execute(
-                "SELECT probe FROM link_cache WHERE profile = ? AND url = ? AND mode >= ? "
-                "AND checked_at >= ? AND run_id != ?",
-                (self.profile, url, needed, self._oldest, self.run_id),
-            ).fetchone()
-            return _probe_from_json(url, row[0]) if row else None
-        except (sqlite3.Error, ValueError, KeyError, TypeError) as e:
+            stored = self._db.probe(url, needed, self._oldest)
+            return _probe_from_json(url, stored) if stored else None
+        except (*_DB_ERRORS, ValueError, KeyError, TypeError) as e:
             self._fail(e)
             return None
 
@@ -770,43 +736,27 @@ class FetchCache:
             if p is None or url in bad or policy.is_watched(url):
                 continue
             if judge(p, None, policy)[0] in _GOOD:
-                good.append((self.profile, url, mode, self.run_id, self._now, _probe_json(p)))
+                good.append(
+                    {
+                        "profile": self.profile,
+                        "url": url,
+                        "mode": mode,
+                        "run_id": self.run_id,
+                        "checked_at": self._now,
+                        "probe": _probe_json(p),
+                    }
+                )
         try:
-            with self._tx() as db:
-                db.executemany(
-                    "DELETE FROM link_cache WHERE profile = ? AND url = ?",
-                    [(self.profile, u) for u in bad],
-                )
-                db.executemany(
-                    "INSERT OR REPLACE INTO link_cache (profile, url, mode, run_id, "
-                    "checked_at, probe) VALUES (?, ?, ?, ?, ?, ?)",
-                    good,
-                )
-                if complete:
-                    self._prune(db)
+            self._db.finish_links(sorted(bad), good, set(self.replayed) if complete else None)
             self.written += len(good)
-        except sqlite3.Error as e:
+        except _DB_ERRORS as e:
             self._fail(e)
-
-    def _prune(self, db: sqlite3.Connection) -> None:
-        """Drop this profile's rows of earlier runs (never of later ones: a run that
-        started after this one may be running) that this run did not replay."""
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (url TEXT, mode INTEGER)")
-        db.execute("DELETE FROM kept")
-        db.executemany("INSERT INTO kept VALUES (?, ?)", sorted(self.replayed))
-        db.execute(
-            "DELETE FROM fetch_cache WHERE profile = ? AND run_id < ? AND NOT EXISTS "
-            "(SELECT 1 FROM kept WHERE kept.url = fetch_cache.url "
-            "AND kept.mode = fetch_cache.mode)",
-            (self.profile, self.run_id),
-        )
-        db.execute("DELETE FROM kept")
 
     def close(self) -> None:
         if self.started_pass is not None:
             self.started_pass.abort()
             self.started_pass = None
         if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*_DB_ERRORS):
                 self._db.close()
             self._db = None

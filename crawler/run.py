@@ -11,7 +11,7 @@ from checks.evaluate import at_or_above
 from checks.models import Report
 from crawler.audit import AuditError, AuditOptions, run_audit
 from crawler.config import Config, ConfigError, load_config
-from crawler.history import History, HistoryError
+from crawler.history.runs import History, HistoryError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 

@@ -72,9 +72,9 @@ def site_key(cfg: Config) -> str:
 
 def ran_since(cfg: Config, since: dt.datetime) -> bool:
     """Whether this site has a run (of any outcome) that started at or after ``since``."""
-    from crawler.store import Store
+    from crawler.history.store import Store
 
-    with Store(cfg.history.db) as store:
+    with Store.for_config(cfg) as store:
         return any(r.started_at >= since for r in store.runs(site_key(cfg), limit=5))
 
 
@@ -122,9 +122,9 @@ def scheduled_audit(
 def _mark_crashed(cfg: Config, why: str) -> None:
     """Record the failed child's run as crashed. Only runs whose process is gone are
     touched: an ad-hoc audit of the same site running meanwhile is left alone."""
-    from crawler.store import Store
+    from crawler.history.store import Store
 
-    with Store(cfg.history.db) as store:
+    with Store.for_config(cfg) as store:
         store.reap_runs(site_key(cfg), f"audit process {why}")
 
 
@@ -151,21 +151,25 @@ def build_scheduler(
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    from crawler.history import engine as engines
+    from crawler.history.store import Store
+
     cfg = load_config(config_path)
     config_path = str(Path(config_path).resolve())
-    db = Path(cfg.history.db).resolve()
-    db.parent.mkdir(parents=True, exist_ok=True)
-    from crawler.store import Store
-
-    Store(db).close()  # create and migrate the history first (in WAL mode)
+    h = cfg.history
+    where = h.url or Path(h.db).resolve()
+    Store(where, password_env=h.password_env).close()  # create and migrate the history first
+    target = engines.resolve(where, h.password_env)
+    # The job store lives in the history database, through an engine made like the
+    # store's (SQLite: WAL and the same busy timeout, since the history's writers hold the
+    # lock for a whole run; PostgreSQL: the same URL and password variable).
+    jobs_engine = engines.create(target)
     tz = ZoneInfo(cfg.schedule.timezone)
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(
         jobstores={
             # The history's writers hold the lock for a whole run: wait like they do.
-            "default": SQLAlchemyJobStore(
-                url=f"sqlite:///{db}", engine_options={"connect_args": {"timeout": 30}}
-            ),
+            "default": SQLAlchemyJobStore(engine=jobs_engine),
             "memory": MemoryJobStore(),
         },
         executors={"default": ThreadPoolExecutor(2)},

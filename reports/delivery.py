@@ -1,6 +1,6 @@
 """Delivering a run's emails exactly once: SMTP (STARTTLS or implicit TLS) or an outbox folder.
 
-Idempotency (see ``crawler.store``): every (run, recipient) has one delivery row.
+Idempotency (see ``crawler.history``): every (run, recipient) has one delivery row.
 ``deliver_run`` registers a row per message, then for each recipient *claims* it (pending or
 failed -> sending, atomically), hands the message to the transport and records ``sent`` or
 ``failed``. Policy for a row found in ``sending`` (a crash or kill mid-send, or an SMTP reply
@@ -426,7 +426,7 @@ class DeliveryResult:
 
 
 class DeliveryStore(Protocol):
-    """What ``deliver_run`` needs from ``crawler.store.Store``."""
+    """What ``deliver_run`` needs from ``crawler.history.Store``."""
 
     def register_deliveries(self, run_id: int, recipients: Iterable[str]) -> None: ...
     def delivery(self, run_id: int, recipient: str) -> Any: ...

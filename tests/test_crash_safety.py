@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.store import RunOwner, Store
+from crawler.history import RunOwner, Store
 from tests.cli_runner import ROOT, CliResult, sitewatch
 from tests.smtp_server import SmtpTestServer
 from tests.watch_site import (
@@ -365,7 +365,7 @@ def test_failed_scheduled_audit_does_not_crash_a_running_adhoc_audit(
 
 MARK_CRASHED = r"""
 import sys
-from crawler.store import Store
+from crawler.history import Store
 with Store(sys.argv[1]) as s:
     s.mark_crashed(int(sys.argv[2]), "marked by another process")
 """
@@ -406,7 +406,7 @@ def test_run_wrongly_marked_crashed_by_another_process_is_not_lost(
 STORE_WORKER = r"""
 import datetime as dt, sys
 from checks.models import Check, Finding, Page, Report, RunInfo, Severity
-from crawler.store import Store
+from crawler.history import Store
 
 db, site, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t0 = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC)
@@ -500,7 +500,9 @@ def test_upgrade_from_schema_2_reaps_ownerless_running_runs(tmp_path: Path) -> N
     for good (its own process cannot come back to finish it under the new rules)."""
     import sqlite3
 
-    from crawler.store import MIGRATIONS, StoreError
+    from crawler.history import StoreError
+    from crawler.history.legacy import MIGRATIONS
+    from crawler.history.migrate import HEAD
 
     db = tmp_path / "old.db"
     con = sqlite3.connect(db, isolation_level=None)
@@ -515,7 +517,7 @@ def test_upgrade_from_schema_2_reaps_ownerless_running_runs(tmp_path: Path) -> N
     )
     con.close()
     with Store(db) as s:
-        assert s.schema_version == len(MIGRATIONS) >= 3
+        assert s.schema_revision == HEAD
         assert s.run_status(1) == "running"
         rid = s.begin_run("s", dt.datetime.now(dt.UTC))
         assert (s.run_status(1), s.run_status(rid)) == ("crashed", "running")

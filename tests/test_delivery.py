@@ -16,7 +16,7 @@ import pytest
 
 from checks.models import Check, Finding, Page, Report, RunInfo, Severity
 from crawler.config import load_config
-from crawler.store import Store
+from crawler.history import Store
 from reports.delivery import (
     EmailSetup,
     Outbox,
@@ -282,7 +282,7 @@ CHILD = r"""
 import os, sys
 from email import message_from_bytes, policy
 from pathlib import Path
-from crawler.store import Store
+from crawler.history import Store
 from reports.delivery import SmtpDelivery, SmtpSettings, deliver_run
 
 db, port, cafile, msgdir, run_id = sys.argv[1:6]

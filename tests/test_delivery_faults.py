@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.store import Store
+from crawler.history import Store
 from tests.cli_runner import CliResult, sitewatch
 from tests.raw_smtp import RawSmtpServer, Script, closed_port
 from tests.smtp_server import Handler, SmtpTestServer

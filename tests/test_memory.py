@@ -361,7 +361,7 @@ def test_spill_removed_when_the_audit_fails(tmp_path: Path, error: str) -> None:
 @pytest.mark.parametrize("count", [0, 1, 6, 7, 13, 14, 15])
 def test_long_found_on_encoded_in_pieces_gives_the_same_text(count: int) -> None:
     from checks.models import LinkResult, Verdict
-    from crawler.store import _found_on_json
+    from crawler.history.rows import _found_on_json
     from reports import json_report
 
     refs = tuple(LinkRef(f"http://h/{n}\u00e9", f'Sida "{n}"\u2028', "a") for n in range(count))

@@ -322,7 +322,7 @@ def test_revalidation_pass_obeys_robots(
         urls = [site.url("/a.html"), site.url("/private/b.html")]
         # An earlier run (1) stored the validators the server really sends.
         from crawler.fetch_cache import Fetched
-        from crawler.store import Store
+        from crawler.history import Store
 
         db = tmp_path / "h.db"
         Store(db).close()
@@ -357,7 +357,7 @@ def test_revalidation_pass_in_a_child(
 
     import crawler.fetch_cache as fc
     from crawler.fetch_cache import FetchCache, Fetched
-    from crawler.store import Store
+    from crawler.history import Store
 
     www = tmp_path / "www"
     www.mkdir()
@@ -420,7 +420,7 @@ def test_revalidation_pass_aborted(tmp_path: Path) -> None:
     import os
 
     from crawler.fetch_cache import FetchCache, Fetched
-    from crawler.store import Store
+    from crawler.history import Store
 
     db = tmp_path / "h.db"
     Store(db).close()

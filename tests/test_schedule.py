@@ -18,7 +18,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 from apscheduler.triggers.cron import CronTrigger
 
 from crawler.schedule import build_scheduler, previous_fire, scheduled_audit
-from crawler.store import Store
+from crawler.history import Store
 from demo.server import Route, SiteServer
 from tests.cli_runner import ROOT
 from tests.smtp_server import SmtpTestServer

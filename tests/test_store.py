@@ -1,4 +1,4 @@
-"""The SQLite history: runs, finding state across complete/incomplete/crashed runs, deliveries."""
+"""The history (SQLite, and PostgreSQL where a test takes ``history_url``): runs, finding state across complete/incomplete/crashed runs, deliveries."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from checks.changes import FlakyPolicy, apply_flakiness
 from checks.models import (
@@ -22,7 +23,9 @@ from checks.models import (
     Severity,
     Verdict,
 )
-from crawler.store import MIGRATIONS, Store, StoreError
+from crawler.history import Store, StoreError
+from crawler.history.legacy import MIGRATIONS
+from crawler.history.migrate import HEAD
 
 SITE = "umea"
 T0 = dt.datetime(2024, 11, 18, 6, 0, tzinfo=dt.UTC)
@@ -73,21 +76,24 @@ def targets(items) -> list[str]:
 def test_schema_created_and_versioned(tmp_path: Path) -> None:
     db = tmp_path / "var" / "sitewatch.db"
     with Store(db) as s:
-        assert s.schema_version == len(MIGRATIONS)
+        assert s.schema_revision == HEAD
+        run(s, T0, [broken("https://t/a")])
     with Store(db) as s:  # reopening migrates nothing and keeps data
-        assert s.schema_version == len(MIGRATIONS)
+        assert s.schema_revision == HEAD and s.last_run(SITE) == 1
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    con.execute("UPDATE schema_version SET version = 999")
+    # The release before Alembic refuses the database as newer than itself.
+    assert con.execute("SELECT version FROM schema_version").fetchone()[0] > len(MIGRATIONS)
+    con.execute("UPDATE alembic_version SET version_num = '9999'")  # made by a newer sitewatch
     con.commit()
     con.close()
     with pytest.raises(StoreError, match="newer"):
         Store(db)
 
 
-def test_new_open_fixed_across_runs(tmp_path: Path) -> None:
+def test_new_open_fixed_across_runs(history_url: str) -> None:
     a, b, c = broken("https://t/a"), broken("https://t/b"), broken("https://t/c")
-    with Store(tmp_path / "h.db") as s:
+    with Store(history_url) as s:
         r1, ch1 = run(s, T0, [a, b])
         assert targets(ch1.new) == ["https://t/a", "https://t/b"]
         r2, ch2 = run(s, T0 + WEEK, [b, c])
@@ -112,9 +118,9 @@ def test_new_open_fixed_across_runs(tmp_path: Path) -> None:
         assert s.run_info(r1).complete and s.run_info(r1).site == SITE
 
 
-def test_incomplete_run_never_fixes_and_says_so(tmp_path: Path) -> None:
+def test_incomplete_run_never_fixes_and_says_so(history_url: str) -> None:
     a, b, c = broken("https://t/a"), broken("https://t/b"), broken("https://t/c")
-    with Store(tmp_path / "h.db") as s:
+    with Store(history_url) as s:
         run(s, T0, [a, b])
         r2, ch2 = run(s, T0 + WEEK, [b, c], complete=False)
         assert ch2.fixed == () and targets(ch2.unchecked) == ["https://t/a"]
@@ -133,9 +139,9 @@ def test_incomplete_run_never_fixes_and_says_so(tmp_path: Path) -> None:
         assert ch3.new == ()
 
 
-def test_crashed_run_is_marked_by_next_begin(tmp_path: Path) -> None:
+def test_crashed_run_is_marked_by_next_begin(history_url: str) -> None:
     a = broken("https://t/a")
-    with Store(tmp_path / "h.db") as s:
+    with Store(history_url) as s:
         r1, _ = run(s, T0, [a])
         crashed = s.begin_run(SITE, T0 + WEEK)  # never finished
         other = s.begin_run("other-site", T0 + WEEK)
@@ -154,7 +160,7 @@ def test_crashed_run_is_marked_by_next_begin(tmp_path: Path) -> None:
         assert s.last_run(SITE) == r3
 
 
-def test_pages_links_stored_and_page_fallback(tmp_path: Path) -> None:
+def test_pages_links_stored_and_page_fallback(history_url: str) -> None:
     p1 = Page("https://x.se/p", 200, "Första sidan", review_date=dt.date(2023, 1, 2))
     p2 = Page("https://x.se/q", 200, "Andra")
     link = LinkResult(
@@ -164,7 +170,7 @@ def test_pages_links_stored_and_page_fallback(tmp_path: Path) -> None:
         404,
         found_on=(LinkRef("https://x.se/p", "Läs"),),
     )
-    with Store(tmp_path / "h.db") as s:
+    with Store(history_url) as s:
         r1, _ = run(s, T0, [broken("https://t/a")], pages=(p1, p2), links=(link,))
         r2, _ = run(s, T0 + WEEK, [], pages=(p2,))
         assert s.pages(r1) == {p1.url: p1, p2.url: p2}
@@ -173,10 +179,10 @@ def test_pages_links_stored_and_page_fallback(tmp_path: Path) -> None:
         assert s.findings(r1) == (broken("https://t/a"),)
 
 
-def test_flakiness_promotion_through_the_store(tmp_path: Path) -> None:
+def test_flakiness_promotion_through_the_store(history_url: str) -> None:
     policy = FlakyPolicy(runs=2, hours=24)
     t = broken("https://t/slow", "timeout")
-    with Store(tmp_path / "h.db") as s:
+    with Store(history_url) as s:
         sev = []
         for i in range(2):
             at = T0 + i * dt.timedelta(hours=2)
@@ -193,19 +199,19 @@ def test_big_run_is_one_transaction(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as s:
         rid = s.begin_run(SITE, T0, ["https://x.se/"])
         txs: list[str] = []
-        s._db.set_trace_callback(  # transaction statements only (not 120,000 inserts)
+        s._conn.connection.driver_connection.set_trace_callback(  # transaction statements only (not 120,000 inserts)
             lambda sql: txs.append(sql) if sql.startswith(("BEGIN", "COMMIT", "ROLLBACK")) else None
         )
         ch = s.finish_run(rid, report(T0, findings, pages=pages))
-        s._db.set_trace_callback(None)
+        s._conn.connection.driver_connection.set_trace_callback(None)
         assert txs == ["BEGIN IMMEDIATE", "COMMIT"]
         assert len(ch.new) == 20_000 and len(s.pages(rid)) == 100_000
         _, ch2 = run(s, T0 + WEEK, findings[:10_000])
         assert len(ch2.still_open) == 10_000 and len(ch2.fixed) == 10_000
 
 
-def test_delivery_rows(tmp_path: Path) -> None:
-    with Store(tmp_path / "h.db") as s:
+def test_delivery_rows(history_url: str) -> None:
+    with Store(history_url) as s:
         rid, _ = run(s, T0, [])
         s.register_deliveries(rid, ["a@x.se", "b@x.se"])
         s.register_deliveries(rid, ["a@x.se"])  # idempotent
@@ -229,28 +235,26 @@ def test_delivery_rows(tmp_path: Path) -> None:
         assert events[:3] == [("a@x.se", "pending"), ("b@x.se", "pending"), ("a@x.se", "sending")]
 
 
-def test_claims_are_exclusive_across_connections(tmp_path: Path) -> None:
-    db = tmp_path / "h.db"
-    with Store(db) as s1, Store(db) as s2:
+def test_claims_are_exclusive_across_connections(history_url: str) -> None:
+    with Store(history_url) as s1, Store(history_url) as s2:
         rid, _ = run(s1, T0, [])
         wins = [s.claim_delivery(rid, "a@x.se") for s in (s1, s2, s1, s2)]
         assert wins == [True, False, False, False]
 
 
-def test_naive_datetimes_are_utc(tmp_path: Path) -> None:
+def test_naive_datetimes_are_utc(history_url: str) -> None:
     naive = T0.replace(tzinfo=None)
-    with Store(tmp_path / "h.db") as s:
+    with Store(history_url) as s:
         rid = s.begin_run(SITE, naive)
         s.finish_run(rid, dataclasses.replace(report(T0, []), run=report(naive, []).run))
         assert s.run_info(rid).started_at == T0
 
 
-def test_finish_run_reuses_the_state_read_only_while_nobody_wrote(tmp_path: Path) -> None:
+def test_finish_run_reuses_the_state_read_only_while_nobody_wrote(history_url: str) -> None:
     """``previous_state`` (read for the flaky grace) is reused by ``finish_run`` unless
     another connection wrote in between: then the finding state is read again."""
-    db = tmp_path / "h.db"
     x, y, z = (broken(f"https://x.se/{n}") for n in "xyz")
-    with Store(db) as s:
+    with Store(history_url) as s:
         run(s, T0, [x, y])
         # Unchanged in between: the same answer as reading again.
         rid = s.begin_run(SITE, T0 + WEEK, ["https://x.se/"])
@@ -261,9 +265,8 @@ def test_finish_run_reuses_the_state_read_only_while_nobody_wrote(tmp_path: Path
         # Another connection closes y in between: finish_run must not use the old read.
         rid = s.begin_run(SITE, T0 + 2 * WEEK, ["https://x.se/"])
         assert set(s.previous_state(SITE)) == {x.key, y.key, z.key}
-        con = sqlite3.connect(db, isolation_level=None)
-        con.execute("UPDATE finding_state SET open = 0 WHERE target = ?", (y.target,))
-        con.close()
+        with Store(history_url) as other, other._tx() as db:
+            db.execute(text("UPDATE finding_state SET open = 0 WHERE target = :t"), {"t": y.target})
         changes = s.finish_run(rid, report(T0 + 2 * WEEK, [x, y, z]))
         assert targets(changes.new) == [y.target]
         assert targets(changes.still_open) == [x.target, z.target]
@@ -303,18 +306,19 @@ def test_stored_run_is_committed_at_once_and_checkpointed_as_the_store_closes(
     # ... but the commit did not checkpoint (the run's WAL passed SQLite's 1,000-page mark):
     # the database file alone does not have it yet. Later commits checkpoint again.
     assert _pages_in_file_alone(db, rid, tmp_path) == 0
-    assert s._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    raw = s._conn.connection.driver_connection
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # type: ignore[union-attr]
     s.close_in_background().join()
     # The last connection's close checkpointed it into the file.
     assert _pages_in_file_alone(db, rid, tmp_path) == 100_000
 
 
 def test_snapshot_gives_the_stored_links_with_found_on_decoded_when_used(
-    tmp_path: Path,
+    history_url: str,
 ) -> None:
     import pickle
 
-    from crawler.store import StoredRefs
+    from crawler.history import StoredRefs
 
     refs = (LinkRef("https://x.se/p", 'Läs "mer"', "a"), LinkRef("https://x.se/q", "", "img"))
     links = (
@@ -323,7 +327,7 @@ def test_snapshot_gives_the_stored_links_with_found_on_decoded_when_used(
         LinkResult("https://t/none", Verdict.OK, status=200),
     )
     pages = (Page("https://x.se/p", 200, "P"), Page("https://x.se/q", 200, "Q"))
-    with Store(tmp_path / "h.db") as s:
+    with Store(history_url) as s:
         rid, _ = run(s, T0, [], pages=pages, links=links)
         got_pages, got, checked = s.snapshot(rid)
     assert got_pages == pages and checked == len(links)

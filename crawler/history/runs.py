@@ -1,4 +1,4 @@
-"""An audit's life in the SQLite history: begun before the crawl, finished (or abandoned) after.
+"""An audit's life in the history: begun before the crawl, finished (or abandoned) after.
 
 A run is recorded as ``running`` (with this process as its owner) before the crawl starts,
 so a crash or ``kill -9`` leaves a run that is never complete; the next run of the site
@@ -9,21 +9,46 @@ fixed. Audits of the same site may run at the same time: neither is taken for a 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import threading
 from dataclasses import dataclass, field, replace
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from checks.changes import Changes, FlakyPolicy, apply_flakiness
 from checks.evaluate import sort_key
 from checks.models import Report
 from crawler.audit import site_name
 from crawler.config import Config
+from crawler.history.store import Store, StoreError
 from crawler.replay import replay_key
-from crawler.store import Store, StoreError
 
 
 class HistoryError(Exception):
     """The history database cannot be used (exit code 2)."""
+
+
+def history_error(cfg: Config, e: BaseException) -> str:
+    """A message for a history that cannot be opened: where (a path, or the URL with its
+    password masked) and why (with the password, should the driver echo it, masked)."""
+    from crawler.history.engine import HistoryURLError, resolve, scrub
+
+    h = cfg.history
+    try:
+        target = resolve(h.url or h.db, h.password_env)
+    except HistoryURLError as bad:
+        return str(bad)  # shows the URL masked
+    detail = str(e)
+    if isinstance(e, SQLAlchemyError):
+        detail = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+    return f"history database {target.shown}: {scrub(detail, target)}"
+
+
+def open_store(cfg: Config) -> Store:
+    """The store ``cfg`` names; :class:`HistoryError` (a clear message) if it cannot be used."""
+    try:
+        return Store.for_config(cfg)
+    except (SQLAlchemyError, StoreError, OSError, ValueError) as e:
+        raise HistoryError(history_error(cfg, e)) from None
 
 
 @dataclass
@@ -40,7 +65,7 @@ class History:
     def open(cls, cfg: Config) -> History:
         started = dt.datetime.now(dt.UTC)
         try:
-            store = Store(cfg.history.db)
+            store = open_store(cfg)
             site = site_name(cfg)
             run_id = store.begin_run(
                 site,
@@ -49,8 +74,8 @@ class History:
                 cfg.effective_scopes(),
                 replay_key=replay_key(cfg),
             )
-        except (sqlite3.Error, StoreError, OSError) as e:
-            raise HistoryError(f"history database {cfg.history.db}: {e}") from e
+        except (SQLAlchemyError, StoreError, OSError, ValueError) as e:
+            raise HistoryError(history_error(cfg, e)) from None
         flaky = FlakyPolicy(runs=cfg.history.flaky_runs, hours=cfg.history.flaky_hours)
         return cls(store, site, run_id, flaky, started)
 
@@ -71,9 +96,11 @@ class History:
             findings = apply_flakiness(
                 report.findings, report.links, state, self.flaky, self.started
             )
-        except (sqlite3.Error, StoreError) as e:
+        except (SQLAlchemyError, StoreError) as e:
             self.store.close()
-            raise HistoryError(f"run {self.run_id} could not be stored in the history: {e}") from e
+            raise HistoryError(
+                f"run {self.run_id} could not be stored in the history: {self.store.scrub(str(e))}"
+            ) from None
         except BaseException:
             self.store.close()
             raise
@@ -84,9 +111,11 @@ class History:
         background once the run is stored (:meth:`wait_closed`), at once on failure."""
         try:
             changes = self.store.finish_run(self.run_id, report)
-        except (sqlite3.Error, StoreError) as e:
+        except (SQLAlchemyError, StoreError) as e:
             self.store.close()
-            raise HistoryError(f"run {self.run_id} could not be stored in the history: {e}") from e
+            raise HistoryError(
+                f"run {self.run_id} could not be stored in the history: {self.store.scrub(str(e))}"
+            ) from None
         except BaseException:
             self.store.close()
             raise

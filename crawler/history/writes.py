@@ -1,0 +1,120 @@
+"""A finished run as rows to insert (lists of dicts for one ``executemany`` per table:
+SQLite runs them through ``cursor.executemany``, PostgreSQL as multi-row ``VALUES``
+batches)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from checks.changes import ChangeItem, Changes
+from checks.models import Finding, Report
+from crawler.history.rows import _found_on_json, _ts
+
+Rows = list[dict[str, Any]]
+
+
+def finding_cols(f: Finding) -> dict[str, Any]:
+    return {
+        "severity": f.severity.value,
+        "detail": f.detail,
+        "message": f.message,
+        "link_text": f.link_text,
+        "watched": int(f.watched),
+        "new_url": f.new_url,
+    }
+
+
+def page_rows(run_id: int, report: Report) -> Rows:
+    return [
+        {
+            "run_id": run_id,
+            "url": p.url,
+            "status": p.status,
+            "title": p.title,
+            "final_url": p.final_url,
+            "content_type": p.content_type,
+            "depth": p.depth,
+            "review_date": p.review_date.isoformat() if p.review_date else None,
+            "review_date_source": p.review_date_source,
+            "is_html": int(p.is_html),
+            "error": p.error,
+            "seq": seq,
+        }
+        for seq, p in enumerate(report.pages)
+    ]
+
+
+def link_rows(run_id: int, report: Report) -> Rows:
+    return [
+        {
+            "run_id": run_id,
+            "url": lr.url,
+            "verdict": lr.verdict.value,
+            "detail": lr.detail,
+            "status": lr.status,
+            "final_url": lr.final_url,
+            "content_type": lr.content_type,
+            "pdf_link": int(lr.pdf_link),
+            "pdf_magic": None if lr.pdf_magic is None else int(lr.pdf_magic),
+            "watched": int(lr.watched),
+            "internal": int(lr.internal),
+            "redirect_chain": (
+                json.dumps([[h.url, h.status] for h in lr.redirect_chain])
+                if lr.redirect_chain
+                else "[]"  # json.dumps([]), for the many links never redirected
+            ),
+            "found_on": _found_on_json(lr.found_on),
+            "pdf_problem": lr.pdf_problem,
+            "seq": seq,
+        }
+        for seq, lr in enumerate(report.links)
+    ]
+
+
+def finding_rows(run_id: int, changes: Changes) -> Rows:
+    """``run_findings`` rows: every item of the comparison, in report order."""
+    sections = (
+        ("new", changes.new),
+        ("open", changes.still_open),
+        ("fixed", changes.fixed),
+        ("unchecked", changes.unchecked),
+    )
+    items = [(change, item) for change, section in sections for item in section]
+    return [
+        {
+            "run_id": run_id,
+            "check_name": item.key[0],
+            "page": item.key[1],
+            "target": item.key[2],
+            "change": change,
+            **finding_cols(item.finding),
+            "first_seen": _ts(item.since),
+            "last_seen": _ts(item.last_seen),
+            "consecutive_runs": item.consecutive_runs,
+            "seq": seq,
+        }
+        for seq, (change, item) in enumerate(items)
+    ]
+
+
+def state_rows(site: str, run_id: int, now: dt.datetime, items: tuple[ChangeItem, ...]) -> Rows:
+    """``finding_state`` rows (open, seen by run ``run_id`` at ``now``)."""
+    return [
+        {
+            "site": site,
+            "check_name": item.key[0],
+            "page": item.key[1],
+            "target": item.key[2],
+            "first_seen": _ts(item.since),
+            "last_seen": _ts(now),
+            "consecutive_runs": item.consecutive_runs,
+            **finding_cols(item.finding),
+            "open": 1,
+            "last_run_id": run_id,
+            "closed_at": None,
+            "closed_run_id": None,
+        }
+        for item in items
+    ]

@@ -1,0 +1,346 @@
+"""Scale-out (issue 19): Dramatiq workers over a real Redis, the history in SQLite or a real
+PostgreSQL, three fixture municipalities on 127.0.0.x, real worker processes.
+
+The integration test drives the run with gates, not time: a site's slow page is held by
+the fixture server (``tests.watch_site.GatedSite``) until the test opens its gate, so an
+audit is known to be mid-crawl when the server has seen the request, and a worker is
+SIGKILLed exactly then. Every wait is a bounded poll of the history, the servers or the
+workers' logs; nothing asserts on elapsed time.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crawler.config import load_config
+from tests.redis_server import RedisServer, redis_server
+from tests.smtp_server import SmtpTestServer
+from tests.watch_site import ED, KARIN, WEBB, GatedSite, cli_env, wait_for
+
+pytestmark = pytest.mark.scaleout
+
+SITES = {"kommun-a": "127.0.0.2", "kommun-b": "127.0.0.3", "kommun-c": "127.0.0.4"}
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def history_table(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ``[history]`` table of the deployment: a SQLite file or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f'db = "{tmp_path / "var" / "history.db"}"'
+    return f'url = "{request.getfixturevalue("pg_url")}"'
+
+
+@pytest.fixture
+def sites() -> Iterator[dict[str, GatedSite]]:
+    servers = {sid: GatedSite(host) for sid, host in SITES.items()}
+    for s in servers.values():
+        s.__enter__()
+    try:
+        yield servers
+    finally:
+        for s in servers.values():
+            s.__exit__(None, None, None)
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[SmtpTestServer]:
+    with SmtpTestServer(tmp_path) as server:
+        yield server
+
+
+def write_deployment(
+    tmp: Path,
+    sites: dict[str, GatedSite],
+    *,
+    history: str,
+    redis: RedisServer,
+    smtp: SmtpTestServer | None,
+    name: str = "deploy.toml",
+    extra: str = "",
+) -> Path:
+    """A deployment config and one site file per site (``sites/<id>.toml``)."""
+    site_dir = tmp / "sites"
+    site_dir.mkdir(exist_ok=True)
+    for sid, site in sites.items():
+        base = site.server.base_url
+        (site_dir / f"{sid}.toml").write_text(
+            f"""[site]
+name = "{sid}"
+start_urls = ["{site.start_url}"]
+
+[crawl]
+user_agent = "sw-{sid}"
+
+[report]
+out_dir = "{tmp / "out" / sid}"
+
+[[owners]]
+match = ["{base}/sv/"]
+name = "Karin"
+emails = ["{KARIN}"]
+
+[[owners]]
+match = ["{base}/en/"]
+name = "Ed"
+emails = ["{ED}"]
+language = "en"
+""",
+            encoding="utf-8",
+        )
+    smtp_table = (
+        f'[email.smtp]\nhost = "{smtp.host}"\nport = {smtp.port}\nsecurity = "none"\n'
+        if smtp
+        else ""
+    )
+    path = tmp / name
+    path.write_text(
+        f"""[schedule]
+backend = "dramatiq"
+sites = ["sites/*.toml"]
+{extra}
+
+[worker]
+redis_url = "{redis.url()}"
+queue = "q{os.getpid()}x{abs(hash(str(tmp))) % 10**8}"
+heartbeat_timeout = 3
+busy_delay = 1
+
+[crawl]
+timeout = 120
+retries = 0
+check_external = false
+
+[report]
+formats = ["json"]
+
+[history]
+{history}
+
+[email]
+from_addr = "sitewatch@kommun.example"
+fallback_to = "{WEBB}"
+outbox = "{tmp / "outbox"}"
+send_all_clear = true
+
+{smtp_table}""",
+        encoding="utf-8",
+    )
+    return path
+
+
+class Worker:
+    """``sitewatch worker --config FILE`` as a process of its own, its log in a file."""
+
+    def __init__(self, name: str, config: Path, tmp: Path) -> None:
+        self.name = name
+        self.log_path = tmp / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "crawler.cli", "worker", "--config", str(config)],
+            cwd=tmp,
+            env=cli_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def audits(self) -> list[tuple[str, str]]:
+        """(site, "started"/"finished") in the order this worker logged them."""
+        return re.findall(r"sitewatch\.worker: (\S+) \S+: audit (started|finished)", self.log())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def store_for(config: Path, site: str | None = None):  # -> Store
+    from crawler.history.runs import open_store
+    from crawler.sites import load_site
+
+    cfg = load_site(str(config), site) if site else load_config(config)
+    return open_store(cfg)
+
+
+def runs_of(config: Path, site: str) -> list:  # RunRow
+    with store_for(config) as store:
+        return store.runs(site, limit=20)
+
+
+def finding_keys(config: Path, site: str, run_id: int) -> set[tuple[str, str, str]]:
+    with store_for(config) as store:
+        return {f.key for f in store.findings(run_id)}
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purpose
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def running_audit_pid(tmp_db_config: Path, site: str) -> int | None:
+    """The pid of the process that owns ``site``'s running run (read as an admin would)."""
+    from sqlalchemy import text
+
+    with store_for(tmp_db_config) as store, store.engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT owner_pid FROM runs WHERE site = :s AND status = 'running'"), {"s": site}
+        ).first()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def baseline(tmp: Path, sites: dict[str, GatedSite], redis: RedisServer) -> dict[str, set]:
+    """The single-machine audit of each site: plain ``sitewatch audit`` on a SQLite history."""
+    single = write_deployment(
+        tmp,
+        sites,
+        history=f'db = "{tmp / "single.db"}"',
+        redis=redis,
+        smtp=None,
+        name="single.toml",
+    )
+    keys = {}
+    for sid in sites:
+        done = subprocess.run(
+            [sys.executable, "-m", "crawler.cli", "audit", "--config", str(single), "--site", sid],
+            cwd=tmp,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode in (0, 1), done.stderr
+        (run,) = runs_of(single, sid)
+        assert run.status == "complete"
+        keys[sid] = finding_keys(single, sid, run.id)
+        assert keys[sid], "the fixture sites have findings (broken links)"
+    return keys
+
+
+def enqueue(config: Path, period: str) -> tuple[list[str], object]:
+    from crawler.worker.actor import declare
+    from crawler.worker.broker import make_broker
+    from crawler.worker.enqueue import enqueue_period
+
+    cfg = load_config(config)
+    actor = declare(make_broker(cfg), str(config), cfg)
+    with store_for(config) as store:
+        sent = enqueue_period(str(config), period, lambda s, p: actor.send(s, p), store)
+        again = enqueue_period(str(config), period, lambda s, p: actor.send(s, p), store)
+    assert again == [], "claim_period makes the enqueue idempotent"
+    return sent, actor
+
+
+def test_two_workers_three_sites_a_duplicate_and_a_killed_worker(
+    tmp_path: Path,
+    sites: dict[str, GatedSite],
+    redis: RedisServer,
+    smtp: SmtpTestServer,
+    history_table: str,
+) -> None:
+    a, b, c = sorted(sites)
+    expected = baseline(tmp_path, sites, redis)
+    config = write_deployment(tmp_path, sites, history=history_table, redis=redis, smtp=smtp)
+    gate_a, gate_c = sites[a].gate(f"sw-{a}"), sites[c].gate(f"sw-{c}")  # both closed
+    period = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat(timespec="seconds")
+    sent, actor = enqueue(config, period)
+    assert sent == [a, b, c]
+    actor.send(a, period)  # the fourth message: a duplicate of the first
+    workers: list[Worker] = []
+    try:
+        w1 = Worker("w1", config, tmp_path)
+        workers.append(w1)
+        wait_for(lambda: sites[a].arrived(f"sw-{a}") >= 1, what="w1 auditing a, mid-crawl")
+        w2 = Worker("w2", config, tmp_path)
+        workers.append(w2)
+        wait_for(lambda: sites[c].arrived(f"sw-{c}") >= 1, what="w2 auditing c after b")
+        assert w2.audits()[:3] == [(b, "started"), (b, "finished"), (c, "started")]
+        assert w1.audits() == [(a, "started")]
+        killed = running_audit_pid(config, c)
+        assert killed is not None
+        w2.proc.send_signal(signal.SIGKILL)  # mid-crawl of c
+        w2.proc.wait()
+        wait_for(lambda: not pid_alive(killed), what="c's audit process to die with its worker")
+        gate_c.set()
+        w3 = Worker("w3", config, tmp_path)  # what systemd's Restart= would do
+        workers.append(w3)
+        wait_for(lambda: f"{a} {period}: site busy" in w3.log(), what="the duplicate of a")
+        wait_for(
+            lambda: [r.status for r in runs_of(config, c)] == ["complete", "crashed"],
+            seconds=120,
+            what="c redelivered and audited",
+        )
+        gate_a.set()
+        wait_for(
+            lambda: any(f"{a} {period}: already audited" in w.log() for w in (w1, w3)),
+            seconds=120,
+            what="the duplicate dropped once a's period was done",
+        )
+        wait_for(lambda: _all_sent(config, sites), seconds=120, what="every email sent")
+    finally:
+        gate_a.set()
+        gate_c.set()
+        for w in workers:
+            w.stop()
+    logs = "\n".join(w.log() for w in workers)
+    assert "Traceback" not in logs, logs[-3000:]
+    # Both workers did work; w2 ran two audits back to back; c was finished by w3.
+    assert w1.audits() == [(a, "started"), (a, "finished")]
+    assert (c, "started") in w3.audits() and (c, "finished") in w3.audits()
+    # The duplicate never ran: a has one run, audited once (so never overlapping its twin).
+    assert [r.status for r in runs_of(config, a)] == ["complete"]
+    assert sum(w.audits().count((a, "started")) for w in workers) == 1
+    assert [r.status for r in runs_of(config, b)] == ["complete"]
+    # The killed run stays crashed (never complete, never marking anything fixed).
+    (_, crashed_c) = runs_of(config, c)
+    assert crashed_c.status == "crashed" and crashed_c.changes.get("fixed", 0) == 0
+    # The findings equal the single-machine audit's.
+    for sid in sites:
+        (run,) = [r for r in runs_of(config, sid) if r.status == "complete"]
+        assert finding_keys(config, sid, run.id) == expected[sid], sid
+    # Emails: exactly once per (run, recipient), for each site's complete run.
+    got = collections.Counter(
+        (m.message["X-Sitewatch-Run"], rcpt) for m in smtp.handler.messages for rcpt in m.rcpt_tos
+    )
+    assert got and set(got.values()) == {1}, got
+    complete = {str(r.id) for sid in sites for r in runs_of(config, sid) if r.complete}
+    assert {run for run, _ in got} == complete
+
+
+def _all_sent(config: Path, sites: dict[str, GatedSite]) -> bool:
+    with store_for(config) as store:
+        for sid in sites:
+            runs = [r for r in store.runs(sid, limit=20) if r.complete]
+            if not runs or set(runs[0].deliveries) != {"sent"}:
+                return False
+    return True
