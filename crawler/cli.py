@@ -152,6 +152,10 @@ def entry() -> None:
     took a noticeable part of a run. Library callers and tests that invoke :func:`main`
     in-process are not affected.
     """
+    if "SITEWATCH_DIE_WITH_PARENT" in os.environ:  # a worker's child (crawler.children)
+        from crawler.children import die_with_parent
+
+        die_with_parent()
     try:
         main()
     except SystemExit as e:

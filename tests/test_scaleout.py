@@ -272,6 +272,7 @@ def test_two_workers_three_sites_a_duplicate_and_a_killed_worker(
     expected = baseline(tmp_path, sites, redis)
     config = write_deployment(tmp_path, sites, history=history_table, redis=redis, smtp=smtp)
     gate_a, gate_c = sites[a].gate(f"sw-{a}"), sites[c].gate(f"sw-{c}")  # both closed
+    seen_a, seen_c = sites[a].arrived(f"sw-{a}"), sites[c].arrived(f"sw-{c}")  # the baseline's
     period = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat(timespec="seconds")
     sent, actor = enqueue(config, period)
     assert sent == [a, b, c]
@@ -280,10 +281,10 @@ def test_two_workers_three_sites_a_duplicate_and_a_killed_worker(
     try:
         w1 = Worker("w1", config, tmp_path)
         workers.append(w1)
-        wait_for(lambda: sites[a].arrived(f"sw-{a}") >= 1, what="w1 auditing a, mid-crawl")
+        wait_for(lambda: sites[a].arrived(f"sw-{a}") > seen_a, what="w1 auditing a, mid-crawl")
         w2 = Worker("w2", config, tmp_path)
         workers.append(w2)
-        wait_for(lambda: sites[c].arrived(f"sw-{c}") >= 1, what="w2 auditing c after b")
+        wait_for(lambda: sites[c].arrived(f"sw-{c}") > seen_c, what="w2 auditing c after b")
         assert w2.audits()[:3] == [(b, "started"), (b, "finished"), (c, "started")]
         assert w1.audits() == [(a, "started")]
         killed = running_audit_pid(config, c)
