@@ -345,3 +345,68 @@ def _all_sent(config: Path, sites: dict[str, GatedSite]) -> bool:
             if not runs or set(runs[0].deliveries) != {"sent"}:
                 return False
     return True
+
+
+def _queued(config: Path, redis: RedisServer) -> list[tuple[str, str]]:
+    """(site, period) of every message waiting in the deployment's queue."""
+    import json
+
+    q = load_config(config).worker.queue
+    raw = redis.client().hgetall(f"sitewatch-{q}:{q}.msgs")  # type: ignore[attr-defined]
+    return sorted(tuple(json.loads(v)["args"]) for v in raw.values())
+
+
+def _claims(config: Path) -> list[tuple[str, str]]:
+    from sqlalchemy import text
+
+    with store_for(config) as store, store.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(text("SELECT site, period FROM claims")))
+
+
+def test_one_scheduler_enqueues_each_site_once_per_period(
+    tmp_path: Path, sites: dict[str, GatedSite], redis: RedisServer, history_table: str
+) -> None:
+    every_minute = 'day_of_week = "mon-sun"\nhour = "*"\nminute = "*"'
+    config = write_deployment(
+        tmp_path, sites, history=history_table, redis=redis, smtp=None, extra=every_minute
+    )
+
+    def scheduler(name: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "crawler.cli", "schedule", "--config", str(config)],
+                cwd=tmp_path,
+                env=cli_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return proc, log
+
+    first, first_log = scheduler("s1")
+    try:
+        wait_for(lambda: "scheduler started" in first_log.read_text(), what="the scheduler")
+        queued = _queued(config, redis)
+        # The catch-up at start: the current minute's period, once per site.
+        assert sorted({s for s, _ in queued}) == sorted(sites)
+        second, second_log = scheduler("s2")
+        assert second.wait(timeout=120) == 0
+        assert "another scheduler is running" in second_log.read_text()
+        assert "enqueued" not in second_log.read_text()
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=120) == 0
+        # Started again: the periods already claimed are not enqueued again.
+        third, third_log = scheduler("s3")
+        wait_for(lambda: "scheduler started" in third_log.read_text(), what="the restart")
+        third.send_signal(signal.SIGTERM)
+        assert third.wait(timeout=120) == 0
+    finally:
+        for proc in (first,):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    queued = _queued(config, redis)
+    assert len(queued) == len(set(queued)), "one message per site and period"
+    assert queued == _claims(config)
+    assert "Traceback" not in first_log.read_text() + third_log.read_text()
