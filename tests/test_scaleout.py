@@ -295,7 +295,7 @@ def test_two_workers_three_sites_a_duplicate_and_a_killed_worker(
         gate_c.set()
         w3 = Worker("w3", config, tmp_path)  # what systemd's Restart= would do
         workers.append(w3)
-        wait_for(lambda: f"{a} {period}: site busy" in w3.log(), what="the duplicate of a")
+        wait_for(lambda: f"{a} {period}: busy (site '{a}'" in w3.log(), what="the duplicate of a")
         wait_for(
             lambda: [r.status for r in runs_of(config, c)] == ["complete", "crashed"],
             seconds=120,
@@ -410,3 +410,50 @@ def test_one_scheduler_enqueues_each_site_once_per_period(
     assert len(queued) == len(set(queued)), "one message per site and period"
     assert queued == _claims(config)
     assert "Traceback" not in first_log.read_text() + third_log.read_text()
+
+
+def test_two_sites_on_one_host_are_not_crawled_at_once(
+    tmp_path: Path, redis: RedisServer, smtp: SmtpTestServer
+) -> None:
+    """Per-host politeness across workers: while one worker crawls a site, the host's lock
+    (``host:NAME``) keeps another worker from crawling a second site on that host (its
+    message is looked at again later)."""
+    history = f'db = "{tmp_path / "var" / "history.db"}"'
+    config = write_deployment(tmp_path, {}, history=history, redis=redis, smtp=smtp)
+    held, other = "a-sv", "b-en"
+    with GatedSite("127.0.0.5") as site:
+        for sid, section in ((held, "sv"), (other, "en")):
+            start = site.server.url(f"/{section}/index.html")
+            (tmp_path / "sites" / f"{sid}.toml").write_text(
+                f'[site]\nname = "{sid}"\nstart_urls = ["{start}"]\n'
+                f'[crawl]\nuser_agent = "sw-{sid}"\n[report]\nout_dir = "{tmp_path / sid}"\n',
+                encoding="utf-8",
+            )
+        gate = site.gate(f"sw-{held}")
+        period = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat(timespec="seconds")
+        assert enqueue(config, period)[0] == [held, other]
+        workers: list[Worker] = []
+        try:
+            workers.append(Worker("w1", config, tmp_path))
+            wait_for(lambda: site.arrived(f"sw-{held}") >= 1, what="w1 crawling a-sv, held")
+            workers.append(Worker("w2", config, tmp_path))
+            wait_for(
+                lambda: f"{other} {period}: busy (site 'host:127.0.0.5'" in workers[1].log(),
+                what="w2 waiting for the host",
+            )
+            gate.set()
+            wait_for(
+                lambda: (
+                    [r.status for s in (held, other) for r in runs_of(config, s)]
+                    == ["complete", "complete"]
+                ),
+                seconds=120,
+                what="both sites audited",
+            )
+        finally:
+            gate.set()
+            for w in workers:
+                w.stop()
+    (first,) = runs_of(config, held)
+    (second,) = runs_of(config, other)
+    assert first.finished_at is not None and first.finished_at <= second.started_at

@@ -35,7 +35,13 @@ def declare(broker: Any, config_path: str, cfg: Config) -> Any:
 
         outcome = run_job(config_path, site_id, period)
         if outcome.action == "busy":
-            log.info("%s %s: site busy; looked at again in %d s", site_id, period, w.busy_delay)
+            log.info(
+                "%s %s: busy (%s); looked at again in %d s",
+                site_id,
+                period,
+                outcome.reason,
+                w.busy_delay,
+            )
             actor.send_with_options(args=(site_id, period), delay=w.busy_delay * 1000)
         elif outcome.action == "failed" and outcome.retry:
             raise AuditFailed(f"{site_id} {period}: {outcome.reason}")

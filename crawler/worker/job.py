@@ -3,6 +3,8 @@
 - The site's lock (``Store.site_lock``: a PostgreSQL advisory lock, or a SQLite lease row)
   is held by this worker for the audit: a second message for the site (a duplicate, or
   one redelivered while the first still runs) finds it busy and is looked at again later.
+  So are the locks of the hosts the site crawls (:func:`lock_names`): per-host politeness
+  across workers.
 - Under the lock, a period that already has a finished run (complete or incomplete) is not
   audited again; a crashed run (a worker killed mid-crawl) does not count, so the
   redelivered message audits the site.
@@ -16,10 +18,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from crawler.children import run_child
 from crawler.config import Config, ConfigError
@@ -49,6 +53,14 @@ def parse_period(period: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
+def lock_names(cfg: Config, site_id: str) -> list[str]:
+    """The locks an audit of the site holds: the site's, then one per host it crawls
+    (``host:NAME``), so two sites on one host are never crawled at once and the host sees
+    at most one audit's ``crawl.per_host_concurrency`` (docs/scaling.md)."""
+    hosts = sorted({urlsplit(s).hostname or "" for s in cfg.effective_scopes()} - {""})
+    return [site_id, *(f"host:{h}" for h in hosts)]
+
+
 def finished_since(store: object, site_id: str, since: dt.datetime) -> bool:
     """Whether ``site_id`` has a complete or incomplete run started at or after ``since``."""
     runs = store.runs(site_id, limit=50)  # type: ignore[attr-defined]
@@ -67,10 +79,12 @@ def run_job(config_path: str, site_id: str, period: str) -> JobOutcome:
         log.error("%s %s: message dropped: %s", site_id, period, e)
         return JobOutcome("rejected", reason=str(e))
     try:
-        with open_store(cfg) as store, store.site_lock(site_id):
+        with open_store(cfg) as store, contextlib.ExitStack() as locks:
+            for name in lock_names(cfg, site_id):
+                locks.enter_context(store.site_lock(name))
             outcome = _audit_once(store, cfg, config_path, site_id, period, since)
-    except SiteBusy:
-        return JobOutcome("busy")
+    except SiteBusy as e:
+        return JobOutcome("busy", reason=str(e))
     except HistoryError as e:
         log.error("%s %s: %s", site_id, period, e)
         return JobOutcome("failed", reason=str(e), retry=True)
