@@ -91,11 +91,12 @@ def open_cache(cfg: Config, opts: AuditOptions) -> FetchCache | None:
         },
     )
     return FetchCache(
-        cfg.history.db,
+        cfg.history.url or cfg.history.db,
         profile,
         opts.cache_run,
         max_age_days=cfg.links.cache_max_age,
         reuse=not opts.no_cache,
+        password_env=cfg.history.password_env,
     )
 
 

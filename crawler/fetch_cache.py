@@ -59,6 +59,9 @@ CACHE_VERSION = 1
 _BATCH = 200
 #: Database failures the cache swallows (the audit then simply fetches).
 _DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, ValueError)
+#: ... and stored rows that cannot be read back.
+_PROBE_ERRORS: tuple[type[BaseException], ...] = (*_DB_ERRORS, KeyError, TypeError)
+_FACTS_ERRORS: tuple[type[BaseException], ...] = (*_PROBE_ERRORS, zlib.error)
 _GOOD = (Verdict.OK, Verdict.REDIRECT)
 #: robots.txt read by the pass, at most (Google reads 500 KiB).
 ROBOTS_BYTES = 500 * 1024
@@ -561,7 +564,7 @@ class FetchCache:
         now = now or dt.datetime.now(dt.UTC)
         self._now = _ts(now)
         self._oldest = _ts(now - dt.timedelta(days=max_age_days))
-        self._pending: list[tuple[Any, ...]] = []
+        self._pending: list[dict[str, Any]] = []
         #: Outside targets probed live this run: URL -> mode of the probe they hold.
         self.live_links: dict[str, int] = {}
         #: (URL, mode) answered 304 by the revalidation pass before the crawl
@@ -581,8 +584,9 @@ class FetchCache:
         #: Whether an earlier run stored anything to reuse (a first run asks nothing).
         self._earlier = False
         try:
-            kw = {"password_env": password_env} if password_env else {}
-            self._db = FetchCacheDB(path, profile, run_id, **kw)
+            self._db = FetchCacheDB(
+                path, profile, run_id, password_env=password_env or engines.DEFAULT_PASSWORD_ENV
+            )
             self._earlier = reuse and self._db.earlier()
         except _DB_ERRORS as e:
             self._fail(e)
@@ -662,7 +666,7 @@ class FetchCache:
             f = decode_fetched(facts)
             self.replayed.add((url, mode))
             return f
-        except (*_DB_ERRORS, ValueError, KeyError, TypeError, zlib.error) as e:
+        except _FACTS_ERRORS as e:
             self._fail(e)
             return None
 
@@ -704,7 +708,7 @@ class FetchCache:
         try:
             stored = self._db.probe(url, needed, self._oldest)
             return _probe_from_json(url, stored) if stored else None
-        except (*_DB_ERRORS, ValueError, KeyError, TypeError) as e:
+        except _PROBE_ERRORS as e:
             self._fail(e)
             return None
 

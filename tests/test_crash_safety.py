@@ -459,7 +459,38 @@ def test_many_writers_and_readers_on_a_fresh_database(tmp_path: Path) -> None:
     assert db_rows(db, "PRAGMA journal_mode") == [("wal",)]
 
 
-def test_owner_liveness_rules(tmp_path: Path) -> None:
+@pytest.mark.postgres
+def test_many_writers_and_readers_on_a_fresh_postgres_database(pg_empty_url: str) -> None:
+    """The same on PostgreSQL: six processes migrate one empty database at once (an
+    advisory lock makes it happen once) and write their runs concurrently."""
+    sites = ["s1", "s1", "s2", "s2", "s3", "s3"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", STORE_WORKER, pg_empty_url, s, "3"],
+            cwd=ROOT,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in sites
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0 and out.strip() == "ok", err
+    with Store(pg_empty_url) as s:
+        rows = s.runs(None, limit=100)
+        for r in rows:
+            assert (r.status == "complete" and r.incomplete_reasons == ()) or (
+                r.status == "incomplete" and "overtaken" in r.incomplete_reasons[0]
+            ), r
+        assert sorted(r.site for r in rows) == sorted(s for s in sites for _ in range(3))
+        for site_name in ("s1", "s2", "s3"):  # the newest complete run's state is kept
+            last = s.last_run(site_name, statuses=("complete",))
+            assert last is not None and s.findings(last)
+
+
+def test_owner_liveness_rules(history_url: str) -> None:
     """Which ``running`` runs the next begin of a site marks crashed: owners that are gone
     (or a pid now used by another process), never a live process; the same process
     beginning again abandons its own earlier run; a foreign host's run only when stale."""
@@ -472,7 +503,7 @@ def test_owner_liveness_rules(tmp_path: Path) -> None:
     reused = RunOwner(me.host, os.getppid(), "not-the-same-process")
     foreign_new = RunOwner("other-host", 4242, "x")
     foreign_old = RunOwner("other-host", 4343, "y")
-    with Store(tmp_path / "h.db") as s:
+    with Store(history_url) as s:
         ids = {
             "gone": s.begin_run("s", now, owner=gone),
             "live": s.begin_run("s", now, owner=live_parent),
@@ -531,7 +562,7 @@ def test_upgrade_from_schema_2_reaps_ownerless_running_runs(tmp_path: Path) -> N
         assert s.run_status(rid) == "complete"
 
 
-def test_overtaken_run_neither_fixes_nor_reopens(tmp_path: Path) -> None:
+def test_overtaken_run_neither_fixes_nor_reopens(history_url: str) -> None:
     """Two audits of one site overlap; the one that began later finishes first. The older
     observation, finishing last, must not undo the newer one: it marks nothing fixed (X is
     still broken now), reopens nothing (Y was fixed), and is recorded incomplete."""
@@ -547,7 +578,7 @@ def test_overtaken_run_neither_fixes_nor_reopens(tmp_path: Path) -> None:
     x, y, z = broken("https://t/x"), broken("https://t/y"), broken("https://t/z")
     t0 = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC)
     week = dt.timedelta(days=7)
-    with Store(tmp_path / "h.db") as s:
+    with Store(history_url) as s:
         r1 = s.begin_run("s", t0)
         s.finish_run(r1, report(t0, [y, z]))
         older = s.begin_run("s", t0 + week)  # sees y and z (x is not broken yet)

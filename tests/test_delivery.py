@@ -86,8 +86,9 @@ def setup() -> EmailSetup:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "var" / "sitewatch.db") as s:
+def store(history_url: str) -> Iterator[Store]:
+    """The history on SQLite, then on PostgreSQL (``history_url``)."""
+    with Store(history_url) as s:
         yield s
 
 
@@ -309,7 +310,7 @@ def test_crash_between_sends_every_owner_gets_exactly_one(tmp_path, store, run_m
                 sys.executable,
                 "-c",
                 CHILD,
-                str(store.path),
+                store.where,
                 str(srv.port),
                 str(srv.cafile),
                 str(msgdir),

@@ -18,9 +18,9 @@ import pytest
 from checks.models import LinkRef, LinkResult, Page, RedirectHop, Verdict
 from checks.policy import Policy
 from crawler.fetch_cache import Confirm, FetchCache
+from crawler.history import Store
 from crawler.quick_http import Answer, Client, pipelined
 from crawler.replay import NotReplayable, Plan, holds, plan
-from crawler.history import Store
 from demo.server import Route, SiteServer
 from tests.cli_runner import sitewatch, write_config
 from tests.raw_http import RawServer

@@ -17,8 +17,8 @@ import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.triggers.cron import CronTrigger
 
-from crawler.schedule import build_scheduler, previous_fire, scheduled_audit
 from crawler.history import Store
+from crawler.schedule import build_scheduler, previous_fire, scheduled_audit
 from demo.server import Route, SiteServer
 from tests.cli_runner import ROOT
 from tests.smtp_server import SmtpTestServer

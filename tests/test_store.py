@@ -1,4 +1,6 @@
-"""The history (SQLite, and PostgreSQL where a test takes ``history_url``): runs, finding state across complete/incomplete/crashed runs, deliveries."""
+"""The history: runs, finding state across complete/incomplete/crashed runs, deliveries.
+
+Tests that take ``history_url`` run on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -199,11 +201,12 @@ def test_big_run_is_one_transaction(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as s:
         rid = s.begin_run(SITE, T0, ["https://x.se/"])
         txs: list[str] = []
-        s._conn.connection.driver_connection.set_trace_callback(  # transaction statements only (not 120,000 inserts)
+        raw = s._conn.connection.driver_connection
+        raw.set_trace_callback(  # transaction statements only (not 120,000 inserts)
             lambda sql: txs.append(sql) if sql.startswith(("BEGIN", "COMMIT", "ROLLBACK")) else None
         )
         ch = s.finish_run(rid, report(T0, findings, pages=pages))
-        s._conn.connection.driver_connection.set_trace_callback(None)
+        raw.set_trace_callback(None)
         assert txs == ["BEGIN IMMEDIATE", "COMMIT"]
         assert len(ch.new) == 20_000 and len(s.pages(rid)) == 100_000
         _, ch2 = run(s, T0 + WEEK, findings[:10_000])

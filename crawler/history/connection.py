@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Connection, Executable, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -53,6 +53,8 @@ class _Base:
         timeout: float = 30.0,
         stale_after: dt.timedelta = STALE_AFTER,
     ) -> None:
+        #: Where the history is, as given (a path, or a URL without password).
+        self.where = str(where)
         self.target = engines.resolve(where, password_env)
         #: The SQLite file (None on PostgreSQL).
         self.path: Path | None = self.target.path
@@ -102,7 +104,7 @@ class _Base:
         thread.start()
         return thread
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -124,7 +126,7 @@ class _Base:
         finally:
             conn.execution_options(sqlite_immediate=False)
 
-    def _rows(self, stmt: Executable, params: Any = None) -> list[Mapping[str, Any]]:
+    def _rows(self, stmt: Executable, params: Any = None) -> list[Mapping[Any, Any]]:
         """All rows of a read, as mappings; the read transaction ends at once."""
         conn = self._conn
         try:
@@ -132,7 +134,7 @@ class _Base:
         finally:
             conn.rollback()
 
-    def _one(self, stmt: Executable, params: Any = None) -> Mapping[str, Any] | None:
+    def _one(self, stmt: Executable, params: Any = None) -> Mapping[Any, Any] | None:
         rows = self._rows(stmt, params)
         return rows[0] if rows else None
 
@@ -147,6 +149,37 @@ class _Base:
             index_elements=list(keys),
             set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
         )
+
+    def _bulk_insert(
+        self, db: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert many rows (tuples in ``columns`` order; a row whose key is already there
+        is skipped) inside ``db``'s transaction, through the driver: SQLite's
+        ``executemany``; PostgreSQL ``COPY`` into a temporary table, then one INSERT from
+        it (5x faster than ``executemany``). SQLAlchemy's per-row parameter handling would
+        double a big run's write time. Table and column names come from :mod:`schema`."""
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        driver: Any = db.connection.driver_connection
+        if self.dialect == "sqlite":
+            marks = ", ".join(["?"] * len(columns))
+            sql = f"INSERT INTO {table.name} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+            driver.executemany(sql, rows)
+            return
+        tmp = f"bulk_{table.name}"
+        with driver.cursor() as cur:
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {tmp} (LIKE {table.name} INCLUDING DEFAULTS) "
+                "ON COMMIT DELETE ROWS"
+            )
+            cur.execute(f"TRUNCATE {tmp}")
+            with cur.copy(f"COPY {tmp} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(
+                f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {tmp} ON CONFLICT DO NOTHING"
+            )
 
     def _lock_site(self, conn: Connection, site: str) -> None:
         """PostgreSQL: serialize this transaction with others writing the site's runs

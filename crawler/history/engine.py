@@ -57,7 +57,7 @@ def masked(url: URL | str) -> str:
         try:
             url = make_url(url)
         except ArgumentError:
-            return url
+            return str(url)
     return url.render_as_string(hide_password=True)
 
 

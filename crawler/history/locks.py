@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy import ColumnElement, Connection, delete, select, text, update
 
 from crawler.history.connection import _Base, lock_key
 from crawler.history.owners import RunOwner
@@ -101,7 +101,7 @@ class LocksMixin(_Base):
             with self._tx() as db:
                 db.execute(delete(site_leases).where(site_leases.c.site == site, *self._ours()))
 
-    def _ours(self) -> tuple[object, ...]:
+    def _ours(self) -> tuple[ColumnElement[bool], ...]:
         c = site_leases.c
         return (
             c.owner_host == self.owner.host,
@@ -118,7 +118,8 @@ class LocksMixin(_Base):
             if row is not None:
                 holder = RunOwner(row["owner_host"], int(row["owner_pid"]), row["owner_token"])
                 expired = _dt(row["expires_at"]) <= now
-                if holder != self.owner and not expired and holder.alive() is not False:
+                # Held by a live process (this one too: one holder per site), not expired.
+                if not expired and (holder == self.owner or holder.alive() is not False):
                     return False
                 db.execute(delete(site_leases).where(site_leases.c.site == site))
             db.execute(

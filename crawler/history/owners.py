@@ -81,7 +81,7 @@ class RunOwner:
         return True
 
 
-def _row_owner(row: Mapping[str, Any]) -> RunOwner | None:
+def _row_owner(row: Mapping[Any, Any]) -> RunOwner | None:
     if row["owner_pid"] is None:
         return None
     return RunOwner(row["owner_host"], int(row["owner_pid"]), row["owner_token"])

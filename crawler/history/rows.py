@@ -27,7 +27,7 @@ UTC = dt.UTC
 FINISHED = ("complete", "incomplete")
 _MAX_ERROR = 1000
 
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]
 
 
 class StoreError(RuntimeError):

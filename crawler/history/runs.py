@@ -19,7 +19,8 @@ from checks.evaluate import sort_key
 from checks.models import Report
 from crawler.audit import site_name
 from crawler.config import Config
-from crawler.history.store import Store, StoreError
+from crawler.history.rows import StoreError
+from crawler.history.store import Store
 from crawler.replay import replay_key
 
 

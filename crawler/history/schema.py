@@ -10,6 +10,8 @@ here.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -121,7 +123,7 @@ links = Table(
 )
 
 
-def _finding_columns() -> list[Column[object]]:
+def _finding_columns() -> list[Column[Any]]:
     """Columns a finding has wherever it is kept (``run_findings``, ``finding_state``)."""
     return [
         _text("first_seen", default=None),
@@ -133,7 +135,7 @@ def _finding_columns() -> list[Column[object]]:
         _text("link_text"),
         _int("watched"),
         _text("new_url"),
-    ]  # type: ignore[list-item]
+    ]
 
 
 run_findings = Table(

@@ -62,10 +62,17 @@ from crawler.history.rows import (
     _wrongly_crashed,
 )
 from crawler.history.schema import finding_state, links, pages, run_findings, runs
-from crawler.history.writes import finding_rows, link_rows, page_rows, state_rows
+from crawler.history.writes import (
+    LINK_COLUMNS,
+    PAGE_COLUMNS,
+    finding_rows,
+    link_rows,
+    page_rows,
+    state_rows,
+)
 
 _CHUNK = 500
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
@@ -104,16 +111,20 @@ class Store(DeliveriesMixin, LocksMixin):
         *,
         owner: RunOwner | None = None,
         replay_key: str = "",
+        site_locked: bool = False,
     ) -> int:
         """Record a new run (status ``running``) owned by ``owner`` (default: this process).
 
         Earlier ``running`` runs of the site whose owner is gone become ``crashed`` (see the
-        module docstring); a live audit of the same site is left alone.
+        module docstring); a live audit of the same site is left alone. ``site_locked``:
+        the caller holds :meth:`site_lock` for the site, so no other audit of it runs and
+        every earlier ``running`` run is crashed, on any host (a worker killed on another
+        machine is not waited for until ``stale_after``).
         """
         owner = owner or self.owner
         with self._tx() as db:
             self._lock_site(db, site)
-            self._reap(db, site, "crashed", owner)
+            self._reap(db, site, "crashed", owner, every=site_locked)
             result = db.execute(
                 runs.insert().values(
                     site=site,
@@ -127,7 +138,9 @@ class Store(DeliveriesMixin, LocksMixin):
                     replay_key=replay_key,
                 )
             )
-            return int(result.inserted_primary_key[0])
+            new_id = result.inserted_primary_key[0]  # type: ignore[index]
+            assert new_id is not None
+            return int(new_id)
 
     def reap_runs(self, site: str | None = None, reason: str = "crashed") -> list[int]:
         """Mark ``running`` runs whose owner is gone as crashed (all sites: ``None``).
@@ -141,7 +154,12 @@ class Store(DeliveriesMixin, LocksMixin):
             return self._reap(db, site, reason, None)
 
     def _reap(
-        self, db: Connection, site: str | None, reason: str, beginner: RunOwner | None
+        self,
+        db: Connection,
+        site: str | None,
+        reason: str,
+        beginner: RunOwner | None,
+        every: bool = False,
     ) -> list[int]:
         stmt = select(runs).where(runs.c.status == "running")
         if site is not None:
@@ -151,8 +169,8 @@ class Store(DeliveriesMixin, LocksMixin):
         for row in db.execute(stmt).mappings().all():
             owner = _row_owner(row)
             marker = self.owner.key
-            if owner is None:
-                dead = True  # recorded before owners were (schema < 3)
+            if owner is None or (every and owner != beginner):
+                dead = True  # recorded before owners were (schema < 3), or site locked
             elif beginner is not None and owner == beginner:
                 dead = True  # the same process begins the site again: it gave this one up
                 marker = owner.key  # its own word: final
@@ -295,12 +313,8 @@ class Store(DeliveriesMixin, LocksMixin):
             # stored once (a copy of s2000's took ~50 ms and 10 MB of the database).
             db.execute(update(runs).where(runs.c.id == run_id).values(rows_run=rows))
             return
-        for table, batch in (
-            (pages, page_rows(run_id, report)),
-            (links, link_rows(run_id, report)),
-        ):
-            if batch:
-                db.execute(self._insert(table).on_conflict_do_nothing(), batch)
+        self._bulk_insert(db, pages, PAGE_COLUMNS, page_rows(run_id, report))
+        self._bulk_insert(db, links, LINK_COLUMNS, link_rows(run_id, report))
 
     def _update_state(
         self, db: Connection, site: str, run_id: int, now: dt.datetime, changes: Changes

@@ -26,49 +26,63 @@ def finding_cols(f: Finding) -> dict[str, Any]:
     }
 
 
-def page_rows(run_id: int, report: Report) -> Rows:
+#: Columns of :func:`page_rows` and :func:`link_rows` tuples, in order.
+PAGE_COLUMNS = (
+    "run_id", "url", "status", "title", "final_url", "content_type", "depth", "review_date",
+    "review_date_source", "is_html", "error", "seq",
+)  # fmt: skip
+LINK_COLUMNS = (
+    "run_id", "url", "verdict", "detail", "status", "final_url", "content_type", "pdf_link",
+    "pdf_magic", "watched", "internal", "redirect_chain", "found_on", "pdf_problem", "seq",
+)  # fmt: skip
+
+
+def page_rows(run_id: int, report: Report) -> list[tuple[Any, ...]]:
+    """The run's pages as tuples of :data:`PAGE_COLUMNS` (a big run's many rows are
+    inserted through the driver's ``executemany``: no per-row work of SQLAlchemy's)."""
     return [
-        {
-            "run_id": run_id,
-            "url": p.url,
-            "status": p.status,
-            "title": p.title,
-            "final_url": p.final_url,
-            "content_type": p.content_type,
-            "depth": p.depth,
-            "review_date": p.review_date.isoformat() if p.review_date else None,
-            "review_date_source": p.review_date_source,
-            "is_html": int(p.is_html),
-            "error": p.error,
-            "seq": seq,
-        }
+        (
+            run_id,
+            p.url,
+            p.status,
+            p.title,
+            p.final_url,
+            p.content_type,
+            p.depth,
+            p.review_date.isoformat() if p.review_date else None,
+            p.review_date_source,
+            int(p.is_html),
+            p.error,
+            seq,
+        )
         for seq, p in enumerate(report.pages)
     ]
 
 
-def link_rows(run_id: int, report: Report) -> Rows:
+def link_rows(run_id: int, report: Report) -> list[tuple[Any, ...]]:
+    """The run's links as tuples of :data:`LINK_COLUMNS`."""
     return [
-        {
-            "run_id": run_id,
-            "url": lr.url,
-            "verdict": lr.verdict.value,
-            "detail": lr.detail,
-            "status": lr.status,
-            "final_url": lr.final_url,
-            "content_type": lr.content_type,
-            "pdf_link": int(lr.pdf_link),
-            "pdf_magic": None if lr.pdf_magic is None else int(lr.pdf_magic),
-            "watched": int(lr.watched),
-            "internal": int(lr.internal),
-            "redirect_chain": (
+        (
+            run_id,
+            lr.url,
+            lr.verdict.value,
+            lr.detail,
+            lr.status,
+            lr.final_url,
+            lr.content_type,
+            int(lr.pdf_link),
+            None if lr.pdf_magic is None else int(lr.pdf_magic),
+            int(lr.watched),
+            int(lr.internal),
+            (
                 json.dumps([[h.url, h.status] for h in lr.redirect_chain])
                 if lr.redirect_chain
                 else "[]"  # json.dumps([]), for the many links never redirected
             ),
-            "found_on": _found_on_json(lr.found_on),
-            "pdf_problem": lr.pdf_problem,
-            "seq": seq,
-        }
+            _found_on_json(lr.found_on),
+            lr.pdf_problem,
+            seq,
+        )
         for seq, lr in enumerate(report.links)
     ]
 
