@@ -24,14 +24,22 @@ children: set[subprocess.Popen[bytes]] = set()
 children_lock = threading.Lock()
 
 
-def run_child(args: list[str], timeout: float, *, die_with_parent: bool = False) -> int:
+def run_child(
+    args: list[str],
+    timeout: float,
+    *,
+    die_with_parent: bool = False,
+    env: dict[str, str] | None = None,
+) -> int:
     """Run ``sitewatch ARGS`` in a child process; -9 when it was stopped for time.
 
     The child is stopped (SIGTERM, then SIGKILL, its whole process group) in a ``finally``:
-    also when this thread is interrupted (a Dramatiq time limit, a shutdown)."""
-    env = None
+    also when this thread is interrupted (a Dramatiq time limit, a shutdown). ``env``:
+    variables added to this process's environment."""
+    extra = dict(env or {})
     if die_with_parent:
-        env = {**os.environ, PARENT_ENV: str(os.getpid())}
+        extra[PARENT_ENV] = str(os.getpid())
+    env = {**os.environ, **extra} if extra else None
     proc = subprocess.Popen(
         [sys.executable, "-m", "crawler.cli", *args],
         stdin=subprocess.DEVNULL,

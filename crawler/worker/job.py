@@ -102,7 +102,13 @@ def _audit_once(
         return JobOutcome("done")
     log.info("%s %s: audit started (worker %d)", site_id, period, os.getpid())
     args = ["audit", *site_args(config_path, site_id), "--quiet"]
-    code = run_child(args, cfg.worker.time_limit, die_with_parent=True)
+    from crawler.history.runs import SITE_LOCKED_ENV
+
+    # Under the site's lock: the child's begin_run marks every earlier running run of the
+    # site crashed, also one left by a worker killed on another machine.
+    code = run_child(
+        args, cfg.worker.time_limit, die_with_parent=True, env={SITE_LOCKED_ENV: site_id}
+    )
     log.info("%s %s: audit finished, exit %d (worker %d)", site_id, period, code, os.getpid())
     if code in (0, 1):
         return JobOutcome("audited", audit_code=code)
