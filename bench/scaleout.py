@@ -39,9 +39,7 @@ def write_deployment(args: argparse.Namespace, work: Path, w: int) -> Path:
             f'[report]\nout_dir = "{run_dir / "out" / f"s{i:02d}"}"\n',
             encoding="utf-8",
         )
-    history = (
-        f'url = "{args.history_url}"' if args.history_url else f'db = "{run_dir / "h.db"}"'
-    )
+    history = f'url = "{args.history_url}"' if args.history_url else f'db = "{run_dir / "h.db"}"'
     config = run_dir / "deploy.toml"
     config.write_text(
         f"""[schedule]
@@ -100,8 +98,16 @@ def measure(args: argparse.Namespace, work: Path, w: int) -> dict:
     assert len(sent) == args.sites, sent
     log = (work / f"w{w}" / "workers.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", "worker", "--config", str(config)]
-        + ["--processes", str(w)],
+        [
+            sys.executable,
+            "-m",
+            "crawler.cli",
+            "worker",
+            "--config",
+            str(config),
+            "--processes",
+            f"{w}",
+        ],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -40,6 +40,16 @@ def _config(path: str | None, site_id: str | None = None) -> Config:
         raise AssertionError from e  # unreachable
 
 
+def _sites(path: str) -> None:
+    """Check a deployment's site files (``schedule.sites``) before starting on them."""
+    from crawler.sites import load_sites
+
+    try:
+        load_sites(path)
+    except ConfigError as e:
+        _fail(str(e))
+
+
 def _store(cfg: Config) -> Store:
     try:
         return open_store(cfg)
@@ -151,6 +161,7 @@ def schedule(config_path: str | None) -> None:
     if cfg.schedule.backend == "dramatiq":
         from crawler.worker.enqueue import run_scheduler
 
+        _sites(config_path)
         sys.exit(run_scheduler(config_path))
     if cfg.schedule.sites:
         _fail('schedule.sites: several sites need schedule.backend = "dramatiq"')
@@ -176,6 +187,7 @@ def worker(config_path: str | None, processes: int, threads: int) -> None:
     if config_path is None:
         _fail("--config: the worker needs the deployment's config file")
     _config(config_path)
+    _sites(config_path)
     sys.exit(run_workers(str(config_path), processes=processes, threads=threads))
 
 

@@ -457,3 +457,70 @@ def test_two_sites_on_one_host_are_not_crawled_at_once(
     (first,) = runs_of(config, held)
     (second,) = runs_of(config, other)
     assert first.finished_at is not None and first.finished_at <= second.started_at
+
+
+def test_an_audit_over_the_time_limit_is_stopped_and_recorded_crashed(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    history = f'db = "{tmp_path / "var" / "history.db"}"'
+    with GatedSite("127.0.0.6") as site:
+        sites = {"held": site}
+        config = write_deployment(tmp_path, sites, history=history, redis=redis, smtp=None)
+        # Long enough for the audit to begin its run and reach the held page, which it then
+        # never gets past.
+        text = config.read_text().replace("heartbeat_timeout = 3", "time_limit = 15")
+        config.write_text(text, encoding="utf-8")
+        site.gate("sw-held")  # closed for good: the crawl cannot finish
+        period = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat(timespec="seconds")
+        assert enqueue(config, period)[0] == ["held"]
+        worker = Worker("w", config, tmp_path)
+        try:
+            wait_for(lambda: site.arrived("sw-held") >= 1, what="the audit at the held page")
+            assert "audit failed" not in worker.log()
+            wait_for(
+                lambda: (
+                    "held " + period + ": audit failed (stopped after worker.time_limit)"
+                    in worker.log()
+                ),
+                what="the time limit",
+            )
+            wait_for(lambda: "send exit" in worker.log(), what="the send after it")
+        finally:
+            site.gate("sw-held").set()
+            worker.stop()
+    assert [r.status for r in runs_of(config, "held")] == ["crashed"]
+    assert worker.audits() == [("held", "started"), ("held", "finished")]  # not retried
+
+
+def test_worker_processes_are_supervised_and_stop_on_sigterm(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    history = f'db = "{tmp_path / "h.db"}"'
+    config = write_deployment(tmp_path, {}, history=history, redis=redis, smtp=None)
+    log = tmp_path / "workers.log"
+    cmd = [sys.executable, "-m", "crawler.cli", "worker", "--config", str(config)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "--processes", "2"],
+            cwd=tmp_path,
+            env=cli_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        ready = lambda: re.findall(r"worker ready: .* pid (\d+)", log.read_text())  # noqa: E731
+        wait_for(lambda: len(ready()) == 2, what="two worker processes")
+        first, second = (int(p) for p in ready())
+        assert first != second and proc.pid not in (first, second)
+        os.kill(first, signal.SIGKILL)  # one dies: the supervisor starts another
+        wait_for(lambda: len(ready()) == 3, what="a replacement")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    pids = [int(p) for p in ready()]
+    assert not any(pid_alive(p) for p in pids)
+    assert log.read_text().count("worker stopped") == 2

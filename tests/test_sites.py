@@ -136,3 +136,21 @@ def test_broker_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert maintenance_chance(1) == MAINTENANCE_SCALE
     assert maintenance_chance(60) == MAINTENANCE_SCALE // 60
     assert maintenance_chance(10**7) == 1_000  # never below Dramatiq's default
+
+
+def test_bad_site_file_stops_worker_and_scheduler_with_a_message(tmp_path: Path) -> None:
+    _write(tmp_path / "sites" / "a.toml", "[crawl]\nmax_pages = 0\n")
+    deploy = _write(
+        tmp_path / "deploy.toml", '[schedule]\nbackend = "dramatiq"\nsites = ["sites/*.toml"]\n'
+    )
+    for cmd in ("worker", "schedule"):
+        done = subprocess.run(
+            [sys.executable, "-m", "crawler.cli", cmd, "--config", str(deploy)],
+            cwd=tmp_path,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2, (cmd, done.stderr)
+        assert "a.toml: crawl.max_pages" in done.stderr and "Traceback" not in done.stderr
