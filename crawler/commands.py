@@ -12,10 +12,11 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from crawler.audit import site_name
 from crawler.config import Config, ConfigError, load_config
-from crawler.history.runs import HistoryError, open_store
+from crawler.history.runs import HistoryError, history_error, open_store
 from crawler.history.store import Store, StoreError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
@@ -48,6 +49,25 @@ def _sites(path: str) -> None:
         load_sites(path)
     except ConfigError as e:
         _fail(str(e))
+
+
+def _copy_history(cfg: Config, url: str) -> None:
+    """``sitewatch history --copy-to URL`` (docs/scaling.md: moving to PostgreSQL)."""
+    from dataclasses import replace
+
+    from crawler.history.copy import CopyError, copy_history
+
+    target_cfg = replace(cfg, history=replace(cfg.history, url=url))
+    with _store(cfg) as source, _store(target_cfg) as target:
+        try:
+            counts = copy_history(source, target)
+        except CopyError as e:
+            _fail(str(e))
+        except SQLAlchemyError as e:
+            _fail(history_error(target_cfg, e))
+    click.echo(f"copied {source.shown} to {target.shown}:")
+    for table, n in counts.items():
+        click.echo(f"  {table:<16} {n:>9} rows")
 
 
 def _store(cfg: Config) -> Store:
@@ -113,9 +133,20 @@ def send(config_path: str | None, site_id: str | None, run_id: int | None, dry_r
 @click.option("--site", "site_id", help="A site of the config's schedule.sites (its ID).")
 @click.option("--limit", default=20, show_default=True, help="How many runs to list.")
 @click.option("--all-sites", is_flag=True, help="List runs of every site in the database.")
-def history(config_path: str | None, site_id: str | None, limit: int, all_sites: bool) -> None:
+@click.option(
+    "--copy-to",
+    metavar="URL",
+    help="Copy the whole history into this empty one (postgresql://user@host/db; its "
+    "password from the variable named by history.password_env), then stop.",
+)
+def history(
+    config_path: str | None, site_id: str | None, limit: int, all_sites: bool, copy_to: str | None
+) -> None:
     """List recent runs: status, counts, what changed and what was delivered."""
     cfg = _config(config_path, site_id)
+    if copy_to is not None:
+        _copy_history(cfg, copy_to)
+        return
     with _store(cfg) as store:
         rows = store.runs(None if all_sites else site_name(cfg), limit=limit)
         unconfirmed = store.unconfirmed_deliveries()

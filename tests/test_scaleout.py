@@ -524,3 +524,54 @@ def test_worker_processes_are_supervised_and_stop_on_sigterm(
     pids = [int(p) for p in ready()]
     assert not any(pid_alive(p) for p in pids)
     assert log.read_text().count("worker stopped") == 2
+
+
+@pytest.mark.postgres
+def test_history_copied_from_sqlite_to_postgresql(tmp_path: Path, pg_url: str) -> None:
+    """``sitewatch history --copy-to``: the PostgreSQL history then goes on where the
+    SQLite one stopped (the next run compares with the copied one: nothing new)."""
+    from tests.watch_site import site_config
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "crawler.cli", *args],
+            cwd=tmp_path,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    with GatedSite("127.0.0.7") as site:
+        base = site.server.base_url
+        sqlite_cfg = site_config(
+            tmp_path / "old.toml",
+            start_url=site.start_url,
+            base_url=base,
+            db=tmp_path / "old.db",
+            out=tmp_path / "out",
+        )
+        assert cli("audit", "--config", str(sqlite_cfg)).returncode == 1
+        assert cli("send", "--config", str(sqlite_cfg)).returncode == 0
+        copied = cli("history", "--config", str(sqlite_cfg), "--copy-to", pg_url)
+        assert copied.returncode == 0, copied.stderr
+        assert re.search(r"runs +1 rows", copied.stdout) and "password" not in copied.stdout
+        again = cli("history", "--config", str(sqlite_cfg), "--copy-to", pg_url)
+        assert again.returncode == 2 and "already has runs" in again.stderr
+        pg_cfg = tmp_path / "new.toml"
+        pg_cfg.write_text(
+            sqlite_cfg.read_text().replace(f'db = "{tmp_path / "old.db"}"', f'url = "{pg_url}"')
+        )
+        (old,) = runs_of(sqlite_cfg, "kommun")
+        (copy,) = runs_of(pg_cfg, "kommun")
+        assert (copy.id, copy.status, copy.counts, copy.deliveries) == (
+            old.id,
+            old.status,
+            old.counts,
+            old.deliveries,
+        )
+        assert finding_keys(pg_cfg, "kommun", copy.id) == finding_keys(sqlite_cfg, "kommun", old.id)
+        assert cli("audit", "--config", str(pg_cfg)).returncode == 1
+    new, _ = runs_of(pg_cfg, "kommun")
+    assert new.id == old.id + 1 and new.changes.get("new", 0) == 0, new
+    assert new.changes.get("still_open", 0) == sum(old.counts.values())
