@@ -497,6 +497,7 @@ def test_worker_processes_are_supervised_and_stop_on_sigterm(
 ) -> None:
     history = f'db = "{tmp_path / "h.db"}"'
     config = write_deployment(tmp_path, {}, history=history, redis=redis, smtp=None)
+    (tmp_path / "sites" / "x.toml").write_text('[site]\nstart_urls = ["http://127.0.0.9/"]\n')
     log = tmp_path / "workers.log"
     cmd = [sys.executable, "-m", "crawler.cli", "worker", "--config", str(config)]
     with log.open("wb") as out:
