@@ -2,7 +2,7 @@
 
 bench/realsites.sh serves Debian documentation packages with nginx from a docroot of
 symlinks (``www/<site>`` -> ``/usr/share/doc/...``) and audits each with sitewatch. This
-script reads each ``report.json`` (``sitewatch/report@1``, docs/report-format.md) and, for
+script reads each ``report.json`` (``sitewatch/report@2``; its ``findings`` read as in @1; docs/report-format.md) and, for
 every link finding and every broken link whose target is on the served host, maps the URL
 back to the file nginx would serve (URL path percent-decoded, joined to the docroot,
 ``index.html`` for a directory) and decides whether the disk agrees:
@@ -454,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             result = verify_report(report, args.www)
         except (ValueError, KeyError, TypeError) as exc:
             print(
-                f"verify_findings: {path}: not a sitewatch/report@1 file ({exc})", file=sys.stderr
+                f"verify_findings: {path}: not a sitewatch report.json (report@1 or @2) ({exc})",
+                file=sys.stderr,
             )
             return 2
         rows = result.pop("rows")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from checks.models import Check, Finding, LinkResult, Page, Severity, Verdict
 from checks.policy import Policy
+from checks.sitemap_checks import unlinked_findings
 
 _PDF_WORDS = {
     "not_a_pdf": "the link promises a PDF but the server sends something else",
@@ -67,11 +68,12 @@ def link_finding(link: LinkResult) -> tuple[Check, str, str] | None:
     if link.verdict is Verdict.BROKEN:
         return Check.BROKEN_LINK, link.detail, f"Broken link ({describe_detail(link.detail)})."
     if link.verdict is Verdict.REDIRECT:
-        return (
-            Check.REDIRECT,
-            link.detail,
-            f"The link has moved permanently; update it to {link.final_url}",
+        moved = (
+            "leads to a page that refreshes to"
+            if link.detail == "meta_refresh"
+            else "has moved permanently; update it to"
         )
+        return Check.REDIRECT, link.detail, f"The link {moved} {link.final_url}"
     if link.verdict is Verdict.UNVERIFIED:
         return (
             Check.UNVERIFIED_LINK,
@@ -96,6 +98,7 @@ def describe_detail(detail: str) -> str:
         "soft_404": "the page says it cannot be found",
         "missing_fragment": "the #anchor does not exist on the target page",
         "malformed_url": "the address is malformed",
+        "redirect_to_home": "the link now leads to the site's front page; the page has moved",
     }.get(detail, detail)
 
 
@@ -129,10 +132,19 @@ def link_findings(links: Iterable[LinkResult], policy: Policy) -> list[Finding]:
 
 
 def evaluate(
-    pages: Iterable[Page], links: Iterable[LinkResult], policy: Policy, as_of: dt.date
+    pages: Iterable[Page],
+    links: Iterable[LinkResult],
+    policy: Policy,
+    as_of: dt.date,
+    unlinked: Collection[str] = (),
 ) -> tuple[Finding, ...]:
-    """All findings of one audit, in report order."""
+    """All findings of one audit, in report order (``unlinked``: the pages reached only
+    through a sitemap, ``checks.sitemap_checks``)."""
+    if unlinked:
+        pages = list(pages)
     found = freshness_findings(pages, policy, as_of) + link_findings(links, policy)
+    if unlinked:
+        found += unlinked_findings(unlinked, pages, policy)
     return tuple(sorted(found, key=sort_key))
 
 

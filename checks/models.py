@@ -43,6 +43,7 @@ class Check(StrEnum):
     REDIRECT = "redirect"
     MISSING_PDF = "missing_pdf"
     UNVERIFIED_LINK = "unverified_link"
+    UNLINKED_PAGE = "unlinked_page"
 
 
 #: Details a ``broken`` verdict can carry, besides ``http_<status>``.
@@ -58,12 +59,15 @@ BROKEN_DETAILS = frozenset(
         "soft_404",
         "missing_fragment",
         "malformed_url",
+        "redirect_to_home",
     }
 )
 #: Details a ``skipped`` verdict can carry.
 SKIPPED_DETAILS = frozenset(
     {"mailto", "tel", "javascript", "data", "scheme", "excluded", "robots", "limit"}
 )
+#: Details a ``redirect`` verdict can carry, besides ``http_<status>`` of the first hop.
+REDIRECT_DETAILS = frozenset({"meta_refresh"})
 #: Details of the ``missing_pdf`` check, besides ``http_<status>``.
 PDF_DETAILS = frozenset({"not_a_pdf", "redirected_to_html"})
 

@@ -15,6 +15,7 @@ DEFAULT_SEVERITIES: Mapping[Check, Severity] = {
     Check.REDIRECT: Severity.WARNING,
     Check.MISSING_PDF: Severity.ERROR,
     Check.UNVERIFIED_LINK: Severity.WARNING,
+    Check.UNLINKED_PAGE: Severity.INFO,
 }
 
 
@@ -28,6 +29,10 @@ class Policy:
     watched: tuple[str, ...] = ()
     unverified_statuses: frozenset[int] = frozenset({401, 403, 429, 999})
     soft_404_phrases: tuple[str, ...] = ()
+    #: Judge outside links redirected onto a front page as broken (``checks.soft_moved``).
+    redirect_to_home: bool = True
+    #: URL prefixes or bare host names whose redirects to a front page are accepted.
+    redirect_to_home_ok: tuple[str, ...] = ()
 
     def max_age_for(self, url: str) -> int:
         best, best_len = self.max_age_days, -1
@@ -40,16 +45,26 @@ class Policy:
         return self.severities.get(check, DEFAULT_SEVERITIES[check])
 
     def is_watched(self, url: str) -> bool:
-        if not self.watched:
-            return False
-        try:
-            host = (urlsplit(url).hostname or "").lower()
-        except ValueError:
-            return False
-        for w in self.watched:
-            if "/" in w:
-                if url.startswith(w):
-                    return True
-            elif host == w.lower() or host.endswith("." + w.lower()):
-                return True
+        return _matches(url, self.watched)
+
+    def home_redirect_allowed(self, url: str) -> bool:
+        """Whether ``url`` may redirect to a front page (``links.redirect_to_home_ok``)."""
+        return _matches(url, self.redirect_to_home_ok)
+
+
+def _matches(url: str, patterns: tuple[str, ...]) -> bool:
+    """Whether ``url`` starts with a URL prefix of ``patterns`` or is on a host named there
+    (or a subdomain of it)."""
+    if not patterns:
         return False
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    for w in patterns:
+        if "/" in w:
+            if url.startswith(w):
+                return True
+        elif host == w.lower() or host.endswith("." + w.lower()):
+            return True
+    return False

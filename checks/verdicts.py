@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from checks.fragments import fragment_found
 from checks.models import RedirectHop, Verdict
 from checks.policy import Policy
 
@@ -16,8 +17,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Failures worth retrying before a verdict (and treated as flaky by history).
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 522, 524})
 TRANSIENT_ERRORS = frozenset({"timeout", "refused", "connection"})
-#: Fragments every HTML page has implicitly.
-IMPLICIT_FRAGMENTS = frozenset({"", "top"})
 
 PDF_MAGIC = b"%PDF-"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -50,6 +49,9 @@ class Probe:
     #: First bytes of the body when they were read (PDF sniffing).
     head_bytes: bytes | None = None
     method: str = "GET"
+    #: Where the final page's meta refresh sends the visitor after a delay longer than
+    #: ``crawl.max_refresh_delay`` (quicker ones are followed: hops in ``chain``).
+    refresh_to: str = ""
 
 
 def judge(probe: Probe, fragment: str | None, policy: Policy) -> tuple[Verdict, str]:
@@ -70,15 +72,16 @@ def judge(probe: Probe, fragment: str | None, policy: Policy) -> tuple[Verdict, 
         return Verdict.BROKEN, "soft_404"
     if (
         fragment
-        and fragment not in IMPLICIT_FRAGMENTS
         and probe.ids is not None
         and is_html_type(probe.content_type)
-        and fragment not in probe.ids
+        and not fragment_found(fragment, probe.ids)
     ):
         return Verdict.BROKEN, "missing_fragment"
     new_url = permanent_target(probe.chain, probe.final_url)
     if new_url:
         return Verdict.REDIRECT, f"http_{probe.chain[0].status}"
+    if probe.refresh_to:
+        return Verdict.REDIRECT, "meta_refresh"
     return Verdict.OK, ""
 
 

@@ -17,6 +17,7 @@ from crawler.config import Config
 from crawler.crawl_state import CrawlParams, CrawlState, Links
 from crawler.fetch_cache import FetchCache, PassSettings, profile_key
 from crawler.memory import trim
+from crawler.refresh import dead_end_note
 from crawler.scrapy_settings import ROBOTS_AGENT
 from crawler.urls import resolve
 
@@ -57,6 +58,8 @@ def crawl_params(cfg: Config) -> CrawlParams:
         max_page_bytes=c.max_page_bytes,
         max_pages_per_pattern=c.max_pages_per_pattern,
         max_path_segments=c.max_path_segments,
+        max_refresh_delay=c.max_refresh_delay,
+        pdf_max_bytes=cfg.links.pdf_max_bytes,
     )
 
 
@@ -105,6 +108,11 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     from crawler.scrapy_settings import audit_settings
 
     state = CrawlState(crawl_params(cfg), cfg.policy(), progress=opts.progress)
+    if cfg.crawl.sitemaps or cfg.crawl.robots_sitemaps:
+        from crawler.sitemaps import gather
+
+        state.sitemap = gather(cfg, state.in_scope, state.excluded)
+        state.sitemap_due = True
     if cache is not None and cache.pass_done:  # asked by replay_unchanged already
         state.stats["revalidated"] = cache.revalidated
     c = cfg.crawl
@@ -225,6 +233,13 @@ def build_report(
         "traps": dict(list(state.traps.items())[:20]),
         "spider_errors": state.spider_errors[:20],
     }
+    note = dead_end_note(state)
+    if note:
+        counts["notes"] = [note]
+    if state.pdf_unreadable:
+        counts["pdf_unreadable"] = dict(state.pdf_unreadable)
+    if state.sitemap is not None:
+        counts["sitemap"] = {**state.sitemap.stats(), "unlinked": len(state.unlinked)}
     links_checked = sum(1 for t in state.targets.values() if t.probe is not None)
     if state.big():
         # A big crawl: its targets and probes go to the spill file too, next to the
@@ -245,6 +260,8 @@ def build_report(
         links_checked=links_checked,
         start_urls=state.settings.start_urls,
         reasons=reasons,
+        scopes=state.scopes,
+        unlinked=state.unlinked,
     )
 
 
@@ -261,6 +278,8 @@ def assemble_report(
     links_checked: int,
     start_urls: tuple[str, ...],
     reasons: tuple[str, ...] = (),
+    scopes: tuple[str, ...] | None = None,
+    unlinked: Sequence[str] = (),
 ) -> Report:
     """The report of pages and links (crawled, or replayed from an earlier run)."""
     verdicts: dict[str, int] = {}
@@ -271,7 +290,7 @@ def assemble_report(
             verdicts[v] = verdicts.get(v, 0) + 1
             yield link
 
-    findings = evaluate(pages, counted(), policy, as_of)
+    findings = evaluate(pages, counted(), policy, as_of, unlinked)
     seconds = max((finished - started).total_seconds(), 1e-6)
     stats: dict[str, object] = {
         "seconds": round(seconds, 3),
@@ -285,7 +304,8 @@ def assemble_report(
             finished_at=finished,
             as_of=as_of,
             start_urls=start_urls,
-            scopes=cfg.effective_scopes(),
+            # With any a start URL's meta refresh added (crawler.refresh).
+            scopes=cfg.effective_scopes() if scopes is None else scopes,
             complete=not reasons,
             pages_crawled=len(pages),
             links_checked=links_checked,
@@ -312,6 +332,8 @@ def replay_unchanged(
     c = cfg.crawl
     if not (cache.reuse and c.delay <= 0 and opts.cache_run is not None and replay.enabled()):
         return None
+    if c.sitemaps or c.robots_sitemaps:
+        return None  # a sitemap may list new pages while every stored one is unchanged
     few_collections()
     try:
         with Store.for_config(cfg) as store:

@@ -49,6 +49,7 @@ def _overrides(**opts: Any) -> dict[str, Any]:
     put("site", "start_urls", list(opts["start_urls"]) or None)
     put("site", "scopes", list(opts["scope"]) or None)
     put("site", "exclude", list(opts["exclude"]) or None)
+    put("crawl", "sitemaps", list(opts.get("sitemap") or ()) or None)
     put("report", "out_dir", opts["out"])
     if opts["formats"]:
         put("report", "formats", [f.strip() for f in opts["formats"].split(",") if f.strip()])
@@ -101,6 +102,11 @@ def main() -> None:
 @click.option("--as-of", help="Pin 'today' (YYYY-MM-DD) for reproducible runs.")
 @click.option("--max-pages", type=int, help="Stop after this many pages.")
 @click.option("--exclude", multiple=True, help="Regex of URLs not to check (repeatable).")
+@click.option(
+    "--sitemap",
+    multiple=True,
+    help="Sitemap URL whose in-scope pages are audited too (repeatable; crawl.sitemaps).",
+)
 @click.option("--fail-on", help="A level (error, warning, info) or check names, comma-separated.")
 @click.option("--concurrency", type=int, help="Requests in flight overall.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary.")

@@ -167,6 +167,10 @@ class CrawlConfig:
     max_page_bytes: int
     max_pages_per_pattern: int
     max_path_segments: int
+    sitemaps: tuple[str, ...]
+    robots_sitemaps: bool
+    #: Seconds: a meta refresh this quick is followed like a redirect (``crawler.refresh``).
+    max_refresh_delay: int = 3
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,9 @@ class LinksConfig:
     soft_404_phrases: tuple[str, ...]
     check_fragments: bool
     cache_max_age: int
+    redirect_to_home: bool
+    redirect_to_home_ok: tuple[str, ...]
+    pdf_max_bytes: int
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,7 @@ class SeverityConfig:
     redirect: Severity
     missing_pdf: Severity
     unverified_link: Severity
+    unlinked_page: Severity
 
     def as_mapping(self) -> dict[Check, Severity]:
         return {check: getattr(self, check.value) for check in Check}
@@ -314,6 +322,8 @@ class Config:
             watched=self.links.watched,
             unverified_statuses=frozenset(self.links.unverified_statuses),
             soft_404_phrases=self.links.soft_404_phrases,
+            redirect_to_home=self.links.redirect_to_home,
+            redirect_to_home_ok=self.links.redirect_to_home_ok,
         )
 
     def fail_threshold(self) -> tuple[Severity | None, frozenset[Check]]:
@@ -940,6 +950,9 @@ _SCHEMA: dict[str, Any] = {
         "max_page_bytes": _int(1),
         "max_pages_per_pattern": _int(1),
         "max_path_segments": _int(1),
+        "sitemaps": _list(_url),
+        "robots_sitemaps": _bool,
+        "max_refresh_delay": _int(0),
     },
     "freshness": {
         "max_age_days": _int(1),
@@ -951,6 +964,9 @@ _SCHEMA: dict[str, Any] = {
         "soft_404_phrases": _list(_phrase),
         "check_fragments": _bool,
         "cache_max_age": _int(0, 365),
+        "redirect_to_home": _bool,
+        "redirect_to_home_ok": _list(_watched),
+        "pdf_max_bytes": _int(0),
     },
     "severity": {check.value: _severity for check in Check},
     "report": {

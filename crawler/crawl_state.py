@@ -9,14 +9,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain, groupby, islice
 from operator import itemgetter
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from checks.models import LinkRef, LinkResult, Page, Verdict
 from checks.policy import Policy
+from checks.soft_moved import soft_moved
 from checks.verdicts import Probe, is_pdf_type, judge, pdf_problem, permanent_target
 from crawler.lazy_tuple import LazyTuple
 from crawler.spill import RefSpill
 from crawler.urls import resolve
+
+if TYPE_CHECKING:
+    from crawler.sitemaps import SitemapSeeds
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class CrawlParams:
     max_page_bytes: int = 10_000_000
     max_pages_per_pattern: int = 50
     max_path_segments: int = 15
+    max_refresh_delay: int = 3
+    pdf_max_bytes: int = 20_000_000
 
 
 class Target:
@@ -55,6 +62,7 @@ class Target:
         "probe",
         "skip",
         "start",
+        "stylesheet",
         "tid",
         "url",
     )
@@ -80,6 +88,8 @@ class Target:
         self.probe: Probe | None = None
         self.skip: str | None = None
         self.start = False
+        #: An in-scope stylesheet: its body is read for references (crawler/stylesheets.py).
+        self.stylesheet = False
 
 
 #: A target with more references than this reads them back from the spill each time its
@@ -183,8 +193,12 @@ class CrawlState:
         self.not_crawled: Counter[str] = Counter()
         self.traps: dict[str, str] = {}
         self.spider_errors: list[str] = []
+        #: PDFs whose links could not be read: URL -> why (``crawler.pdf_fetch``).
+        self.pdf_unreadable: dict[str, str] = {}
         self._incomplete: list[str] = []
         self._exclude = [re.compile(p) for p in settings.exclude]
+        #: Any ``--exclude`` patterns at all (the spider's cheap test per link).
+        self.exclude_patterns = bool(self._exclude)
         self._scopes = settings.scopes
         #: Each distinct set of page ids once (``shared_ids``).
         self._id_sets: dict[frozenset[str], frozenset[str]] = {}
@@ -194,6 +208,13 @@ class CrawlState:
         self._spill: RefSpill | None = None
         #: The targets are in the spill, no longer in ``targets`` (``pack``).
         self._packed = False
+        #: What the sitemaps offer (``crawler.sitemaps.SitemapSeeds``: in-scope pages and
+        #: their <lastmod>), seeded once the link crawl runs dry; None without sitemaps.
+        self.sitemap: SitemapSeeds | None = None
+        #: The sitemap pages no link had reached when they were seeded (``unlinked_page``).
+        self.unlinked: list[str] = []
+        #: The sitemap pages are still to be seeded (``crawler.sitemaps.seed_sitemap_pages``).
+        self.sitemap_due = False
 
     @property
     def spill(self) -> RefSpill:
@@ -271,8 +292,24 @@ class CrawlState:
     def in_scope(self, url: str) -> bool:
         return any(url.startswith(s) for s in self._scopes)
 
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The crawl's scopes: the configured ones and any ``add_scope`` added."""
+        return self._scopes
+
+    def add_scope(self, prefix: str) -> None:
+        """Crawl under ``prefix`` too (a start URL's meta refresh leads there)."""
+        if not self.in_scope(prefix):
+            self._scopes = (*self._scopes, prefix)
+            self.stats["scopes_added_by_refresh"] += 1
+
     def excluded(self, url: str) -> bool:
         return any(p.search(url) for p in self._exclude)
+
+    def excludes_fragment(self, base: str, fragment: str) -> bool:
+        """Whether ``--exclude`` leaves out ``base#fragment`` although not ``base``: the
+        patterns see the whole URL as written, with its fragment (``#/route``)."""
+        return self.excluded(f"{base}#{fragment}") and not self.excluded(base)
 
     def incomplete_reason(self, reason: str) -> None:
         if reason not in self._incomplete:
@@ -377,9 +414,19 @@ class CrawlState:
         problem = (pdf_problem(probe) or "") if pdf_link else ""
         for frag, refs in groups.items():
             verdict, detail = judge(probe, frag, policy)
+            if probe.chain and not t.internal:
+                verdict, detail = soft_moved(
+                    verdict,
+                    detail,
+                    url=t.url,
+                    chain=probe.chain,
+                    final_url=probe.final_url,
+                    internal=False,
+                    policy=policy,
+                )
             final = probe.final_url
             if verdict is Verdict.REDIRECT:
-                final = permanent_target(probe.chain, probe.final_url)
+                final = permanent_target(probe.chain, probe.final_url) or probe.refresh_to
             url = t.url if frag is None else f"{t.url}#{frag}"
             yield (
                 LinkResult(

@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
         "max_page_bytes": 10000000,
         "max_pages_per_pattern": 50,
         "max_path_segments": 15,
+        "max_refresh_delay": 3,
+        "sitemaps": [],
+        "robots_sitemaps": False,
     },
     "freshness": {"max_age_days": 365, "max_age_by_prefix": {}},
     "links": {
@@ -42,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
         ],
         "check_fragments": True,
         "cache_max_age": 7,
+        "pdf_max_bytes": 20000000,
+        "redirect_to_home": True,
+        "redirect_to_home_ok": [],
     },
     "severity": {
         "stale_page": "error",
@@ -50,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
         "redirect": "warning",
         "missing_pdf": "error",
         "unverified_link": "warning",
+        "unlinked_page": "info",
     },
     "report": {
         "out_dir": "out",

@@ -12,8 +12,13 @@ from lxml import etree
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
 from checks.freshness import ReviewDate, find_review_date
+from checks.refresh import parse_refresh
+from crawler.css_refs import IMPORT, css_refs
+from crawler.srcset import srcset_urls
 from crawler.urls import resolve
 
+#: The elements and attributes links are read from (the table in docs/report-format.md
+#: says which are crawled, which only checked, and what is left out and why).
 LINK_ATTRS: dict[str, tuple[str, ...]] = {
     "a": ("href",),
     "area": ("href",),
@@ -24,15 +29,29 @@ LINK_ATTRS: dict[str, tuple[str, ...]] = {
     "frame": ("src",),
     "script": ("src",),
     "embed": ("src",),
+    "object": ("data",),
     "video": ("src", "poster"),
     "audio": ("src",),
+    "track": ("src",),
+    "input": ("src",),  # type=image only
+    "style": (),  # the block's @import and url(...) (crawler/css_refs.py)
 }
 #: Tags whose links the crawl follows as pages (the others' targets are only checked).
 CRAWL_TAGS = frozenset({"a", "area", "iframe", "frame"})
+#: The tag of a ``<link rel=stylesheet>`` reference and of an ``@import``: in-scope targets
+#: are fetched and read for their own references (``crawler.stylesheets``).
+STYLESHEET_TAGS = frozenset({"stylesheet", IMPORT})
+#: Embedded resources that may be PDFs whatever their URL says: sniffed (a PDF served as
+#: one gets the PDF check, as an ``<a>`` to it does).
+EMBED_TAGS = frozenset({"object", "embed"})
+#: The two above: the spider's one test per link for both.
+RESOURCE_TAGS = STYLESHEET_TAGS | EMBED_TAGS
 #: A crawled URL that answers with something other than HTML is read up to this many bytes
 #: (enough to tell a PDF from an error page).
 SNIFF_BYTES = 1024
-SKIP_LINK_RELS = frozenset({"preconnect", "dns-prefetch", "preload", "prefetch", "modulepreload"})
+#: ``<link rel>`` values whose href is no resource of the page: origins to connect to early
+#: (``preconnect``, ``dns-prefetch``) and guesses at the next navigation (``prefetch``).
+SKIP_LINK_RELS = frozenset({"preconnect", "dns-prefetch", "prefetch"})
 # Plain ``etree`` parsers, not ``lxml.html``'s: the same libxml2 parse, but without the
 # Python class lookup ``lxml.html`` runs for every element it hands out (~5 % of the
 # instructions of reading a page of the PostgreSQL manual). Text is read with :data:`TEXT`.
@@ -73,6 +92,21 @@ XPATH_HEADING_TEXT = etree.XPath(
     "//title//text() | //h1//text() | //h2//text()", smart_strings=False
 )
 XPATH_BASE = etree.XPath("//base/@href", smart_strings=False)
+#: ``<meta http-equiv=refresh content>`` values (ASCII case-insensitive, as browsers match),
+#: children of ``<head>`` or ``<body>`` only: ~4 µs a page of the PostgreSQL manual, where
+#: ``//meta`` walked the whole tree (~40 µs of ~600). A ``<meta>`` nested deeper in the body
+#: is not seen (one inside ``<noscript>`` a browser running scripts ignores anyway).
+XPATH_REFRESH = etree.XPath(
+    "/html/*/meta[translate(@http-equiv, 'REFSH', 'refsh') = 'refresh']/@content",
+    smart_strings=False,
+)
+#: ``style="..."`` attributes that may hold a reference. Asked only of a body that has
+#: "url(" in it (``facts_from_body``): the XPath walks every attribute of the page (~33 µs
+#: a page of the PostgreSQL manual, ~5 % of reading it), the byte search ~9 µs.
+XPATH_STYLE_URLS = etree.XPath(
+    "//@style[contains(., 'url(') or contains(., 'URL(') or contains(., 'Url(')]",
+    smart_strings=False,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +120,9 @@ class ParsedPage:
     review: ReviewDate | None = None
     base_url: str = ""
     links: tuple[tuple[str, str, str], ...] = ()
+    #: The page's meta refresh: (delay in seconds, URL as written, None: itself), if any
+    #: (``checks.refresh``; the first ``<meta http-equiv=refresh>`` a browser obeys).
+    refresh: tuple[int, str | None] | None = None
 
 
 def parser_for(encoding: str) -> etree.HTMLParser | None:
@@ -116,15 +153,6 @@ def clean_text(s: str, limit: int = 300) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def srcset_urls(value: str) -> list[str]:
-    out = []
-    for part in value.split(","):
-        bits = part.strip().split()
-        if bits:
-            out.append(bits[0])
-    return out
-
-
 def is_soft_404(root: etree._Element, phrases: tuple[str, ...]) -> bool:
     if not phrases:
         return False
@@ -146,13 +174,16 @@ def page_facts(
     last_modified: str | None,
     phrases: tuple[str, ...],
     links: bool,
+    style_attrs: bool = True,
 ) -> ParsedPage:
     """Facts of a parsed body served at ``url`` (after redirects); with ``links`` also
-    title, review date, ``<base>`` and every link."""
+    title, review date, ``<base>`` and every link (with ``style_attrs``, also those of
+    ``style`` attributes)."""
     ids = frozenset(map(str, XPATH_IDS(root)))
     soft_404 = is_soft_404(root, phrases)
+    refresh = meta_refresh(root)
     if not links:
-        return ParsedPage(ids, soft_404)
+        return ParsedPage(ids, soft_404, refresh=refresh)
     title_el = first_descendant(root, "title")
     title = clean_text(text_of(title_el)) if title_el is not None else ""
     review = find_review_date(root, last_modified)
@@ -160,7 +191,17 @@ def page_facts(
     for b in XPATH_BASE(root):
         base_url = resolve(url, str(b)).base or base_url
         break
-    return ParsedPage(ids, soft_404, title, review, base_url, tuple(_links(root)))
+    links_found = tuple(_links(root, style_attrs))
+    return ParsedPage(ids, soft_404, title, review, base_url, links_found, refresh)
+
+
+def meta_refresh(root: etree._Element) -> tuple[int, str | None] | None:
+    """The first ``<meta http-equiv=refresh>`` whose content a browser obeys, if any."""
+    for content in XPATH_REFRESH(root):
+        found = parse_refresh(str(content))
+        if found is not None:
+            return found
+    return None
 
 
 def first_descendant(root: etree._Element, tag: str) -> etree._Element | None:
@@ -176,7 +217,7 @@ def first_descendant(root: etree._Element, tag: str) -> etree._Element | None:
     return None
 
 
-def _links(root: etree._Element) -> list[tuple[str, str, str]]:
+def _links(root: etree._Element, style_attrs: bool = True) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     seen: set[tuple[str, str]] = set()
     for el in root.iter(*LINK_ATTRS):
@@ -186,6 +227,14 @@ def _links(root: etree._Element) -> list[tuple[str, str, str]]:
             rel = (el.get("rel") or "").lower().split()
             if any(r in SKIP_LINK_RELS for r in rel):
                 continue
+            if "stylesheet" in rel:
+                tag = "stylesheet"
+        elif tag == "input":
+            if (el.get("type") or "").strip().lower() != "image":
+                continue
+        elif tag == "style":
+            _css(el.text or "", out, seen)
+            continue
         for attr in attrs:
             value = el.get(attr)
             if not value:
@@ -195,18 +244,33 @@ def _links(root: etree._Element) -> list[tuple[str, str, str]]:
                 if (href, tag) in seen:
                     continue
                 seen.add((href, tag))
-                if tag in ("a", "area"):
-                    text = clean_text(text_of(el) if tag == "a" else el.get("alt", ""))
-                    if not text:
-                        text = clean_text(el.get("title") or el.get("aria-label") or "")
-                        if not text:
-                            img = el.find(".//img")
-                            if img is not None:
-                                text = clean_text(img.get("alt") or "")
-                else:
-                    text = clean_text(el.get("alt") or el.get("title") or "")
-                out.append((href, text, tag))
+                out.append((href, _link_text(el, tag), tag))
+    if style_attrs:
+        for style in XPATH_STYLE_URLS(root):
+            _css(str(style), out, seen)
     return out
+
+
+def _css(text: str, out: list[tuple[str, str, str]], seen: set[tuple[str, str]]) -> None:
+    """The references of a ``<style>`` block or ``style`` attribute, tagged ``@import`` or
+    ``css``, into ``out`` (link text: none)."""
+    for href, kind in css_refs(text):
+        if (href, kind) not in seen:
+            seen.add((href, kind))
+            out.append((href, "", kind))
+
+
+def _link_text(el: etree._Element, tag: str) -> str:
+    if tag in ("a", "area"):
+        text = clean_text(text_of(el) if tag == "a" else el.get("alt", ""))
+        if not text:
+            text = clean_text(el.get("title") or el.get("aria-label") or "")
+            if not text:
+                img = el.find(".//img")
+                if img is not None:
+                    text = clean_text(img.get("alt") or "")
+        return text
+    return clean_text(el.get("alt") or el.get("title") or "")
 
 
 def facts_from_body(
@@ -221,4 +285,6 @@ def facts_from_body(
     root = parse_html(body, encoding)
     if root is None:
         return None
-    return page_facts(root, url, last_modified, phrases, links)
+    # Lower case "url(" only: an upper-case URL( in a style attribute is not read.
+    style_attrs = links and ("url(" in body if isinstance(body, str) else b"url(" in body)
+    return page_facts(root, url, last_modified, phrases, links, style_attrs)

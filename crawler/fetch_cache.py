@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     from crawler.quick_http import Client
 
 #: Bump when the spider extracts facts differently (rows of older versions are ignored).
-CACHE_VERSION = 1
+#: 2: pages with a meta refresh are no longer stored (their answer is not replayed).
+CACHE_VERSION = 2
 _BATCH = 200
 #: Database failures the cache swallows (the audit then simply fetches).
 _DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, ValueError)
@@ -181,6 +182,7 @@ def _probe_json(p: Probe) -> str:
             "ids": None if p.ids is None else sorted(p.ids),
             "hb": None if p.head_bytes is None else p.head_bytes.decode("latin-1"),
             "m": p.method,
+            "r": p.refresh_to,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -199,6 +201,7 @@ def _probe_from_json(url: str, text: str) -> Probe:
         ids=None if d["ids"] is None else frozenset(d["ids"]),
         head_bytes=None if d["hb"] is None else d["hb"].encode("latin-1"),
         method=d["m"],
+        refresh_to=d.get("r", ""),
     )
 
 

@@ -33,11 +33,15 @@ from typing import Any
 
 from checks.models import LinkResult, Page, Verdict
 from checks.policy import Policy
+from checks.refresh import REFRESH_STATUS
+from checks.soft_moved import DETAIL as SOFT_MOVED
 from crawler.config import Config
 from crawler.fetch_cache import Confirm, FetchCache, PassSettings, confirm_targets
 
 #: Bump when what a run stores for replay changes meaning.
-REPLAY_VERSION = 1
+#: 3: fragments matched as browsers do, meta refresh followed, stylesheet references,
+#: <object>, <track> ... read (issue 16): runs stored before are not replayed.
+REPLAY_VERSION = 3
 #: Environment switch: "0" makes every re-run crawl (tests of the crawl's own replay).
 REPLAY_ENV = "SITEWATCH_REPLAY"
 _PERMANENT = (301, 308)
@@ -126,15 +130,18 @@ def plan(
             continue  # the crawl would reuse the cached outside verdict too
         # An outside target the crawl asks live with HEAD (no #fragment to look up, no
         # PDF to sniff) and found working: its status and content type are all that
-        # verdict rests on. (A verdict read from a body, such as soft_404, is not.)
+        # verdict rests on. (A verdict read from a body, such as soft_404, is not; a
+        # redirect onto a front page, checks.soft_moved, rests on the chain alone.)
         head = (
             live
             and not link.pdf_link
             and base not in fragmented
-            and link.verdict in (Verdict.OK, Verdict.REDIRECT)
+            and (link.verdict in (Verdict.OK, Verdict.REDIRECT) or link.detail == SOFT_MOVED)
         )
         head_type = link.content_type if head else None
         chain = link.redirect_chain
+        if link.detail == "meta_refresh" or any(h.status == REFRESH_STATUS for h in chain):
+            raise NotReplayable(f"{base}: a meta refresh (read from the body)")
         if not chain:
             detail = link.detail if link.verdict is not Verdict.OK else ""
             final_answer(base, link.status, detail, head_type)

@@ -41,10 +41,13 @@ def summary_line(report: Report) -> str:
     run = report.run
     secs = run.stats.get("seconds", 0)
     state = "complete" if run.complete else "INCOMPLETE: " + "; ".join(run.incomplete_reasons)
+    notes = run.stats.get("notes")
+    # A note (crawler.refresh.dead_end_note) gets a line of its own.
+    noted = "".join(f"\nnote: {n}" for n in notes) if isinstance(notes, list) else ""
     return (
         f"sitewatch: {run.pages_crawled} pages, {run.links_checked} link targets checked "
         f"in {secs} s ({state}) — {c['error']} errors, {c['warning']} warnings, "
-        f"{c['info']} info"
+        f"{c['info']} info{noted}"
     )
 
 
@@ -95,6 +98,9 @@ def audit_command(
         if history:
             history.abandon("crashed")
         raise
+    sitemap = report.run.stats.get("sitemap")
+    for note in sitemap.get("notes", ()) if isinstance(sitemap, dict) else ():
+        err(f"note: {note}")
     try:
         return _finish(cfg, report, history, quiet)
     finally:

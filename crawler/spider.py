@@ -35,6 +35,8 @@ from scrapy.http.request import NO_CALLBACK
 from twisted.python.failure import Failure
 
 from checks.models import Page, RedirectHop
+from checks.refresh import REFRESH_STATUS
+from checks.sitemap_checks import with_lastmod
 from checks.verdicts import (
     REDIRECT_STATUSES,
     TRANSIENT_ERRORS,
@@ -46,7 +48,10 @@ from crawler.crawl_state import CrawlState, Target
 from crawler.dispatch import Dispatch
 from crawler.extract import (
     CRAWL_TAGS,
+    EMBED_TAGS,
+    RESOURCE_TAGS,
     SNIFF_BYTES,
+    STYLESHEET_TAGS,
     ParsedPage,
     declared_encoding,
     facts_from_body,
@@ -63,7 +68,17 @@ from crawler.parse_worker import (
     WorkerGone,
     worker_count,
 )
-from crawler.urls import ResolveCache, path_trap, resolve, trap_shape
+from crawler.pdf_fetch import PdfLinks
+from crawler.refresh import (
+    REFRESH_TAG,
+    REFRESH_TEXT,
+    is_redirect,
+    refresh_target,
+    target_url,
+    widen_scope,
+)
+from crawler.stylesheets import stylesheet_refs
+from crawler.urls import ResolveCache, Resolved, path_trap, resolve, trap_shape
 
 # Probe modes, weakest first: a stronger mode answers every question a weaker one does.
 HEAD, SNIFF, FULL, PAGE = 1, 2, 3, 4
@@ -135,6 +150,10 @@ def _declared_encoding(response: Response) -> str | None:
     return declared_encoding(ctype, response.body)
 
 
+def _joined(r: Resolved) -> Resolution:
+    return r.base, r.fragment, r.skip
+
+
 def _retry_after(value: bytes | None) -> float | None:
     if not value:
         return None
@@ -191,6 +210,8 @@ class AuditSpider(Spider):
         self._dispatch: Dispatch | None = None
         #: The engine's close, asked for by ``_dispatch_idle``.
         self._closing: asyncio.Future[None] | None = None
+        #: Which PDFs are read in full, and their links (crawler.pdf_fetch).
+        self._pdfs = PdfLinks(state)
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> AuditSpider:
@@ -273,6 +294,8 @@ class AuditSpider(Spider):
             meta["sw_cap"] = FULL_BYTES
         elif mode == PAGE:
             meta["sw_cap"] = self.max_page_bytes
+        if t.pdf_hint and mode in (SNIFF, FULL) and method != "HEAD":
+            self._pdfs.on_request(t, meta)  # a PDF to read (crawler.pdf_fetch): a bigger cap
         headers = None
         target_url = url or t.url
         if conditional and self.cache is not None and self.state.in_scope(target_url):
@@ -303,7 +326,12 @@ class AuditSpider(Spider):
             self.state.stats["dns_cached"] += 1
             return None
         cache = self.cache
-        if cache is not None and not t.internal and not self.state.policy.is_watched(t.url):
+        if (
+            cache is not None
+            and not t.internal
+            and not self.state.policy.is_watched(t.url)
+            and not (t.pdf_hint and self._pdfs.reads(t))  # read every run (pdf_fetch)
+        ):
             probe = cache.cached_link(t.url, needed)
             if probe is not None:
                 t.mode = needed
@@ -311,7 +339,13 @@ class AuditSpider(Spider):
                 cache.live_links.pop(t.url, None)
                 self.state.stats["links_from_cache"] += 1
                 return None
-        if cache is not None and t.internal and not t.start and (t.url, needed) in cache.fresh:
+        if (
+            cache is not None
+            and t.internal
+            and not t.start
+            and not t.stylesheet  # its body is read again: no replay of a stored answer
+            and (t.url, needed) in cache.fresh
+        ):
             t.mode = needed
             if needed == PAGE:
                 self.state.pages_scheduled += 1
@@ -325,7 +359,7 @@ class AuditSpider(Spider):
             if not t.start and (self._frontier or st.issued - st.resolved >= FRONTIER):
                 self._frontier.append(t)
                 return None
-        return self._request(t, needed, depth=depth)
+        return self._request(t, needed, depth=depth, conditional=not t.stylesheet)
 
     def _feed(self) -> Iterator[Request]:
         """Requests for frontier pages, up to ``FRONTIER`` unanswered requests."""
@@ -358,6 +392,12 @@ class AuditSpider(Spider):
             t.skip = skip
             st.add_ref(t, page_url, text, tag, None)
             return None
+        if fragment and st.exclude_patterns and st.excludes_fragment(base, fragment):
+            # ``--exclude`` matched the whole URL (``#/route``): this link alone is left out.
+            ex = st.target(f"{base}#{fragment}", internal=False)
+            ex.skip = "excluded"
+            st.add_ref(ex, page_url, text, tag, None)
+            return None
         t = st.targets.get(base)
         if t is None:
             t = st.target(base, internal=st.in_scope(base))
@@ -366,6 +406,8 @@ class AuditSpider(Spider):
         st.add_ref(t, page_url, text, tag, fragment)
         if t.skip:
             return None
+        if tag in RESOURCE_TAGS and (tag in EMBED_TAGS or t.internal):
+            return self._resource(t, tag, fragment)
         needed = HEAD
         if fragment and st.settings.check_fragments:
             t.fragments = True
@@ -394,6 +436,27 @@ class AuditSpider(Spider):
                 self._deferred[t.url] = needed
             return None
         return self._ensure(t, needed)
+
+    def _resource(self, t: Target, tag: str, fragment: str | None) -> Request | None:
+        """An in-scope stylesheet (read for its references: ``crawler.stylesheets``) or an
+        embedded object (sniffed, so a PDF served as such gets the PDF check)."""
+        if fragment and self.state.settings.check_fragments:
+            t.fragments = True
+        needed = FULL if t.fragments else SNIFF
+        if tag in STYLESHEET_TAGS:
+            t.stylesheet = True
+            needed = FULL
+        return self._ensure(t, needed)
+
+    def _stylesheet(self, t: Target, url: str, ctype: str, body: bytes) -> Iterator[Request]:
+        """Take the references of an in-scope stylesheet, found on it (crawler/stylesheets.py)."""
+        refs = stylesheet_refs(body, ctype, url)
+        self.state.stats["stylesheets_read"] += 1
+        link = self._link
+        for href, kind in refs:
+            req = link(url, t.depth, href, "", kind)
+            if req is not None:
+                yield req
 
     def _on_idle(self) -> None:
         """Scrapy's engine found nothing to do: keep it open while the dispatch has
@@ -440,6 +503,15 @@ class AuditSpider(Spider):
             for req in self._drain():
                 submit(req)
                 issued += 1
+        elif self.state.sitemap_due:
+            from crawler.sitemaps import seed_sitemap_pages
+
+            for req in seed_sitemap_pages(self.state, self._crawl_refusal, self._ensure):
+                submit(req)
+                issued += 1
+            for req in self._drain():  # seeded pages the re-run cache replays
+                submit(req)
+                issued += 1
         if issued:
             dispatch.pump()
         return bool(issued or self._frontier or self._deferred)
@@ -473,6 +545,9 @@ class AuditSpider(Spider):
             ctype = (headers.get(b"Content-Type") or b"").decode("latin-1")
             if ctype and not is_html_type(ctype):
                 meta["sw_cap"] = SNIFF_BYTES
+                self._pdfs.on_page_headers(meta, request.url, ctype, headers)
+        elif "sw_pdf" in meta:
+            self._pdfs.on_headers(meta, headers)
 
     def _on_bytes(self, data: bytes, request: Request, spider: Any) -> None:
         meta = request.meta
@@ -564,6 +639,8 @@ class AuditSpider(Spider):
 
         ids: frozenset[str] | None = None
         soft_404 = False
+        #: The page has a meta refresh (slower than a redirect: ``refresh_to``, if anywhere).
+        refreshed, refresh_to = False, ""
         # Kept in the probe until the report: share the target's URL string when equal.
         final = t.url if response.url == t.url else response.url
         #: The page facts taken (and the cache's record, if the parse worker made it).
@@ -596,6 +673,17 @@ class AuditSpider(Spider):
             else:
                 parsed = replay.page
                 ids, soft_404 = replay.ids, replay.soft_404
+            if parsed is not None and parsed.refresh is not None:
+                nxt = refresh_target(parsed, final)
+                if nxt is not None and is_redirect(parsed, st.settings.max_refresh_delay):
+                    # Followed like a redirect: the page itself is not one a visitor sees.
+                    depth = meta["sw_depth"]
+                    args = (t, mode, final, REFRESH_STATUS, nxt, chain, ctype, depth, "GET")
+                    for req in self._follow_to(*args, answered=status):
+                        yield req
+                    st.resolved += 1
+                    return
+                refreshed, refresh_to = True, target_url(nxt) if nxt is not None else ""
             if parsed is not None:
                 ids, soft_404 = parsed.ids, parsed.soft_404
             if ids is not None:
@@ -639,7 +727,21 @@ class AuditSpider(Spider):
                 else st.shared_head(response.body[:16])
             ),
             method=response.request.method,
+            refresh_to=refresh_to,
         )
+        if "sw_pdf" in meta or (replay is not None and not replay.html and replay.page is not None):
+            # A PDF read, or one answered 304 with its links stored (crawler.pdf_fetch).
+            for req in await self._pdfs.follow(t, response, status, replay, facts, self._link):
+                yield req
+        if (
+            t.stylesheet
+            and replay is None
+            and status < 300
+            and response.request.method == "GET"
+            and st.in_scope(final)  # not after a redirect out of scope
+        ):
+            for req in self._stylesheet(t, final, ctype, response.body):
+                yield req
         st.resolved += 1
         if self._replays:
             for req in self._drain():
@@ -649,7 +751,7 @@ class AuditSpider(Spider):
             return
         if not t.internal:
             cache.note_link(t.url, mode)
-        elif 200 <= status < 300 and st.in_scope(final):
+        elif 200 <= status < 300 and st.in_scope(final) and not refreshed:
             self._remember(cache, t, mode, response, ctype, html, truncated, ids, facts)
 
     def _remember(
@@ -714,10 +816,32 @@ class AuditSpider(Spider):
     ) -> Iterator[Request]:
         location = response.headers[b"Location"].decode("latin-1")
         nxt = resolve(response.url, location)
-        hop = RedirectHop(response.url, response.status)
+        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
+        method = response.request.method
+        if response.status == 303 and method != "HEAD":
+            method = "GET"
+        depth = response.meta["sw_depth"]
+        status = response.status
+        yield from self._follow_to(t, mode, response.url, status, nxt, chain, ctype, depth, method)
+
+    def _follow_to(
+        self,
+        t: Target,
+        mode: int,
+        url: str,
+        status: int,
+        nxt: Resolved,
+        chain: tuple[RedirectHop, ...],
+        ctype: str,
+        depth: int,
+        method: str,
+        answered: int = 0,
+    ) -> Iterator[Request]:
+        """Follow a hop from ``url`` (``status``: its 3xx, or 0 for a meta refresh of a
+        page that ``answered`` 2xx) to ``nxt``, unless it loops or the chain is too long."""
+        hop = RedirectHop(url, status)
         chain = (*chain, hop)
         seen = {h.url for h in chain} | {resolve(h.url, "").base for h in chain}
-        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
         err = None
         if nxt.skip:
             err = "malformed_url"
@@ -726,8 +850,10 @@ class AuditSpider(Spider):
         elif len(chain) >= self.max_redirects:
             err = "too_many_redirects"
         if err:
-            t.probe = Probe(t.url, response.status, err, response.url, chain, ctype)
+            t.probe = Probe(t.url, answered or status, err, url, chain, ctype)
             return
+        if status == REFRESH_STATUS and t.start and mode == PAGE:
+            widen_scope(self.state, t.url, nxt.base)
         if mode == PAGE and not self.state.in_scope(nxt.base):
             mode = FULL
         reused = self._known_probe(nxt.base, mode, t)
@@ -736,11 +862,14 @@ class AuditSpider(Spider):
             t.probe = replace(reused, url=t.url, chain=chain + reused.chain)
             self.state.stats["redirects_reused"] += 1
             return
-        method = response.request.method
-        if response.status == 303 and method != "HEAD":
-            method = "GET"
         yield self._request(
-            t, mode, url=nxt.base, chain=chain, depth=response.meta["sw_depth"], method=method
+            t,
+            mode,
+            url=nxt.base,
+            chain=chain,
+            depth=depth,
+            method=method,
+            conditional=not t.stylesheet,
         )
 
     def _known_probe(self, url: str, mode: int, t: Target) -> Probe | None:
@@ -760,6 +889,8 @@ class AuditSpider(Spider):
         new_meta["sw_try"] = meta["sw_try"] + 1
         new_meta.pop("sw_got", None)
         new_meta.pop("sw_truncated", None)
+        if "sw_pdf" in new_meta:
+            self._pdfs.again(new_meta, meta["sw_mode"] == PAGE)
         self.state.issued += 1
         return request.replace(meta=new_meta, dont_filter=True)
 
@@ -863,6 +994,9 @@ class AuditSpider(Spider):
         (for the re-run cache). ``resolved``: the links joined by the parse worker;
         ``encoded``: its record of the answer for the cache."""
         review = parsed.review
+        sitemap = self.state.sitemap
+        if sitemap is not None and sitemap.pages:
+            review = with_lastmod(review, sitemap.pages.get(t.url))
         self.state.pages.append(
             Page(
                 url=t.url,
@@ -877,11 +1011,19 @@ class AuditSpider(Spider):
                 error="soft_404" if parsed.soft_404 else None,
             )
         )
+        # Links are joined to the <base href> but found on the page itself (final_url).
         base_url = parsed.base_url
         link = self._link
         joined = resolved if resolved is not None else (None,) * len(parsed.links)
+        if resolved is None and base_url != final_url:
+            joined = tuple(_joined(self._resolve(base_url, h)) for h, _, _ in parsed.links)
         for (href, text, tag), r in zip(parsed.links, joined, strict=True):
-            req = link(base_url, depth, href, text, tag, r)
+            req = link(final_url, depth, href, text, tag, r)
+            if req is not None:
+                yield req
+        if parsed.refresh is not None and refresh_target(parsed, final_url) is not None:
+            # A slow refresh (a quick one is followed instead): its target is a link.
+            req = link(base_url, depth, parsed.refresh[1] or "", REFRESH_TEXT, REFRESH_TAG)
             if req is not None:
                 yield req
         if facts is not None:
@@ -938,6 +1080,8 @@ class AuditSpider(Spider):
                 st.page_ids[t.url] = ids
         elif mode == PAGE:
             self._unparsed_page(t, f.status, t.url, f.content_type, depth, f.html)
+        if f.page is not None and not f.html:  # a PDF's links (crawler.pdf_fetch)
+            yield from self._pdfs.replay(t, t.url, f.page, self._link)
         if mode == PAGE and f.html and f.truncated:
             st.stats["pages_truncated"] += 1
         t.probe = Probe(
@@ -958,6 +1102,7 @@ class AuditSpider(Spider):
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.close()
+        self._pdfs.close()
         if reason != "finished":
             self.state.incomplete_reason(f"crawl stopped early ({reason})")
 

@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
+from crawler.url_syntax import whatwg_valid
+
 SKIP_SCHEMES = {"mailto": "mailto", "tel": "tel", "javascript": "javascript", "data": "data"}
 _DIGITS = re.compile(r"\d+")
 _SAFE = "/%:@!$&'()*+,;=-._~"
@@ -22,6 +24,13 @@ LOOSE_SESSION_PARAMS = frozenset({"sid", "sessid", "session_id", "session"})
 _SESSION_HINTS = ("sid", "sess", "cfid", "cftoken", "zenid")
 #: ``;jsessionid=…`` path parameters and ASP.NET's cookieless ``/(S(…))/`` segments.
 _PATH_SESSION = re.compile(r";(?:jsessionid|phpsessid|sid|sessionid)=[^/;]*|/\(S\([^)/]*\)\)", re.I)
+#: A skipped or malformed href is its own target "URL", cut to this many characters: a
+#: ``data:`` image of 600 KB is not repeated in every report.
+MAX_SKIPPED_URL = 300
+
+
+def _cut(raw: str) -> str:
+    return raw if len(raw) <= MAX_SKIPPED_URL else raw[: MAX_SKIPPED_URL - 1] + "…"
 
 
 class Resolved:
@@ -43,20 +52,22 @@ def resolve(page_url: str, href: str) -> Resolved:
     if colon > 0:
         scheme = head[:colon]
         if scheme in SKIP_SCHEMES:
-            return Resolved(raw, None, SKIP_SCHEMES[scheme])
+            return Resolved(_cut(raw), None, SKIP_SCHEMES[scheme])
+    if not whatwg_valid(page_url, raw):  # crawler/url_syntax.py
+        return Resolved(_cut(raw), None, "malformed_url")
     try:
         joined = urljoin(page_url, raw)
         parts = urlsplit(joined)
         host = parts.hostname  # raises ValueError on bad IPv6 literals
         _ = parts.port  # raises ValueError on a bad port
     except ValueError:
-        return Resolved(raw, None, "malformed_url")
+        return Resolved(_cut(raw), None, "malformed_url")
     if parts.scheme not in ("http", "https"):
         if parts.scheme in SKIP_SCHEMES:
-            return Resolved(raw, None, SKIP_SCHEMES[parts.scheme])
-        return Resolved(joined, None, "scheme")
+            return Resolved(_cut(raw), None, SKIP_SCHEMES[parts.scheme])
+        return Resolved(_cut(joined), None, "scheme")
     if not host:
-        return Resolved(raw, None, "malformed_url")
+        return Resolved(_cut(raw), None, "malformed_url")
     path = parts.path
     if ";" in path or "(" in path:
         path = _PATH_SESSION.sub("", path)

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
+from demo.make_flyer import BROKEN_LINK, GOOD_LINK, flyer_pdf
 from demo.server import Route, SiteServer
 
 __all__ = [
@@ -49,6 +50,8 @@ AS_OF = dt.date(2026, 11, 26)
 START_PATH = "/internationellt/"
 #: Where the CMS keeps uploaded documents (outside the section: checked, never crawled).
 DOWNLOAD = "/download/18.3a1f5c2e162a4b1e6d81b4e/1522226400000/"
+#: "Flyer (pdf)": made with its links when the servers start (``demo.make_flyer``).
+FLYER = DOWNLOAD + "flyer-internationellt.pdf"
 AATERBESOK = "/internationellt/återbesök-vänorter.html"
 SOFT_404_PATH = "/internationellt/vanortsveckan-2017.html"
 
@@ -139,6 +142,25 @@ PLANTED: tuple[Planted, ...] = (
         "broken",
         "http_404",
         note="internal link to a page that does not exist",
+    ),
+    # One removed page linked five times from three pages, through four #anchors and
+    # once without: five findings, one problem ("linked 5 times from 3 pages").
+    *(
+        Planted(
+            "broken_link",
+            _I + page,
+            _I + "vanortsavtal.html" + fragment,
+            "broken",
+            "http_404",
+            note="removed page vanortsavtal.html, one grouped problem (checks.groups)",
+        )
+        for page, fragment in (
+            ("varldskarta.html", "#harstad"),
+            ("varldskarta.html", "#helsingor"),
+            ("varldskarta.html", "#vasa"),
+            ("honorara-konsuler.html", "#konsuler"),
+            ("projektavtal.html", ""),
+        )
     ),
     Planted(
         "broken_link",
@@ -239,6 +261,14 @@ PLANTED: tuple[Planted, ...] = (
         note="PDF link that is gone",
     ),
     Planted(
+        "broken_link",
+        "{MAIN}" + FLYER + "#page=2",
+        BROKEN_LINK[1],
+        "broken",
+        "http_404",
+        note=f'a link inside the flyer PDF (page 2, "{BROKEN_LINK[0]}"): 404',
+    ),
+    Planted(
         "missing_pdf",
         _I + "projektavtal.html",
         "{MAIN}" + DOWNLOAD + "projektavtal-mall.pdf",
@@ -258,7 +288,8 @@ OK_LINKS: tuple[tuple[str, str], ...] = (
     ("{EXT2}/qufu/", "ok: 200"),
     ("{EXT2}/guanajuato/", "ok: 200"),
     ("{EXT1}/skr/eu/", "ok: 200 (the SKR page the SKL link should point to)"),
-    ("{MAIN}" + DOWNLOAD + "flyer-internationellt.pdf", "ok: real PDF (%PDF-1.4)"),
+    ("{MAIN}" + FLYER, "ok: real PDF (%PDF-1.4), its links read (demo/make_flyer.py)"),
+    (GOOD_LINK[1], "ok: the flyer's link on its page 1, a page of the section"),
     (_I + "mal-och-strategier.html#handlingsplan", "ok: the fragment exists"),
     (_I + "återbesök-vänorter.html", "ok: non-ASCII file name, linked percent-encoded"),
     (_I + "historik.html", "ok: ISO-8859-1 page"),
@@ -523,6 +554,9 @@ def start_demo_servers(
         started.append(ext1)
         ext2 = SiteServer(ext2_host, port, routes=ext2_routes(), name="demo-ext2")
         started.append(ext2)
+        # The flyer's links carry the servers' ports: made now (demo/make_flyer.py).
+        flyer = flyer_pdf(main.base_url, ext2.base_url)
+        main.add_route(FLYER, Route(body=flyer, content_type="application/pdf"))
         subs = {"{{MAIN}}": main.base_url, "{{EXT1}}": ext1.base_url, "{{EXT2}}": ext2.base_url}
         for server in started:
             server.substitutions.update(subs)

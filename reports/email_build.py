@@ -20,7 +20,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -33,6 +33,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from checks.changes import ChangeItem, Changes, is_transient
+from checks.groups import group_key
 from checks.models import Check, Page, RunInfo, Severity
 from checks.owners import Owner
 from reports import messages as M
@@ -139,6 +140,26 @@ class _Item:
     review: str
     when: str
     edit_url: str
+    #: For a problem linked from several places (``checks.groups``): "Linked 1,410 times
+    #: from 3 pages", and the other places (at most :data:`EMAIL_PLACES`).
+    linked_from: str = ""
+    places: tuple[_Place, ...] = ()
+    places_more: str = ""
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Another page carrying a link to the same problem."""
+
+    page_url: str
+    page_href: str
+    page_short: str
+    page_title: str
+    link_text: str
+
+
+#: Other places listed under a grouped problem (the rest is counted; the report lists all).
+EMAIL_PLACES = 5
 
 
 @dataclass
@@ -158,6 +179,63 @@ _SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 def _sort_key(pair: tuple[Owner, ChangeItem]) -> tuple[Any, ...]:
     f = pair[1].finding
     return (_SEVERITY_ORDER[f.severity], not f.watched, f.page, f.check.value, f.target)
+
+
+def _title(pages: Mapping[str, Page], url: str, lang: str) -> str:
+    page = pages.get(url)
+    title = _one_line(page.title, 150) if page and page.title.strip() else ""
+    return title or M.text(lang, "untitled")
+
+
+def _grouped(pairs: Sequence[tuple[Owner, ChangeItem]]) -> list[list[tuple[Owner, ChangeItem]]]:
+    """Pairs grouped by problem (``checks.groups.group_key``), in the order first seen."""
+    groups: dict[tuple[str, str, str], list[tuple[Owner, ChangeItem]]] = {}
+    for pair in pairs:
+        groups.setdefault(group_key(pair[1].finding), []).append(pair)
+    return list(groups.values())
+
+
+def _group_item(
+    lang: str,
+    group: Sequence[tuple[Owner, ChangeItem]],
+    section: str,
+    pages: Mapping[str, Page],
+    as_of: dt.date,
+) -> _Item:
+    """One problem: the first place in full, the others listed (capped) and counted."""
+    owner, ci = group[0]
+    item = _item(lang, owner, ci, section, pages, as_of)
+    if len(group) == 1:
+        return item
+    findings = [c.finding for _, c in group]
+    distinct_pages = len({f.page for f in findings})
+    places = tuple(
+        _Place(
+            page_url=_one_line(f.page, 2000),
+            page_href=_href(f.page),
+            page_short=_short_url(f.page),
+            page_title=_title(pages, f.page, lang),
+            link_text=_one_line(f.link_text, 150),
+        )
+        for f in findings[1 : 1 + EMAIL_PLACES]
+    )
+    more = len(findings) - 1 - len(places)
+    key = group_key(ci.finding)[1]
+    target = key if len({f.target for f in findings}) > 1 else ci.finding.target
+    return replace(
+        item,
+        target_url=_one_line(target, 2000),
+        target_href=_href(target),
+        target_short=_short_url(target),
+        linked_from=M.text(
+            lang,
+            "linked_from",
+            times=M.plural(lang, "times", len(findings)),
+            pages=M.plural(lang, "pages", distinct_pages),
+        ),
+        places=places,
+        places_more=M.plural(lang, "more", more) if more > 0 else "",
+    )
 
 
 def _item(
@@ -274,7 +352,12 @@ def _render(
     changes = Changes()
     for _, c in parts:
         changes = changes + c
-    counts = changes.counts()
+    # One entry per problem: links to one missing page are one problem (checks.groups).
+    grouped = {
+        key: _grouped(sorted(((o, ci) for o, c in parts for ci in getattr(c, key)), key=_sort_key))
+        for key in ("new", "still_open", "fixed")
+    }
+    counts = {**changes.counts(), **{key: len(g) for key, g in grouped.items()}}
     subject = subject_for(lang, counts, meta.site, meta.as_of, complete=changes.complete)
 
     sections: list[_Section] = []
@@ -283,16 +366,16 @@ def _render(
         ("still_open", "section_open"),
         ("fixed", "section_fixed"),
     ):
-        pairs = sorted(((o, ci) for o, c in parts for ci in getattr(c, key)), key=_sort_key)
-        if pairs:
+        groups = grouped[key]
+        if groups:
             sections.append(
                 _Section(
                     key=key,
                     title=M.text(lang, title),
-                    count=len(pairs),
+                    count=len(groups),
                     all_items=[
-                        _item(lang, o, ci, key, pages, meta.as_of)
-                        for o, ci in pairs[: max(0, max_items)]
+                        _group_item(lang, g, key, pages, meta.as_of)
+                        for g in groups[: max(0, max_items)]
                     ],
                 )
             )

@@ -75,6 +75,45 @@ def review(page: Any) -> Markup:
     return Markup(out)
 
 
+def _times(n: int, one: str, other: str) -> str:
+    return f"{n:,} {one if n == 1 else other}"
+
+
+def linked_from(group: Any) -> str:
+    """ "linked 1,410 times from 3 pages" for a problem (a ``GroupView``)."""
+    return (
+        f"linked {_times(group.links, 'time', 'times')} from {_times(group.pages, 'page', 'pages')}"
+    )
+
+
+def _place(row: Any, key: str) -> str:
+    out = str(page_cell(row.page, row.page_title))
+    if row.link_text:
+        out += f'<div class="muted">“{text(row.link_text)}”</div>'
+    if row.target != key:  # the address differs from the resource: show how (#fragment)
+        rest = row.target[len(key) :] if row.target.startswith(key) else row.target
+        out += f"<div><code>{escape(display_text(rest, 120))}</code></div>"
+    return out
+
+
+def places(group: Any) -> Markup:
+    """Where a problem is linked from: the page (and link text) when once, else a
+    ``<details>`` list of at most ``EXAMPLE_PLACES`` places and "… and N more"."""
+    key = group.target
+    if group.links == 1:
+        return Markup(_place(group.rows[0], key))
+    items = "".join(f"<li>{_place(r, key)}</li>" for r in group.rows)
+    if group.more:
+        items += (
+            f'<li class="muted">… and {group.more:,} more (every place is listed in '
+            "report.csv and report.json)</li>"
+        )
+    return Markup(
+        f"<details><summary>{escape(linked_from(group))}</summary>"
+        f'<ul class="places">{items}</ul></details>'
+    )
+
+
 #: The filters ``report.html.j2`` uses.
 PARTS = {
     "url": url,
@@ -84,4 +123,6 @@ PARTS = {
     "page_cell": page_cell,
     "what": what,
     "review": review,
+    "places": places,
+    "linked_from": linked_from,
 }

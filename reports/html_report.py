@@ -8,9 +8,10 @@ by problem (grouped by check), by page.
 from __future__ import annotations
 
 import http
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from checks.groups import LINK_CHECKS, Group, group_findings, target_key
 from checks.models import Check, Finding, LinkResult, Page, Report, Severity
 from reports.jinja_env import get_env
 from reports.json_report import age_days, ordered_findings, stale_pages
@@ -43,6 +44,11 @@ CHECK_SECTIONS: dict[Check, tuple[str, str]] = {
         "Missing review dates",
         "These pages show no review date, so their freshness cannot be checked.",
     ),
+    Check.UNLINKED_PAGE: (
+        "Pages not linked from the section",
+        "These pages are listed in the sitemap, but no page of the section links to them. "
+        "Link them where visitors look for them, or remove them if they are not needed.",
+    ),
 }
 
 #: Short label per check, used in tables.
@@ -53,6 +59,7 @@ CHECK_LABELS: dict[Check, str] = {
     Check.REDIRECT: "Redirect",
     Check.UNVERIFIED_LINK: "Unverified link",
     Check.MISSING_REVIEW_DATE: "Missing review date",
+    Check.UNLINKED_PAGE: "Not linked from the section",
 }
 
 DETAIL_TEXTS: dict[str, str] = {
@@ -66,6 +73,10 @@ DETAIL_TEXTS: dict[str, str] = {
     "soft_404": "The page says it does not exist, although the server reports success.",
     "missing_fragment": "The page exists, but the anchor (#…) the link points to is missing.",
     "malformed_url": "The address is malformed.",
+    "redirect_to_home": (
+        "The link is redirected to the site's front page: the page it pointed to has moved "
+        "or is gone."
+    ),
     "not_a_pdf": "The server does not send a PDF file.",
     "redirected_to_html": "The PDF link redirects to an ordinary web page.",
 }
@@ -115,25 +126,22 @@ class Row:
     review_date: str = ""
     review_date_source: str = ""
     age_days: int | None = None
-
-
-@dataclass(slots=True)
-class WatchedGroup:
-    target: str
-    check: str
-    label: str
-    severity: str
-    explanation: str
-    new_url: str
-    rows: list[Row] = field(default_factory=list)
+    #: In "By page": how many links on the page lead to the row's resource.
+    links: int = 1
 
 
 @dataclass(slots=True)
 class ProblemGroup:
+    """One check's section in "By problem": its problems (groups), capped."""
+
     check: str
     heading: str
     intro: str
-    rows: list[Row]
+    rows: list[GroupView]
+    #: Findings (links or pages) of the check, all groups together.
+    findings: int = 0
+    #: Groups not shown (past :data:`SECTION_LIMIT`).
+    more: int = 0
 
 
 @dataclass(slots=True)
@@ -180,24 +188,80 @@ def _row(f: Finding, pages: dict[str, Page], links: dict[str, LinkResult], repor
     )
 
 
-def _watched_groups(rows: Sequence[Row]) -> list[WatchedGroup]:
-    groups: dict[tuple[str, str], WatchedGroup] = {}
-    for r in rows:
-        if not r.watched:
-            continue
-        key = (r.target or r.page, r.check)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = WatchedGroup(
-                target=r.target or r.page,
-                check=r.check,
-                label=r.label,
-                severity=r.severity,
-                explanation=r.explanation,
-                new_url=r.new_url,
-            )
-        group.rows.append(r)
-    return list(groups.values())
+#: Example places (page and link text) shown per problem; the rest is counted ("… and N
+#: more") and listed in full in report.json and report.csv.
+EXAMPLE_PLACES = 20
+#: Problems (groups) shown per check in "By problem"; the rest is counted.
+SECTION_LIMIT = 1000
+#: Pages with problems shown in "By page" (most important first); the rest is counted.
+PROBLEM_PAGES_LIMIT = 1000
+#: How many problem-free pages are listed by name.
+CLEAN_PAGES_LIMIT = 2000
+
+
+@dataclass(slots=True)
+class GroupView:
+    """One problem: a check on one resource, with a capped list of the places that link it."""
+
+    check: str
+    label: str
+    severity: str
+    watched: bool
+    #: The resource (target without #fragment; the full target for missing_fragment).
+    target: str
+    #: Distinct link addresses (e.g. #fragments) that lead to it.
+    targets: int
+    detail: str
+    explanation: str
+    message: str
+    new_url: str
+    links: int
+    pages: int
+    #: The first :data:`EXAMPLE_PLACES` places, as rows.
+    rows: list[Row]
+    #: Places not shown.
+    more: int
+
+
+def _group_view(
+    g: Group, pages: dict[str, Page], links: dict[str, LinkResult], report: Report
+) -> GroupView:
+    first = g.first
+    rows = [_row(f, pages, links, report) for f in g.findings[:EXAMPLE_PLACES]]
+    explanation = explain_detail(g.detail, g.check)
+    new_url = rows[0].new_url if g.check is Check.REDIRECT else ""
+    if new_url and g.targets > 1:
+        new_url = target_key(new_url)
+    return GroupView(
+        check=g.check.value,
+        label=CHECK_LABELS[g.check],
+        severity=g.severity.value,
+        watched=g.watched,
+        target=g.key if g.check in LINK_CHECKS else "",
+        targets=g.targets,
+        detail=g.detail,
+        explanation=explanation,
+        message=first.message or explanation,
+        new_url=new_url,
+        links=g.links,
+        pages=g.pages,
+        rows=rows,
+        more=max(g.links - len(rows), 0),
+    )
+
+
+def _page_rows(
+    findings: list[Finding], pages: dict[str, Page], links: dict[str, LinkResult], report: Report
+) -> list[Row]:
+    """One row per problem on one page (links to one missing resource make one row)."""
+    out = []
+    for g in group_findings(findings):
+        row = _row(g.first, pages, links, report)
+        if g.links > 1:
+            row.target = g.key
+            row.links = g.links
+        out.append(row)
+    return out
 
 
 def build_context(report: Report) -> dict[str, object]:
@@ -206,37 +270,48 @@ def build_context(report: Report) -> dict[str, object]:
     # Only the links a redirect row needs: report.links may be read from disk, not held.
     targets = {f.target for f in report.findings if f.check is Check.REDIRECT}
     links = {link.url: link for link in report.links if link.url in targets}
-    rows = [_row(f, pages, links, report) for f in ordered_findings(report.findings)]
+    ordered = ordered_findings(report.findings)
+    groups = group_findings(ordered)
 
-    by_check: dict[str, list[Row]] = {check.value: [] for check in CHECK_SECTIONS}
-    for r in rows:
-        by_check[r.check].append(r)
+    by_check: dict[str, list[Group]] = {check.value: [] for check in CHECK_SECTIONS}
+    for g in groups:
+        by_check[g.check.value].append(g)
     problem_groups = [
-        ProblemGroup(check.value, heading, intro, by_check[check.value])
+        ProblemGroup(
+            check.value,
+            heading,
+            intro,
+            [_group_view(g, pages, links, report) for g in by_check[check.value][:SECTION_LIMIT]],
+            findings=sum(g.links for g in by_check[check.value]),
+            more=max(len(by_check[check.value]) - SECTION_LIMIT, 0),
+        )
         for check, (heading, intro) in CHECK_SECTIONS.items()
     ]
+    watched_groups = [_group_view(g, pages, links, report) for g in groups if g.watched]
 
     stale = stale_pages(report)
-    views: dict[str, PageView] = {}
+    by_page: dict[str, list[Finding]] = {}
+    for f in ordered:  # pages appear in the order of their first (most important) finding
+        by_page.setdefault(f.page, []).append(f)
 
     def view_for(url: str) -> PageView:
-        if url not in views:
-            p = pages.get(url)
-            views[url] = PageView(
-                url=url,
-                title=p.title if p else "",
-                status=p.status if p else None,
-                review_date=p.review_date.isoformat() if p and p.review_date else "",
-                review_date_source=(p.review_date_source or "") if p else "",
-                age_days=age_days(p, report.run.as_of) if p else None,
-                stale=url in stale,
-            )
-        return views[url]
+        p = pages.get(url)
+        return PageView(
+            url=url,
+            title=p.title if p else "",
+            status=p.status if p else None,
+            review_date=p.review_date.isoformat() if p and p.review_date else "",
+            review_date_source=(p.review_date_source or "") if p else "",
+            age_days=age_days(p, report.run.as_of) if p else None,
+            stale=url in stale,
+        )
 
-    for r in rows:  # pages appear in the order of their first (most important) finding
-        view_for(r.page).rows.append(r)
-    problem_pages = list(views.values())
-    clean_urls = [p.url for p in report.pages if p.url not in views]
+    problem_pages = []
+    for url, found in list(by_page.items())[:PROBLEM_PAGES_LIMIT]:
+        view = view_for(url)
+        view.rows = _page_rows(found, pages, links, report)
+        problem_pages.append(view)
+    clean_urls = [p.url for p in report.pages if p.url not in by_page]
     clean_pages = [view_for(url) for url in clean_urls[:CLEAN_PAGES_LIMIT]]
 
     counts = report.counts()
@@ -245,18 +320,17 @@ def build_context(report: Report) -> dict[str, object]:
         "counts": counts,
         "total": sum(counts.values()),
         "severities": [s.value for s in Severity],
-        "by_check": [(g.heading, g.check, len(g.rows)) for g in problem_groups],
-        "watched_groups": _watched_groups(rows),
+        "by_check": [
+            (g.heading, g.check, len(by_check[g.check]), g.findings) for g in problem_groups
+        ],
+        "watched_groups": watched_groups,
         "problem_groups": problem_groups,
         "problem_pages": problem_pages,
+        "problem_pages_more": max(len(by_page) - PROBLEM_PAGES_LIMIT, 0),
         "clean_pages": clean_pages,
         "clean_pages_more": max(len(clean_urls) - CLEAN_PAGES_LIMIT, 0),
         "reasons_limit": 20,
     }
-
-
-#: How many problem-free pages are listed by name.
-CLEAN_PAGES_LIMIT = 2000
 
 
 def iter_html(report: Report) -> Iterator[str]:

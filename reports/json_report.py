@@ -1,4 +1,4 @@
-"""The JSON contract (``sitewatch/report@1``) and the finding order every format shares.
+"""The JSON contract (``sitewatch/report@2``) and the finding order every format shares.
 
 ``report_to_dict`` is the canonical projection of a :class:`checks.models.Report`; it is
 documented in ``docs/report-format.md`` and ``docs/report.schema.json``.  The other
@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import Enum
 from typing import Any
 
+from checks.groups import LINK_CHECKS, Group, group_findings, group_key
 from checks.models import Check, Finding, LinkRef, LinkResult, Page, Report, RunInfo
 
-SCHEMA_ID = "sitewatch/report@1"
+SCHEMA_ID = "sitewatch/report@2"
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -122,8 +123,28 @@ def page_to_dict(page: Page, as_of: dt.date, stale: bool) -> dict[str, object]:
     }
 
 
-def link_to_dict(link: LinkResult) -> dict[str, object]:
+class PageTable:
+    """``found_on_pages``: every page a link is found on, once, numbered as first seen.
+
+    ``links[].found_on`` items are ``[index, text]``: the page's URL is written once here
+    instead of once per link on it (a navigation link is on every page)."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def __call__(self, page: str) -> int:
+        i = self.index.get(page)
+        if i is None:
+            i = self.index[page] = len(self.index)
+        return i
+
+    def urls(self) -> list[str]:
+        return [clean_unicode(u) for u in self.index]
+
+
+def link_to_dict(link: LinkResult, table: PageTable | None = None) -> dict[str, object]:
     s = clean_unicode
+    table = PageTable() if table is None else table
     return {
         "url": s(link.url),
         "verdict": link.verdict.value,
@@ -135,11 +156,11 @@ def link_to_dict(link: LinkResult) -> dict[str, object]:
         "internal": bool(link.internal),
         "watched": bool(link.watched),
         "pdf_link": bool(link.pdf_link),
-        "found_on": [{"page": s(r.page), "text": s(r.text)} for r in link.found_on],
+        "found_on": [[table(r.page), s(r.text)] for r in link.found_on],
     }
 
 
-def finding_to_dict(f: Finding) -> dict[str, object]:
+def finding_to_dict(f: Finding, group: int | None = None) -> dict[str, object]:
     s = clean_unicode
     return {
         "check": f.check.value,
@@ -150,7 +171,39 @@ def finding_to_dict(f: Finding) -> dict[str, object]:
         "message": s(f.message),
         "link_text": s(f.link_text),
         "watched": bool(f.watched),
+        "group": group,
     }
+
+
+def group_to_dict(g: Group) -> dict[str, object]:
+    s = clean_unicode
+    return {
+        "check": g.check.value,
+        "severity": g.severity.value,
+        "target": s(g.key),
+        "detail": s(g.detail),
+        "watched": g.watched,
+        "links": g.links,
+        "pages": g.pages,
+        "targets": g.targets,
+    }
+
+
+def link_groups(findings: list[Finding]) -> list[Group]:
+    """The ``groups`` view: link findings by check and target without #fragment."""
+    return group_findings(f for f in findings if f.check in LINK_CHECKS)
+
+
+def grouped_findings(findings: list[Finding]) -> tuple[list[Group], Iterator[dict[str, object]]]:
+    """The ``groups`` view and the findings as dicts, each with its group's index (None
+    for page checks)."""
+    groups = link_groups(findings)
+    index = {group_key(g.first): i for i, g in enumerate(groups)}
+    dicts = (
+        finding_to_dict(f, index.get(group_key(f)) if f.check in LINK_CHECKS else None)
+        for f in findings
+    )
+    return groups, dicts
 
 
 def summary_dict(report: Report) -> dict[str, object]:
@@ -169,12 +222,16 @@ def report_to_dict(report: Report) -> dict[str, object]:
     :func:`finding_sort_key`.
     """
     stale = stale_pages(report)
+    table = PageTable()
+    groups, findings = grouped_findings(ordered_findings(report.findings))
     return {
         "schema": SCHEMA_ID,
         "run": _run_dict(report.run),
         "pages": [page_to_dict(p, report.run.as_of, p.url in stale) for p in report.pages],
-        "links": [link_to_dict(link) for link in report.links],
-        "findings": [finding_to_dict(f) for f in ordered_findings(report.findings)],
+        "links": [link_to_dict(link, table) for link in report.links],
+        "found_on_pages": table.urls(),
+        "findings": list(findings),
+        "groups": [group_to_dict(g) for g in groups],
         "summary": summary_dict(report),
     }
 
@@ -190,28 +247,23 @@ FOUND_ON_CHUNK = 1000
 #: A ``str`` as :data:`_ENCODE` writes it (``ensure_ascii=False``; C when available).
 _STR: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 _BOOL = ("false", "true")
-#: Distinct pages whose start of a ``found_on`` item :class:`_LinkEncoder` keeps at once.
-_HEADS_KEPT = 65_536
 
 
 class _LinkEncoder:
-    """``_ENCODE(link_to_dict(link))``, written out directly: the same text (tested), in
-    pieces for a long ``found_on``, in ~60 % of the time (s2000's 4,631 links: 55 -> 34 ms,
-    best of 7 in one process). No dicts are built, and the
-    start of a ``found_on`` item (``{"page": "…", "text": ``) is made once per page, since
-    every page refers to many targets (s2000: 40,000 items from 2,362 pages)."""
+    """``_ENCODE(link_to_dict(link, table))``, written out directly: the same text
+    (tested), in pieces for a long ``found_on``, without building dicts. Pages are
+    numbered in ``table`` (written as ``found_on_pages`` after the links)."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: PageTable | None = None) -> None:
+        self.table = PageTable() if table is None else table
+        #: ``"[<index>, "`` per page, made once per page.
         self._heads: dict[str, str] = {}
 
     def _item(self, ref: LinkRef) -> str:
         head = self._heads.get(ref.page)
         if head is None:
-            if len(self._heads) >= _HEADS_KEPT:
-                self._heads.clear()
-            head = '{"page": ' + _STR(clean_unicode(ref.page)) + ', "text": '
-            self._heads[ref.page] = head
-        return head + _STR(clean_unicode(ref.text)) + "}"
+            head = self._heads[ref.page] = f"[{self.table(ref.page)}, "
+        return head + _STR(clean_unicode(ref.text)) + "]"
 
     def __call__(self, link: LinkResult) -> Iterator[str]:
         s = clean_unicode
@@ -297,10 +349,13 @@ def iter_json(report: Report) -> Iterator[str]:
     )
     yield ",\n"
     yield from _json_array("pages", (page_to_dict(p, as_of, p.url in stale) for p in report.pages))
-    yield from _json_array("links", report.links, encode=_LinkEncoder())
-    yield from _json_array(
-        "findings", (finding_to_dict(f) for f in ordered_findings(report.findings))
-    )
+    encoder = _LinkEncoder()
+    yield from _json_array("links", report.links, encode=encoder)
+    yield from _json_array("found_on_pages", encoder.table.urls())
+    encoder._heads.clear()
+    groups, findings = grouped_findings(ordered_findings(report.findings))
+    yield from _json_array("findings", findings)
+    yield from _json_array("groups", (group_to_dict(g) for g in groups))
     yield '  "summary": '
     yield _ENCODE(summary_dict(report))
     yield "\n}\n"

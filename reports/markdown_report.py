@@ -1,7 +1,8 @@
 """``summary.md``: a short Markdown summary for ``$GITHUB_STEP_SUMMARY`` and chat.
 
 A heading, the completeness state, a counts table and the top problems (at most
-:data:`MAX_ROWS` rows).  Every cell is cleaned and cut by
+:data:`MAX_ROWS` rows, one per problem: findings grouped by ``checks.groups``, so links to
+one missing page make one row with their count).  Every cell is cleaned and cut by
 :func:`reports.jinja_env.display_text` and then escaped for GitHub-flavoured Markdown, so
 page content can neither break the table nor inject HTML, links or images.  The result
 is always under :data:`MAX_BYTES`.
@@ -9,6 +10,7 @@ is always under :data:`MAX_BYTES`.
 
 from __future__ import annotations
 
+from checks.groups import LINK_CHECKS, Group, group_findings
 from checks.models import Check, Report, Severity
 from reports.jinja_env import display_text, format_datetime
 from reports.json_report import ordered_findings
@@ -74,28 +76,47 @@ def render_markdown(report: Report) -> str:
     lines += [f"| {c.value} | {n} |" for c, n in by_check.items()]
     lines.append("")
 
-    findings = ordered_findings(report.findings)
-    if findings:
+    groups = group_findings(ordered_findings(report.findings))
+    if groups:
         lines += [
             "## Top problems",
             "",
-            "| Severity | Check | Page | Target | Link text | Detail |",
+            "One row per problem: links to one missing page or PDF count once, however many "
+            "pages or #anchors they come from.",
+            "",
+            "| Severity | Check | Target | Detail | On page | Link text |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
-        for f in findings[:MAX_ROWS]:
-            severity = f.severity.value + (" ★ watched" if f.watched else "")
-            lines.append(
-                f"| {severity} | {f.check.value} | {md_cell(f.page)} | {md_cell(f.target)} "
-                f"| {md_cell(f.link_text, 100)} | {md_cell(f.detail, 60)} |"
-            )
-        if len(findings) > MAX_ROWS:
-            lines += ["", f"… and {len(findings) - MAX_ROWS} more findings (see report.html)."]
+        lines += [_group_row(g) for g in groups[:MAX_ROWS]]
+        if len(groups) > MAX_ROWS:
+            rest = groups[MAX_ROWS:]
+            findings = sum(g.links for g in rest)
+            lines += [
+                "",
+                f"… and {len(rest)} more problems ({findings} more findings; see report.html).",
+            ]
         lines.append("")
     else:
         lines += ["No problems found.", ""]
 
     text = "\n".join(lines)
     return _cap(text)
+
+
+def _group_row(g: Group) -> str:
+    """One problem as a table row: the resource, and where it is linked from."""
+    f = g.first
+    severity = g.severity.value + (" ★ watched" if g.watched else "")
+    target = g.key if g.check in LINK_CHECKS else ""
+    if g.links == 1:
+        where = md_cell(f.page)
+    else:
+        pages = "page" if g.pages == 1 else "pages"
+        where = f"{g.links} times from {g.pages} {pages}, e.g. {md_cell(f.page)}"
+    return (
+        f"| {severity} | {g.check.value} | {md_cell(target)} | {md_cell(g.detail, 60)} "
+        f"| {where} | {md_cell(f.link_text, 100)} |"
+    )
 
 
 def _cap(text: str) -> str:

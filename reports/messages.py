@@ -30,6 +30,8 @@ PLURALS: Mapping[str, Mapping[str, tuple[str, str]]] = {
         "unchecked_subject": ("{n} fel ej kontrollerat", "{n} fel ej kontrollerade"),
         "days": ("{n} dag", "{n} dagar"),
         "more": ("… och {n} till", "… och {n} till"),
+        "times": ("{n} gång", "{n} gånger"),
+        "pages": ("{n} sida", "{n} sidor"),
         "unchecked": (
             "{n} tidigare fel kunde inte kontrolleras den här gången.",
             "{n} tidigare fel kunde inte kontrolleras den här gången.",
@@ -42,6 +44,8 @@ PLURALS: Mapping[str, Mapping[str, tuple[str, str]]] = {
         "unchecked_subject": ("{n} problem not checked", "{n} problems not checked"),
         "days": ("{n} day", "{n} days"),
         "more": ("… and {n} more", "… and {n} more"),
+        "times": ("{n} time", "{n} times"),
+        "pages": ("{n} page", "{n} pages"),
         "unchecked": (
             "{n} earlier problem could not be checked this time.",
             "{n} earlier problems could not be checked this time.",
@@ -91,6 +95,8 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         ),
         "untitled": "(sida utan titel)",
         "unknown_reason": "Okänt fel",
+        "linked_from": "Länkas {times} från {pages}",
+        "also_on": "Även på",
     },
     "en": {
         "week": "week {week}",
@@ -130,6 +136,8 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         ),
         "untitled": "(untitled page)",
         "unknown_reason": "Unknown problem",
+        "linked_from": "Linked {times} from {pages}",
+        "also_on": "Also on",
     },
 }
 
@@ -156,6 +164,10 @@ VERDICTS: Mapping[str, Mapping[tuple[str, str], str]] = {
             "Stället på sidan som länken hoppar till (#ankare) finns inte längre"
         ),
         ("broken_link", "malformed_url"): "Länkens adress är felskriven",
+        ("broken_link", "redirect_to_home"): (
+            "Länken skickas vidare till webbplatsens startsida – sidan har flyttats eller "
+            "tagits bort"
+        ),
         ("broken_link", ""): "Länken fungerar inte",
         ("redirect", ""): (
             "Länken skickas vidare till en ny adress – byt till den nya adressen i länken"
@@ -177,6 +189,12 @@ VERDICTS: Mapping[str, Mapping[tuple[str, str], str]] = {
         ),
         ("stale_page", ""): "Sidan behöver granskas – den har inte granskats på länge",
         ("missing_review_date", ""): "Sidan saknar datum för senaste granskning",
+        ("unlinked_page", "http"): (
+            "Sidan finns i webbplatskartan (sitemap) men går inte att öppna ({status})"
+        ),
+        ("unlinked_page", ""): (
+            "Sidan finns i webbplatskartan (sitemap) men ingen sida i avsnittet länkar till den"
+        ),
     },
     "en": {
         ("broken_link", "http_404"): "The page the link points to does not exist (404)",
@@ -199,6 +217,9 @@ VERDICTS: Mapping[str, Mapping[tuple[str, str], str]] = {
             "The place on the page the link jumps to (#anchor) no longer exists"
         ),
         ("broken_link", "malformed_url"): "The link's address is mistyped",
+        ("broken_link", "redirect_to_home"): (
+            "The link is forwarded to the site's front page – the page has moved or is gone"
+        ),
         ("broken_link", ""): "The link does not work",
         ("redirect", ""): (
             "The link is forwarded to a new address – change the link to the new address"
@@ -218,6 +239,12 @@ VERDICTS: Mapping[str, Mapping[tuple[str, str], str]] = {
         ("unverified_link", ""): "The link could not be checked automatically. Please check it.",
         ("stale_page", ""): "The page needs a review – it has not been reviewed for a long time",
         ("missing_review_date", ""): "The page has no date of its last review",
+        ("unlinked_page", "http"): (
+            "The page is in the sitemap, but it cannot be opened ({status})"
+        ),
+        ("unlinked_page", ""): (
+            "The page is in the sitemap, but no page of the section links to it"
+        ),
     },
 }
 

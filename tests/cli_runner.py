@@ -13,6 +13,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def resolve_found_on(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with each ``links[].found_on`` item ``[index, text]`` turned into
+    ``{"page": found_on_pages[index], "text": text}`` (the place as a URL: page numbers
+    depend on the crawl order, which varies between runs)."""
+    on = report["found_on_pages"]
+    links = [
+        {**link, "found_on": [{"page": on[i], "text": text} for i, text in link["found_on"]]}
+        for link in report["links"]
+    ]
+    return {**report, "links": links}
+
+
 @dataclass
 class CliResult:
     code: int
@@ -25,7 +37,8 @@ class CliResult:
         return json.loads((self.out_dir / "report.json").read_text(encoding="utf-8"))
 
     def links(self) -> dict[str, dict[str, Any]]:
-        return {link["url"]: link for link in self.report["links"]}
+        """Links by URL, ``found_on`` resolved to ``{page, text}`` (see resolve_found_on)."""
+        return {link["url"]: link for link in resolve_found_on(self.report)["links"]}
 
     def pages(self) -> dict[str, dict[str, Any]]:
         return {page["url"]: page for page in self.report["pages"]}

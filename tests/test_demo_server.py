@@ -19,10 +19,13 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import pytest
 
+from crawler.pdf_links import extract_links
+from demo.make_flyer import BROKEN_LINK, GOOD_LINK
 from demo.routes import (
     AS_OF,
     CONFIG_TEMPLATE,
     DOWNLOAD,
+    FLYER,
     OK_LINKS,
     PLANTED,
     REVIEW_DATES,
@@ -322,6 +325,14 @@ def test_pdf_links(demo: DemoServers) -> None:
     entries = body[startxref:].split(b"\n")[3 : 2 + count]
     for number, entry in enumerate(entries, start=1):
         assert body[int(entry[:10]) :].startswith(b"%d 0 obj" % number)
+    # Its link annotations point at the running servers (made at start: demo/make_flyer.py).
+    links = [(x.page, x.uri, x.text) for x in extract_links(body).links]
+    assert links == [
+        (1, demo.url(GOOD_LINK[1]), GOOD_LINK[0]),
+        (2, demo.url(BROKEN_LINK[1]), BROKEN_LINK[0]),
+    ]
+    assert fetch(demo.url(GOOD_LINK[1]))[0] == 200
+    assert fetch(demo.url(BROKEN_LINK[1]))[0] == 404
 
     status, headers, body, _ = fetch(demo.main.url(DOWNLOAD + "rollup-internationellt.pdf"))
     assert status == 200 and headers["Content-Type"].startswith("text/html")
@@ -532,6 +543,12 @@ def test_every_link_on_the_demo_site_is_planted_or_works(demo: DemoServers) -> N
                 _, t_headers, t_body, _ = fetch(target)
                 ids = _parse(t_body, t_headers.get_content_charset()).ids
                 assert unquote(fragment) in ids, url
+    # The links inside the flyer PDF: one planted, the others must work.
+    for link in extract_links(fetch(demo.main.url(FLYER))[2]).links:
+        if link.uri in planted:
+            seen_planted.add(link.uri)
+        else:
+            assert link.uri in ok and fetch(link.uri)[0] == 200, link
     assert seen_planted == planted
     demo.reset()  # re-arm the 429 for later tests
 
@@ -562,8 +579,10 @@ def test_planted_list_is_consistent(demo: DemoServers) -> None:
     }
     watched = [p for p in planted if p.watched]
     assert watched and all(any(p.target.startswith(w) for w in demo.watched) for p in watched)
+    flyer = demo.main.url(FLYER)
     for p in planted:
-        assert p.page in demo.review_dates(), p
+        # A page of the section, or a page of the flyer PDF (the links inside it).
+        assert p.page in demo.review_dates() or p.page.startswith(flyer + "#page="), p
     assert len(OK_LINKS) == len(demo.ok_links())
 
 

@@ -292,6 +292,10 @@ def test_a_sqlite_lease_is_taken_over_once_expired(tmp_path: Path) -> None:
             (until,) = s._one(text("SELECT expires_at FROM site_leases")).values()  # type: ignore[union-attr]
             assert dt.datetime.fromisoformat(until) > dt.datetime.now(dt.UTC)
         assert s._one(text("SELECT count(*) AS n FROM site_leases"))["n"] == 0  # type: ignore[index]
+        with s.site_lock("umea"), s.engine.connect() as conn:  # what the renewer does
+            assert s._extend(conn, "umea", dt.timedelta(minutes=5))
+        with s.engine.connect() as conn:  # released: nothing left to renew
+            assert not s._extend(conn, "umea", dt.timedelta(minutes=5))
 
 
 # --- deliveries: exactly once per (run, recipient) with several senders -----------------------

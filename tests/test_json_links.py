@@ -35,23 +35,25 @@ _links = st.builds(
 @given(links=st.lists(_links, min_size=1, max_size=4), chunk=st.integers(1, 5))
 def test_links_written_out_equal_the_encoder(links: list[LinkResult], chunk: int) -> None:
     encode = json_report._LinkEncoder()  # one encoder for several links, as iter_json uses
+    table = json_report.PageTable()  # numbered alike: pages in the order first referred to
     old = json_report.FOUND_ON_CHUNK
     try:
         json_report.FOUND_ON_CHUNK = chunk
         for link in links:
-            assert "".join(encode(link)) == json_report._ENCODE(json_report.link_to_dict(link))
+            expected = json_report._ENCODE(json_report.link_to_dict(link, table))
+            assert "".join(encode(link)) == expected
     finally:
         json_report.FOUND_ON_CHUNK = old
 
 
-def test_a_page_seen_again_after_the_heads_were_dropped(monkeypatch) -> None:
-    monkeypatch.setattr(json_report, "_HEADS_KEPT", 2)
+def test_a_page_is_numbered_once_and_written_once() -> None:
     encode = json_report._LinkEncoder()
     refs = tuple(LinkRef(f"http://h/{n % 3}", f"t{n}") for n in range(9))
     link = LinkResult("http://h/x", Verdict.OK, status=200, found_on=refs)
     for _ in range(2):
-        assert "".join(encode(link)) == json_report._ENCODE(json_report.link_to_dict(link))
-    assert len(encode._heads) <= 2
+        text = "".join(encode(link))
+        assert '[0, "t0"], [1, "t1"], [2, "t2"], [0, "t3"]' in text
+    assert encode.table.urls() == ["http://h/0", "http://h/1", "http://h/2"]
 
 
 class _OnceOnly(tuple):

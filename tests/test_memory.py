@@ -22,7 +22,7 @@ from checks.policy import Policy
 from crawler import crawl_state, spill
 from crawler.crawl_state import CrawlParams, CrawlState, Links, SpilledRefs
 from demo.server import Route, SiteServer
-from tests.cli_runner import ROOT, write_config
+from tests.cli_runner import ROOT, resolve_found_on, write_config
 
 N_PAGES = 60
 
@@ -320,7 +320,7 @@ def _assert_same_report(whole: dict[str, Any], fed: dict[str, Any], server: Site
     def links(report: dict[str, Any]) -> dict[str, Any]:
         return {
             link["url"]: {**link, "found_on": sorted(map(json.dumps, link["found_on"]))}
-            for link in report["links"]
+            for link in resolve_found_on(report)["links"]
         }
 
     def findings(report: dict[str, Any]) -> list[str]:

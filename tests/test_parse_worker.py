@@ -20,7 +20,7 @@ PAGE = (
     "<meta name='dcterms.modified' content='2026-01-02'></head><body>"
     "<h1 id='top'>Rubrik</h1><a name='old'></a>"
     "<a href='a.html#x'>A  länk</a><a href='a.html#x'>dubblett</a>"
-    "<img src='b.png' alt='bild'><link rel='preload' href='c.css'>"
+    "<img src='b.png' alt='bild'><link rel='prefetch' href='c.css'>"
     "<a href='d.pdf'><img src='i.png' alt='Folder (pdf)'></a></body></html>"
 ).encode()
 

@@ -114,8 +114,30 @@ def test_error_statuses_and_redirect_hops_are_asked_again(tmp_path: Path) -> Non
                 RedirectHop(SITE + "tillfallig.html", 302),
             ),
         ),
+        # a meta refresh (hop status 0) or a slow one: read from the body, not confirmable
+        link(
+            SITE + "stub.html",
+            status=200,
+            final_url=SITE + "api/index.html",
+            redirect_chain=(RedirectHop(SITE + "stub.html", 0),),
+        ),
+        link(
+            SITE + "slow.html",
+            Verdict.REDIRECT,
+            detail="meta_refresh",
+            status=200,
+            final_url=SITE + "later.html",
+        ),
     ],
-    ids=["error", "outside-pdf", "outside-fragment", "timeout", "mixed-chain"],
+    ids=[
+        "error",
+        "outside-pdf",
+        "outside-fragment",
+        "timeout",
+        "mixed-chain",
+        "meta-refresh",
+        "slow-refresh",
+    ],
 )
 def test_what_cannot_be_confirmed_means_a_crawl(tmp_path: Path, bad: LinkResult) -> None:
     with pytest.raises(NotReplayable):

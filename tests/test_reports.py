@@ -24,6 +24,7 @@ import pytest
 from checks.models import (
     BROKEN_DETAILS,
     PDF_DETAILS,
+    REDIRECT_DETAILS,
     SKIPPED_DETAILS,
     Check,
     Finding,
@@ -74,6 +75,9 @@ SUPPORTED_KEYWORDS = {
     "required",
     "additionalProperties",
     "items",
+    "prefixItems",
+    "minItems",
+    "maxItems",
     "minimum",
     "allOf",
     "anyOf",
@@ -141,6 +145,14 @@ def schema_errors(instance, schema, root=None, path="$") -> list[str]:
                 errs.append(f"{path}: unexpected property {key!r}")
             elif isinstance(schema.get("additionalProperties"), dict):
                 errs += schema_errors(value, schema["additionalProperties"], root, f"{path}.{key}")
+    if isinstance(instance, list):
+        prefix = schema.get("prefixItems", [])
+        for i, (value, sub) in enumerate(zip(instance, prefix, strict=False)):
+            errs += schema_errors(value, sub, root, f"{path}[{i}]")
+        if len(instance) < schema.get("minItems", 0):
+            errs.append(f"{path}: fewer than {schema['minItems']} items")
+        if len(instance) > schema.get("maxItems", len(instance)):
+            errs.append(f"{path}: more than {schema['maxItems']} items")
     if isinstance(instance, list) and "items" in schema:
         for i, value in enumerate(instance):
             errs += schema_errors(value, schema["items"], root, f"{path}[{i}]")
@@ -163,7 +175,7 @@ def _subschemas(schema: dict):
     for key in ("items", "if", "then", "else", "additionalProperties"):
         if isinstance(schema.get(key), dict):
             yield from _subschemas(schema[key])
-    for key in ("allOf", "anyOf"):
+    for key in ("allOf", "anyOf", "prefixItems"):
         for sub in schema.get(key, []):
             yield from _subschemas(sub)
 
@@ -223,7 +235,10 @@ def test_json_validates_with_jsonschema_when_installed(schema, name):
         (lambda d: d["findings"][0].update(extra=1), "unexpected property"),
         (lambda d: d["findings"][2].update(detail="pdf_missing"), "does not match"),
         (lambda d: d["summary"]["by_check"].pop("redirect"), "missing 'redirect'"),
-        (lambda d: d.update(schema="sitewatch/report@2"), "!="),
+        (lambda d: d.update(schema="sitewatch/report@1"), "!="),
+        (lambda d: d["links"][0]["found_on"][0].insert(0, 3), "more than 2 items"),
+        (lambda d: d["links"][0]["found_on"][0].__setitem__(0, "x"), "not of type"),
+        (lambda d: d["groups"][0].update(links=-1), "< 0"),
         (lambda d: d["run"].update(pages_crawled=True), "not of type"),
     ],
 )
@@ -249,7 +264,8 @@ def test_schema_enums_match_models(schema):
     broken = re.compile(link_rules["broken"]["pattern"])
     assert all(broken.search(d) for d in [*BROKEN_DETAILS, "http_404", "http_500"])
     assert not broken.search("not_a_pdf")
-    assert link_rules["redirect"]["pattern"] == link_rules["unverified"]["pattern"]
+    assert re.search(link_rules["unverified"]["pattern"], "http_403")
+    assert all(re.search(link_rules["redirect"]["pattern"], d) for d in REDIRECT_DETAILS)
     assert re.search(link_rules["redirect"]["pattern"], "http_301")
     assert not re.search(link_rules["redirect"]["pattern"], "permanent")
     finding_rules = {
@@ -259,6 +275,7 @@ def test_schema_enums_match_models(schema):
     pdf = re.compile(finding_rules["missing_pdf"])
     assert all(pdf.search(d) for d in [*PDF_DETAILS, "http_404"])
     assert not pdf.search("dns")
+    assert all(re.search(finding_rules["redirect"], d) for d in REDIRECT_DETAILS)
 
 
 def test_json_round_trips_values():
@@ -267,7 +284,7 @@ def test_json_round_trips_values():
     assert "Umeå" in text and "\\u00e5" not in text  # real UTF-8, not ASCII escapes
     data = json.loads(text)
     assert data == report_to_dict(report)
-    assert data["schema"] == "sitewatch/report@1"
+    assert data["schema"] == "sitewatch/report@2"
 
     run = data["run"]
     assert run["as_of"] == "2025-03-14"
@@ -295,9 +312,10 @@ def test_json_round_trips_values():
     assert skl["verdict"] == "redirect" and skl["watched"] is True
     assert skl["final_url"] == samples.SKR_URL
     assert skl["redirect_chain"] == [{"url": samples.SKL_URL, "status": 301}]
-    assert skl["found_on"] == [
-        {"page": samples.POLITIK_URL, "text": "Kommungruppsindelning (SKL)"},
-        {"page": samples.EU_URL, "text": "Sveriges Kommuner och Landsting"},
+    on = data["found_on_pages"]
+    assert [(on[i], text) for i, text in skl["found_on"]] == [
+        (samples.POLITIK_URL, "Kommungruppsindelning (SKL)"),
+        (samples.EU_URL, "Sveriges Kommuner och Landsting"),
     ]
     assert links[samples.BRUSSELS_URL]["verdict"] == "broken"
     assert links[samples.BRUSSELS_URL]["detail"] == "http_404"
@@ -321,6 +339,7 @@ def test_json_round_trips_values():
             "redirect": 2,
             "missing_pdf": 1,
             "unverified_link": 2,
+            "unlinked_page": 0,
         },
     }
 
@@ -481,9 +500,12 @@ def test_markdown_counts_and_order():
     assert "**2025-03-14**" in md
     top = md[md.index("## Top problems") :].splitlines()
     rows = [line for line in top if line.startswith(("| error", "| warning", "| info"))]
-    assert len(rows) == 10
-    assert rows[0].startswith("| error ★ watched | redirect |")
-    assert rows[2].startswith("| error | missing_pdf |")
+    # 10 findings, 9 problems: the watched SKL redirect is on two pages (one row).
+    assert len(rows) == 9
+    assert rows[0].startswith(f"| error ★ watched | redirect | {samples.SKL_URL} | http_301 ")
+    assert f"| 2 times from 2 pages, e.g. {samples.POLITIK_URL} |" in rows[0]
+    assert rows[1].startswith("| error | broken_link |")
+    assert rows[3].startswith("| error | missing_pdf |")
     assert rows[-1].startswith("| info | unverified_link |")
     assert "incomplete" not in md
     assert "Umeå kommun på Facebook" in md
@@ -521,7 +543,9 @@ def test_markdown_caps_rows_and_size():
     md = render_markdown(report)
     rows = [line for line in md.splitlines() if line.startswith(("| error", "| warning", "| info"))]
     assert len(rows) - 3 == MAX_ROWS  # minus the three rows of the counts table
-    assert f"and {len(report.findings) - MAX_ROWS} more findings" in md
+    # 510 findings, 509 problems (the watched redirect on two pages is one)
+    more = len(report.findings) - 1 - MAX_ROWS
+    assert f"and {more} more problems ({more} more findings; see report.html)" in md
     assert len(render_markdown(samples.hostile_report(1_000_000)).encode()) < MAX_BYTES
 
 
@@ -1060,6 +1084,7 @@ def test_doc_names_every_value(doc):
         *BROKEN_DETAILS,
         *SKIPPED_DETAILS,
         *PDF_DETAILS,
+        *REDIRECT_DETAILS,
         "http_<status>",
     ]
     missing = [v for v in values if f"`{v}`" not in doc]
@@ -1080,7 +1105,7 @@ def test_doc_exit_codes(doc):
 def test_doc_names_every_json_field(doc):
     data = report_to_dict(samples.sample_report())
     fields = set(data) | set(data["run"]) | set(data["summary"])
-    for key in ("pages", "links", "findings"):
+    for key in ("pages", "links", "findings", "groups"):
         fields |= set(data[key][0])
     missing = sorted(f for f in fields if f"`{f}`" not in doc)
     assert missing == []
@@ -1094,7 +1119,10 @@ def test_findings_from_the_real_checks_fit_the_schema(schema):
     from checks.policy import Policy
 
     base = samples.sample_report()
-    findings = evaluate(base.pages, base.links, Policy(watched=("skl.se",)), samples.AS_OF)
+    # The last page as if reached only through a sitemap (checks.sitemap_checks).
+    unlinked = (base.pages[-1].url,)
+    policy = Policy(watched=("skl.se",))
+    findings = evaluate(base.pages, base.links, policy, samples.AS_OF, unlinked)
     report = replace(base, findings=findings)
     data = report_to_dict(report)
     assert schema_errors(data, schema) == []

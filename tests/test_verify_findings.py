@@ -71,7 +71,7 @@ def link(url: str, verdict: str, detail: str, pages: list[str]) -> dict[str, Any
         "internal": url.startswith(SITE),
         "watched": False,
         "pdf_link": False,
-        "found_on": [{"page": p, "text": "x"} for p in pages],
+        "found_on": [[PAGES.index(p), "x"] for p in pages],
     }
 
 
@@ -126,7 +126,8 @@ def make_report(start: str = f"{SITE}index.html", pages_crawled: int = 2) -> dic
     findings = [finding(p, u, d) for u, v, d in LINKS if v == "broken" for p in PAGES]
     findings += [finding(PAGES[0], u, d, "redirect") for u, v, d in LINKS if v == "redirect"]
     return {
-        "schema": "sitewatch/report@1",
+        "schema": "sitewatch/report@2",
+        "found_on_pages": PAGES,
         "run": {
             "site": "",
             "started_at": "2026-12-01T02:00:05+00:00",
@@ -290,5 +291,5 @@ def test_bad_report_is_a_clear_message(www: Path, tmp_path: Path, capsys) -> Non
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema": "nope"}')
     assert vf.main(["--www", str(www), f"x={bad}"]) == 2
-    assert "not a sitewatch/report@1 file" in capsys.readouterr().err
+    assert "not a sitewatch report.json" in capsys.readouterr().err
     assert vf.main(["--www", str(www), f"x={tmp_path / 'missing.json'}"]) == 2
