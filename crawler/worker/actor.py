@@ -47,7 +47,6 @@ def declare(broker: Any, config_path: str, cfg: Config) -> Any:
             raise AuditFailed(f"{site_id} {period}: {outcome.reason}")
 
     actor = dramatiq.actor(
-        audit_site,
         actor_name=ACTOR_NAME,
         broker=broker,
         queue_name=w.queue,
@@ -55,5 +54,5 @@ def declare(broker: Any, config_path: str, cfg: Config) -> Any:
         time_limit=(w.time_limit + TIME_LIMIT_MARGIN_S) * 1000,
         min_backoff=60_000,
         max_backoff=3_600_000,
-    )
+    )(audit_site)
     return actor

@@ -23,11 +23,15 @@ import datetime as dt
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from crawler.children import run_child
 from crawler.config import Config, ConfigError
 from crawler.sites import load_site, site_args
+
+if TYPE_CHECKING:
+    from crawler.history.store import Store
 
 log = logging.getLogger("sitewatch.worker")
 
@@ -61,9 +65,9 @@ def lock_names(cfg: Config, site_id: str) -> list[str]:
     return [site_id, *(f"host:{h}" for h in hosts)]
 
 
-def finished_since(store: object, site_id: str, since: dt.datetime) -> bool:
+def finished_since(store: Store, site_id: str, since: dt.datetime) -> bool:
     """Whether ``site_id`` has a complete or incomplete run started at or after ``since``."""
-    runs = store.runs(site_id, limit=50)  # type: ignore[attr-defined]
+    runs = store.runs(site_id, limit=50)
     return any(r.status in ("complete", "incomplete") and r.started_at >= since for r in runs)
 
 
@@ -95,7 +99,7 @@ def run_job(config_path: str, site_id: str, period: str) -> JobOutcome:
 
 
 def _audit_once(
-    store: object, cfg: Config, config_path: str, site_id: str, period: str, since: dt.datetime
+    store: Store, cfg: Config, config_path: str, site_id: str, period: str, since: dt.datetime
 ) -> JobOutcome:
     if finished_since(store, site_id, since):
         log.info("%s %s: already audited this period; no audit", site_id, period)
@@ -114,7 +118,7 @@ def _audit_once(
         return JobOutcome("audited", audit_code=code)
     why = "stopped after worker.time_limit" if code == -9 else f"exit code {code}"
     log.error("%s %s: audit failed (%s)", site_id, period, why)
-    store.reap_runs(site_id, f"audit process {why}")  # type: ignore[attr-defined]
+    store.reap_runs(site_id, f"audit process {why}")
     from crawler.schedule import _report_failure
 
     _report_failure(cfg, why)
