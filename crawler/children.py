@@ -22,6 +22,8 @@ PARENT_ENV = "SITEWATCH_DIE_WITH_PARENT"
 #: The children running now (stopped by the scheduler's and the worker's signal handlers).
 children: set[subprocess.Popen[bytes]] = set()
 children_lock = threading.Lock()
+#: Set by :func:`stop_all`: the children end because this process is being stopped.
+shutting_down = threading.Event()
 
 
 def run_child(
@@ -73,6 +75,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def stop_all() -> None:
     """Stop every child still running (a signal handler's clean-up)."""
+    shutting_down.set()
     with children_lock:
         running = list(children)
     for proc in running:

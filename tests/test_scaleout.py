@@ -576,3 +576,34 @@ def test_history_copied_from_sqlite_to_postgresql(tmp_path: Path, pg_url: str) -
     new, _ = runs_of(pg_cfg, "kommun")
     assert new.id == old.id + 1 and new.changes.get("new", 0) == 0, new
     assert new.changes.get("still_open", 0) == sum(old.counts.values())
+
+
+def test_a_stopped_worker_stops_its_audit(tmp_path: Path, redis: RedisServer) -> None:
+    """SIGTERM to a worker mid-crawl: the audit is stopped and recorded crashed, no audit
+    process is left, the message is retried later, no failure mail, the worker exits 0."""
+    history = f'db = "{tmp_path / "var" / "history.db"}"'
+    with GatedSite("127.0.0.8") as site:
+        config = write_deployment(
+            tmp_path, {"stopped": site}, history=history, redis=redis, smtp=None
+        )
+        site.gate("sw-stopped")
+        period = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat(timespec="seconds")
+        assert enqueue(config, period)[0] == ["stopped"]
+        worker = Worker("w", config, tmp_path)
+        try:
+            wait_for(lambda: site.arrived("sw-stopped") >= 1, what="the audit mid-crawl")
+            audit = running_audit_pid(config, "stopped")
+            assert audit is not None
+            worker.proc.send_signal(signal.SIGTERM)
+            assert worker.proc.wait(timeout=120) == 0
+        finally:
+            site.gate("sw-stopped").set()
+            worker.stop()
+    assert not pid_alive(audit)
+    assert [r.status for r in runs_of(config, "stopped")] == ["crashed"]
+    log = worker.log()
+    assert "audit stopped with its worker; the message is retried" in log, log[-3000:]
+    assert "send exit" not in log and not (tmp_path / "outbox").exists()  # no failure mail
+    # The message went back to Redis (Dramatiq's retry, delayed): a later worker audits it.
+    q = load_config(config).worker.queue
+    assert redis.client().hlen(f"sitewatch-{q}:{q}.DQ.msgs") == 1  # type: ignore[attr-defined]

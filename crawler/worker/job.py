@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from crawler import children
 from crawler.children import run_child
 from crawler.config import Config, ConfigError
 from crawler.sites import load_site, site_args
@@ -92,6 +93,8 @@ def run_job(config_path: str, site_id: str, period: str) -> JobOutcome:
     except HistoryError as e:
         log.error("%s %s: %s", site_id, period, e)
         return JobOutcome("failed", reason=str(e), retry=True)
+    if children.shutting_down.is_set():
+        return outcome  # the worker is being stopped: the retried message sends
     send_args = ["send", *site_args(config_path, site_id)]
     outcome.send_code = run_child(send_args, SEND_LIMIT, die_with_parent=True)
     log.info("%s %s: send exit %s", site_id, period, outcome.send_code)
@@ -116,6 +119,11 @@ def _audit_once(
     log.info("%s %s: audit finished, exit %d (worker %d)", site_id, period, code, os.getpid())
     if code in (0, 1):
         return JobOutcome("audited", audit_code=code)
+    if children.shutting_down.is_set():  # SIGTERM to the worker: try again later
+        why = "stopped with its worker"
+        log.warning("%s %s: audit %s; the message is retried", site_id, period, why)
+        store.reap_runs(site_id, f"audit process {why}")
+        return JobOutcome("failed", audit_code=code, reason=why, retry=True)
     why = "stopped after worker.time_limit" if code == -9 else f"exit code {code}"
     log.error("%s %s: audit failed (%s)", site_id, period, why)
     store.reap_runs(site_id, f"audit process {why}")
