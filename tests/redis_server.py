@@ -43,19 +43,20 @@ def _answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))  # up (NOAUTH: a password)
     except OSError:
         return False
 
 
 @contextmanager
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(*extra: str) -> Iterator[RedisServer]:
+    """A running server; ``extra``: more redis-server arguments (``--requirepass``, ...)."""
     if not shutil.which(REDIS_SERVER):
         pytest.skip(f"{REDIS_SERVER} not found (Debian package redis-server; .ci/run installs it)")
     with tempfile.TemporaryDirectory(prefix="sw-redis-") as tmp:
         port = _free_port()
         args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp]
-        args += ["--save", "", "--appendonly", "no", "--logfile", f"{tmp}/redis.log"]
+        args += ["--save", "", "--appendonly", "no", "--logfile", f"{tmp}/redis.log", *extra]
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 30  # a bound on waiting, not a timing assertion

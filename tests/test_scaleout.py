@@ -607,3 +607,24 @@ def test_a_stopped_worker_stops_its_audit(tmp_path: Path, redis: RedisServer) ->
     # The message went back to Redis (Dramatiq's retry, delayed): a later worker audits it.
     q = load_config(config).worker.queue
     assert redis.client().hlen(f"sitewatch-{q}:{q}.DQ.msgs") == 1  # type: ignore[attr-defined]
+
+
+def test_the_redis_password_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crawler.worker.actor import declare
+    from crawler.worker.broker import make_broker
+
+    with redis_server("--requirepass", "s3cret-pw") as server:
+        path = tmp_path / "w.toml"
+        path.write_text(f'[worker]\nredis_url = "{server.url()}"\nqueue = "pw"\n')
+        cfg = load_config(path)
+        monkeypatch.setenv("SITEWATCH_REDIS_PASSWORD", "s3cret-pw")
+        declare(make_broker(cfg), str(path), cfg).send("site", "2026-12-07T06:00:00+00:00")
+        import redis as redis_client
+
+        client = redis_client.Redis(host="127.0.0.1", port=server.port, password="s3cret-pw")
+        assert client.hlen("sitewatch-pw:pw.msgs") == 1
+        monkeypatch.delenv("SITEWATCH_REDIS_PASSWORD")
+        with pytest.raises(redis_client.AuthenticationError):
+            declare(make_broker(cfg), str(path), cfg).send("site", "2026-12-07T06:00:00+00:00")
