@@ -309,3 +309,12 @@ log "writing $RESULTS_MD"
 "$PY" "$BENCH/report.py" --results "$RESULTS" --run-id "$RUN_ID" --out "$RESULTS_MD" \
     --work "$WORK" --elapsed "$(($(date +%s) - T0))" --polite "$POLITE"
 log "done in $(($(date +%s) - T0)) s: $RESULTS_MD"
+
+# ---------------------------------------------------------------------------- scale-out
+# BENCH_SCALEOUT=1: 20 generated sites of 500 pages, Dramatiq workers, 1 vs 2 (a few
+# minutes; bench/scaleout.sh, its own nginx and redis-server). Not in RESULTS.md: it prints
+# its lines and writes bench/work/scaleout/results.txt.
+if [ "${BENCH_SCALEOUT:-0}" = 1 ]; then
+    log "scale-out: 1 worker vs 2"
+    bash "$BENCH/scaleout.sh"
+fi

@@ -61,7 +61,7 @@ def _overrides(**opts: Any) -> dict[str, Any]:
 
 #: Commands defined in ``crawler.commands`` (imported only when one of them is run or
 #: listed, so an audit does not load the email and scheduling code).
-LAZY_COMMANDS = ("send", "history", "schedule", "web")
+LAZY_COMMANDS = ("send", "history", "schedule", "web", "worker")
 
 
 class _Group(click.Group):
@@ -93,6 +93,7 @@ def main() -> None:
 @main.command()
 @click.argument("start_urls", nargs=-1)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--site", "site_id", help="Audit this site of the config's schedule.sites (its ID).")
 @click.option("--scope", multiple=True, help="URL prefix the crawl may follow (repeatable).")
 @click.option("--out", help="Directory for the reports (default: out).")
 @click.option("--format", "formats", help="Comma-separated: html,json,csv,junit,md.")
@@ -127,6 +128,7 @@ def main() -> None:
 )
 def audit(
     config_path: str | None,
+    site_id: str | None,
     as_of: str | None,
     quiet: bool,
     verbose: bool,
@@ -140,6 +142,7 @@ def audit(
 
     code = audit_command(
         config_path=config_path,
+        site_id=site_id,
         overrides=_overrides(**opts),
         as_of=_as_of(as_of),
         quiet=quiet,

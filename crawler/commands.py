@@ -13,10 +13,11 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from crawler.audit import site_name
 from crawler.config import Config, ConfigError, load_config
-from crawler.history.runs import HistoryError, open_store
+from crawler.history.runs import HistoryError, history_error, open_store
 from crawler.history.store import Store, StoreError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
@@ -27,12 +28,47 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_ERROR)
 
 
-def _config(path: str | None) -> Config:
+def _config(path: str | None, site_id: str | None = None) -> Config:
     try:
+        if site_id is not None:
+            from crawler.sites import load_site
+
+            if path is None:
+                _fail("--site needs --config (the file listing the sites)")
+            return load_site(str(path), site_id)
         return load_config(path)
     except ConfigError as e:
         _fail(str(e))
         raise AssertionError from e  # unreachable
+
+
+def _sites(path: str) -> None:
+    """Check a deployment's site files (``schedule.sites``) before starting on them."""
+    from crawler.sites import load_sites
+
+    try:
+        load_sites(path)
+    except ConfigError as e:
+        _fail(str(e))
+
+
+def _copy_history(cfg: Config, url: str) -> None:
+    """``sitewatch history --copy-to URL`` (docs/scaling.md: moving to PostgreSQL)."""
+    from dataclasses import replace
+
+    from crawler.history.copy import CopyError, copy_history
+
+    target_cfg = replace(cfg, history=replace(cfg.history, url=url))
+    with _store(cfg) as source, _store(target_cfg) as target:
+        try:
+            counts = copy_history(source, target)
+        except CopyError as e:
+            _fail(str(e))
+        except SQLAlchemyError as e:
+            _fail(history_error(target_cfg, e))
+    click.echo(f"copied {source.shown} to {target.shown}:")
+    for table, n in counts.items():
+        click.echo(f"  {table:<16} {n:>9} rows")
 
 
 def _store(cfg: Config) -> Store:
@@ -45,13 +81,14 @@ def _store(cfg: Config) -> Store:
 
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--site", "site_id", help="A site of the config's schedule.sites (its ID).")
 @click.option("--run", "run_id", type=int, help="Run to send (default: the latest finished).")
 @click.option("--dry-run", is_flag=True, help="Show who would get what; send nothing.")
-def send(config_path: str | None, run_id: int | None, dry_run: bool) -> None:
+def send(config_path: str | None, site_id: str | None, run_id: int | None, dry_run: bool) -> None:
     """Email each page owner the problems on their pages (once per run and recipient)."""
     from reports.delivery import deliver_run, make_transport, messages_for_run, setup_from_config
 
-    cfg = _config(config_path)
+    cfg = _config(config_path, site_id)
     try:
         setup = setup_from_config(cfg)
     except ValueError as e:  # e.g. security = "none" for a host that is not loopback
@@ -109,11 +146,23 @@ def _with_workspace(cfg: Config, setup: Any) -> Any:
 
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--site", "site_id", help="A site of the config's schedule.sites (its ID).")
 @click.option("--limit", default=20, show_default=True, help="How many runs to list.")
 @click.option("--all-sites", is_flag=True, help="List runs of every site in the database.")
-def history(config_path: str | None, limit: int, all_sites: bool) -> None:
+@click.option(
+    "--copy-to",
+    metavar="URL",
+    help="Copy the whole history into this empty one (postgresql://user@host/db; its "
+    "password from the variable named by history.password_env), then stop.",
+)
+def history(
+    config_path: str | None, site_id: str | None, limit: int, all_sites: bool, copy_to: str | None
+) -> None:
     """List recent runs: status, counts, what changed and what was delivered."""
-    cfg = _config(config_path)
+    cfg = _config(config_path, site_id)
+    if copy_to is not None:
+        _copy_history(cfg, copy_to)
+        return
     with _store(cfg) as store:
         rows = store.runs(None if all_sites else site_name(cfg), limit=limit)
         unconfirmed = store.unconfirmed_deliveries()
@@ -154,11 +203,39 @@ def schedule(config_path: str | None) -> None:
     from crawler.schedule import run_forever
 
     cfg = _config(config_path)
-    if not cfg.site.start_urls:
-        _fail("site.start_urls: a scheduled audit needs start URLs in the config file")
     if config_path is None:
         _fail("--config: the schedule needs a config file")
+    if cfg.schedule.backend == "dramatiq":
+        from crawler.worker.enqueue import run_scheduler
+
+        _sites(config_path)
+        sys.exit(run_scheduler(config_path))
+    if cfg.schedule.sites:
+        _fail('schedule.sites: several sites need schedule.backend = "dramatiq"')
+    if not cfg.site.start_urls:
+        _fail("site.start_urls: a scheduled audit needs start URLs in the config file")
     sys.exit(run_forever(config_path))
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Audits at once per process (each audit is a child process of its own).",
+)
+def worker(config_path: str | None, processes: int, threads: int) -> None:
+    """Run audits taken from the Redis queue (Dramatiq) until stopped (SIGTERM/SIGINT)."""
+    from crawler.worker.run import run_workers
+
+    if config_path is None:
+        _fail("--config: the worker needs the deployment's config file")
+    _config(config_path)
+    _sites(config_path)
+    sys.exit(run_workers(str(config_path), processes=processes, threads=threads))
 
 
 def send_failure_notice(cfg: Config, text: str) -> None:
@@ -191,4 +268,4 @@ def _web() -> click.Command:
     return web
 
 
-COMMANDS = (send, history, schedule, _web())
+COMMANDS = (send, history, schedule, worker, _web())

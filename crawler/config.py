@@ -60,6 +60,7 @@ __all__ = [
     "SiteConfig",
     "SmtpConfig",
     "WebConfig",
+    "WorkerConfig",
     "load_config",
 ]
 
@@ -67,6 +68,7 @@ __all__ = [
 COMMAND_LINE = "<command line>"
 REPORT_FORMATS = ("html", "json", "csv", "junit", "md")
 SMTP_SECURITY = ("starttls", "ssl", "none")
+SCHEDULE_BACKENDS = ("local", "dramatiq")
 OWNER_LANGUAGES = ("sv", "en")
 #: Keys that look like a secret: rejected wherever they appear.
 _PASSWORD_KEYS = frozenset({"password", "passwd", "pass", "smtp_password", "secret"})
@@ -261,6 +263,22 @@ class ScheduleConfig:
     timezone: str
     misfire_grace_time: int
     time_limit: int
+    #: "local" (audits in children of the scheduler) or "dramatiq" (enqueue only).
+    backend: str = "local"
+    #: Site config files (as written; resolved by ``crawler.sites``).
+    sites: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    redis_url: str
+    #: Name of the environment variable holding the Redis password (never the password).
+    password_env: str
+    queue: str
+    time_limit: int
+    max_retries: int
+    heartbeat_timeout: int
+    busy_delay: int
 
 
 @dataclass(frozen=True)
@@ -313,6 +331,7 @@ class Config:
     schedule: ScheduleConfig
     owners: tuple[OwnerConfig, ...]
     web: WebConfig = WebConfig()
+    worker: WorkerConfig = WorkerConfig(**DEFAULTS["worker"])
     #: The file this was loaded from (None: defaults and overrides only). Not a config key.
     source: str | None = None
 
@@ -359,27 +378,48 @@ class Config:
 # --------------------------------------------------------------------------- loading
 
 
+#: Tables a site file (``schedule.sites``) may not set: they belong to the deployment.
+SITE_FILE_FORBIDDEN = ("history", "schedule", "worker")
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    site_file: str | os.PathLike[str] | None = None,
 ) -> Config:
-    """Defaults, then the TOML file at ``path``, then ``overrides``; validated."""
+    """Defaults, then the TOML file at ``path``, then ``site_file`` (one of its
+    ``schedule.sites``, see ``crawler.sites``), then ``overrides``; validated."""
     label: str | None = None
     try:
         label = None if path is None else os.fspath(path)
-        return _load(label, overrides)
+        site_label = None if site_file is None else os.fspath(site_file)
+        return _load(label, overrides, site_label)
     except ConfigError:
         raise
     except Exception as exc:  # never a traceback for bad input
         raise ConfigError(label, None, f"could not be loaded: {type(exc).__name__}: {exc}") from exc
 
 
-def _load(label: str | None, overrides: Mapping[str, Any] | None) -> Config:
+def _load(
+    label: str | None, overrides: Mapping[str, Any] | None, site_label: str | None = None
+) -> Config:
     merged: dict[str, Any] = copy.deepcopy(DEFAULTS)
     origin: dict[tuple[str, ...], str] = {}
     if label is not None:
         data = _read_toml(label)
         _merge(merged, data, (), label, origin, skip_none=False)
+    if site_label is not None:
+        data = _read_toml(site_label)
+        for key in SITE_FILE_FORBIDDEN:
+            if key in data:
+                raise ConfigError(
+                    site_label,
+                    key,
+                    "a site file may not set this table: it belongs to the deployment's "
+                    f"config{f' ({label})' if label else ''}, shared by every site",
+                )
+        _merge(merged, data, (), site_label, origin, skip_none=False)
     if overrides is not None:
         if not isinstance(overrides, Mapping):
             raise ConfigError(COMMAND_LINE, None, f"expected a table, got {_show(overrides)}")
@@ -789,6 +829,30 @@ def _env_name(value: Any) -> str:
     return value
 
 
+def _redis_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a Redis URL (redis://host:port/db), got {_show(value)}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError as exc:
+        raise _Invalid(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise _Invalid(f"expected a redis://, rediss:// or unix:// URL, got {_show(value)}")
+    if parts.password:  # the value is not echoed: it holds a secret
+        raise _Invalid(
+            "the URL holds a password: put it in the environment variable named by "
+            "worker.password_env instead (the value given is not shown)"
+        )
+    return value
+
+
+def _queue_name(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+        raise _Invalid(f"expected a queue name (letters, digits, _ and -), got {_show(value)}")
+    return value
+
+
 def _history_url(value: Any) -> str:
     # Never echoed whole: a password pasted into the URL must not reach a log.
     if not isinstance(value, str):
@@ -990,6 +1054,17 @@ _SCHEMA: dict[str, Any] = {
         "timezone": _str(nonempty=True),
         "misfire_grace_time": _int(1),
         "time_limit": _int(1),
+        "backend": _choice(SCHEDULE_BACKENDS),
+        "sites": _list(_str(nonempty=True, pathlike=True)),
+    },
+    "worker": {
+        "redis_url": _redis_url,
+        "password_env": _env_name,
+        "queue": _queue_name,
+        "time_limit": _int(1),
+        "max_retries": _int(0, 100),
+        "heartbeat_timeout": _int(1),
+        "busy_delay": _int(1),
     },
     "web": {
         "base_url": _optional_url,
@@ -1157,5 +1232,6 @@ def _build(v: dict[str, Any], source: str | None) -> Config:
         schedule=ScheduleConfig(**v["schedule"]),
         owners=tuple(OwnerConfig(**o) for o in v["owners"]),
         web=WebConfig(**v["web"]),
+        worker=WorkerConfig(**v["worker"]),
         source=source,
     )

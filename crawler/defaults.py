@@ -112,5 +112,16 @@ DEFAULTS: dict[str, Any] = {
         "timezone": "Europe/Stockholm",
         "misfire_grace_time": 86400,
         "time_limit": 7200,
+        "backend": "local",
+        "sites": [],
+    },
+    "worker": {
+        "redis_url": "redis://127.0.0.1:6379/0",
+        "password_env": "SITEWATCH_REDIS_PASSWORD",
+        "queue": "sitewatch",
+        "time_limit": 21600,
+        "max_retries": 3,
+        "heartbeat_timeout": 60,
+        "busy_delay": 300,
     },
 }

@@ -44,8 +44,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -297,12 +298,35 @@ def _preexec() -> Callable[[], None]:
     return lambda: _end_with(parent)
 
 
-def run_command(cmd: Sequence[str], time_limit: float, *, grace: float = GRACE) -> int:
-    """Run ``cmd`` (stdin from /dev/null) in a process group of its own and wait for it:
-    its exit code, or :data:`TIMED_OUT` when it ran past ``time_limit`` seconds and was
-    stopped (:func:`stop`)."""
+#: Set by :func:`stop_commands`: the commands end because this process is being stopped.
+shutting_down = threading.Event()
+
+
+def run_sitewatch(
+    args: Sequence[str], time_limit: float, env: Mapping[str, str] | None = None
+) -> int:
+    """``sitewatch ARGS`` (this interpreter) as a command: :func:`run_command`."""
+    return run_command([sys.executable, "-m", "crawler.cli", *args], time_limit, env=env)
+
+
+def run_command(
+    cmd: Sequence[str],
+    time_limit: float,
+    *,
+    grace: float = GRACE,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run ``cmd`` (stdin from /dev/null; ``env``: variables added to this process's) in a
+    process group of its own and wait for it: its exit code, or :data:`TIMED_OUT` when it
+    ran past ``time_limit`` seconds and was stopped (:func:`stop`). The command is stopped
+    in a ``finally`` too (this thread interrupted: a Dramatiq time limit, a shutdown), and
+    ends with the thread that started it (``PR_SET_PDEATHSIG``)."""
     proc = subprocess.Popen(
-        list(cmd), stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_preexec()
+        list(cmd),
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=_preexec(),
+        env={**os.environ, **env} if env else None,
     )
     _commands.add(proc)
     _kill_at_exit()
@@ -312,6 +336,8 @@ def run_command(cmd: Sequence[str], time_limit: float, *, grace: float = GRACE) 
         stop(proc, grace)
         return TIMED_OUT
     finally:
+        if proc.returncode is None:
+            stop(proc, grace)
         _commands.discard(proc)
 
 
@@ -330,6 +356,7 @@ def stop(proc: subprocess.Popen[bytes], grace: float = GRACE) -> None:
 def stop_commands(grace: float = GRACE) -> None:
     """Stop every command :func:`run_command` is waiting for (this process is shutting
     down)."""
+    shutting_down.set()
     for proc in list(_commands):
         if isinstance(proc, subprocess.Popen):
             stop(proc, grace)
@@ -428,3 +455,35 @@ def exit_now(status: int) -> NoReturn:
             if status == 0:
                 status = 120  # what Python itself exits with when flushing stdout fails
     os._exit(status)
+
+
+def supervise(cmd: Sequence[str], count: int, restarted: Callable[[int, int], None]) -> int:
+    """Keep ``count`` copies of ``cmd`` running until SIGTERM/SIGINT, which is passed on to
+    each (``sitewatch worker --processes N``); a copy that ends otherwise is started again
+    (``restarted(pid, status)`` is told). Returns 0 once every copy has ended."""
+    running: dict[int, subprocess.Popen[bytes]] = {}
+    stopping = threading.Event()
+
+    def start() -> None:
+        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL)
+        running[proc.pid] = proc
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+        for proc in list(running.values()):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(count):
+        start()
+    while running:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        if running.pop(pid, None) is not None and not stopping.is_set():
+            restarted(pid, status)
+            start()
+    return 0

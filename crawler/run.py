@@ -20,8 +20,15 @@ def err(message: str) -> None:
     sys.stderr.write(f"sitewatch: {message}\n")
 
 
-def load(config_path: str | None, overrides: dict[str, Any]) -> Config:
-    cfg = load_config(config_path, overrides)
+def load(config_path: str | None, overrides: dict[str, Any], site_id: str | None = None) -> Config:
+    if site_id is not None:
+        from crawler.sites import load_site
+
+        if config_path is None:
+            raise ConfigError(None, None, "--site needs --config (the file listing the sites)")
+        cfg = load_site(config_path, site_id, overrides)
+    else:
+        cfg = load_config(config_path, overrides)
     if not cfg.site.start_urls:
         raise ConfigError(
             cfg.source, "site.start_urls", "no start URL: give START_URLS or site.start_urls"
@@ -61,6 +68,7 @@ def audit_command(
     config_path: str | None,
     overrides: dict[str, Any],
     as_of: dt.date,
+    site_id: str | None = None,
     quiet: bool = False,
     verbose: bool = False,
     progress: bool = False,
@@ -69,7 +77,7 @@ def audit_command(
     include_dismissed: bool = False,
 ) -> int:
     try:
-        cfg = load(config_path, overrides)
+        cfg = load(config_path, overrides, site_id)
     except ConfigError as e:
         err(str(e))
         return EXIT_ERROR

@@ -9,6 +9,7 @@ fixed. Audits of the same site may run at the same time: neither is taken for a 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,9 @@ from crawler.config import Config
 from crawler.history.rows import StoreError
 from crawler.history.store import Store
 from crawler.replay import replay_key
+
+#: Set by a worker, in its audit child's environment, to the site whose lock it holds.
+SITE_LOCKED_ENV = "SITEWATCH_SITE_LOCKED"
 
 
 def with_decisions(
@@ -91,6 +95,8 @@ class History:
                 cfg.site.start_urls,
                 cfg.effective_scopes(),
                 replay_key=replay_key(cfg),
+                # A worker's audit: the worker holds the site's lock (crawler/worker/job.py)
+                site_locked=os.environ.get(SITE_LOCKED_ENV) == site,
             )
         except (SQLAlchemyError, StoreError, OSError, ValueError) as e:
             raise HistoryError(history_error(cfg, e)) from None
