@@ -74,6 +74,8 @@ from typing import cast
 import lxml.html
 from lxml import etree
 
+from checks.models import DateSource
+
 __all__ = [
     "SOURCES",
     "ReviewDate",
@@ -82,16 +84,17 @@ __all__ = [
     "parse_date_text",
 ]
 
-#: Every value :attr:`ReviewDate.source` can take, strongest first.
-SOURCES: tuple[str, ...] = (
-    "text",
-    "time",
-    "json-ld",
-    "meta:article:modified_time",
-    "meta:og:updated_time",
-    "meta:dcterms.modified",
-    "meta:govuk:updated-at",
-    "http:last-modified",
+#: Every value :attr:`ReviewDate.source` this module gives, strongest first (a sitemap's
+#: ``sitemap:lastmod`` is added by ``checks.sitemap_checks``).
+SOURCES: tuple[DateSource, ...] = (
+    DateSource.TEXT,
+    DateSource.TIME,
+    DateSource.JSON_LD,
+    DateSource.META_ARTICLE_MODIFIED,
+    DateSource.META_OG_UPDATED,
+    DateSource.META_DCTERMS_MODIFIED,
+    DateSource.META_GOVUK_UPDATED,
+    DateSource.HTTP_LAST_MODIFIED,
 )
 
 MIN_YEAR = 1990
@@ -106,7 +109,7 @@ class ReviewDate:
     """A page's review date and the source it was read from (one of :data:`SOURCES`)."""
 
     date: datetime.date
-    source: str
+    source: DateSource
 
 
 # --------------------------------------------------------------------------- date parsing
@@ -579,13 +582,13 @@ def _from_json_ld(root: etree._Element) -> datetime.date | None:
 
 # --------------------------------------------------------------------------- <meta>
 
-_META_SOURCES: dict[str, str] = {
-    "article:modified_time": "meta:article:modified_time",
-    "og:updated_time": "meta:og:updated_time",
-    "dcterms.modified": "meta:dcterms.modified",
-    "dcterms:modified": "meta:dcterms.modified",
-    "dc.date.modified": "meta:dcterms.modified",
-    "govuk:updated-at": "meta:govuk:updated-at",
+_META_SOURCES: dict[str, DateSource] = {
+    "article:modified_time": DateSource.META_ARTICLE_MODIFIED,
+    "og:updated_time": DateSource.META_OG_UPDATED,
+    "dcterms.modified": DateSource.META_DCTERMS_MODIFIED,
+    "dcterms:modified": DateSource.META_DCTERMS_MODIFIED,
+    "dc.date.modified": DateSource.META_DCTERMS_MODIFIED,
+    "govuk:updated-at": DateSource.META_GOVUK_UPDATED,
 }
 _META_ORDER = {source: i for i, source in enumerate(SOURCES)}
 
@@ -655,10 +658,11 @@ def find_review_date(
             if _text_has_stem(cast(str, _all_text(root))):
                 hit = find_phrase_date(_visible_text(root))
                 if hit is not None:
-                    return ReviewDate(hit[0], "text")
+                    return ReviewDate(hit[0], DateSource.TEXT)
         except Exception:
             pass
-        for finder, source in ((_from_time, "time"), (_from_json_ld, "json-ld")):
+        finders = ((_from_time, DateSource.TIME), (_from_json_ld, DateSource.JSON_LD))
+        for finder, source in finders:
             try:
                 d = finder(root)
             except Exception:
@@ -675,4 +679,4 @@ def find_review_date(
         d = _from_last_modified(last_modified)
     except Exception:
         d = None
-    return ReviewDate(d, "http:last-modified") if d is not None else None
+    return ReviewDate(d, DateSource.HTTP_LAST_MODIFIED) if d is not None else None
