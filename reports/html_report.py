@@ -15,6 +15,7 @@ from checks.groups import LINK_CHECKS, Group, group_findings, target_key
 from checks.models import Check, Finding, LinkResult, Page, Report, Severity
 from reports.jinja_env import get_env
 from reports.json_report import age_days, ordered_findings, stale_pages
+from reports.messages import finding_message
 
 #: "By problem" section order and wording (plain English for non-technical editors).
 CHECK_SECTIONS: dict[Check, tuple[str, str]] = {
@@ -169,8 +170,8 @@ def _new_url(link: LinkResult | None) -> str:
 def _row(f: Finding, pages: dict[str, Page], links: dict[str, LinkResult], report: Report) -> Row:
     page = pages.get(f.page)
     explanation = explain_detail(f.detail, f.check)
-    # The checks' own sentence when there is one; the generic explanation otherwise.
-    message = f.message or explanation
+    # The catalog's sentence (reports.messages); the checks give codes only.
+    message = finding_message(f) or explanation
     return Row(
         check=f.check.value,
         label=CHECK_LABELS[f.check],
@@ -264,7 +265,7 @@ def _group_view(
         targets=g.targets,
         detail=g.detail,
         explanation=explanation,
-        message=first.message or explanation,
+        message=finding_message(first) or explanation,
         new_url=new_url,
         links=g.links,
         pages=g.pages,
