@@ -9,6 +9,7 @@ Verdict lookup: (check, detail) exactly, then (check, "http_4xx"/"http_5xx"), th
 from __future__ import annotations
 
 import datetime as dt
+import http
 import re
 from collections.abc import Mapping
 
@@ -357,6 +358,52 @@ TRANSIENT_NOTE = {
     "sv": "Det kan vara tillfälligt – vi kontrollerar igen innan det räknas som fel.",
     "en": "This may be temporary – we check again before counting it as an error.",
 }
+
+
+#: English sentences for detail codes, shown beside a finding in report.html (the watched
+#: links' cards); :func:`explain_detail`.
+DETAIL_TEXTS: dict[str, str] = {
+    "dns": "The domain name does not exist (DNS lookup failed).",
+    "refused": "The server refused the connection.",
+    "timeout": "The server did not answer in time.",
+    "tls": "The secure connection failed (HTTPS certificate problem).",
+    "connection": "The connection to the server failed.",
+    "redirect_loop": "The link redirects in a loop.",
+    "too_many_redirects": "The link goes through too many redirects.",
+    "soft_404": "The page says it does not exist, although the server reports success.",
+    "missing_fragment": "The page exists, but the anchor (#…) the link points to is missing.",
+    "malformed_url": "The address is malformed.",
+    "redirect_to_home": (
+        "The link is redirected to the site's front page: the page it pointed to has moved "
+        "or is gone."
+    ),
+    "not_a_pdf": "The server does not send a PDF file.",
+    "redirected_to_html": "The PDF link redirects to an ordinary web page.",
+}
+
+
+def _http_phrase(code: int) -> str:
+    try:
+        return http.HTTPStatus(code).phrase
+    except ValueError:
+        return "unexpected answer"
+
+
+def explain_detail(detail: str, check: Check | None = None) -> str:
+    """A plain-English sentence for a detail code ("" when there is nothing to say)."""
+    if detail in DETAIL_TEXTS:
+        return DETAIL_TEXTS[detail]
+    if (code := http_status(detail)) is not None:
+        if check is Check.REDIRECT:
+            return f"The address has moved permanently (HTTP {code})."
+        if check is Check.UNVERIFIED_LINK:
+            return f"The website refused our automatic check ({code} {_http_phrase(code)})."
+        if check is Check.MISSING_PDF:
+            return f"The PDF is gone: the server answered {code} ({_http_phrase(code)})."
+        return f"The server answered {code} ({_http_phrase(code)})."
+    if check is Check.STALE_PAGE and (days := stale_age(detail)) is not None:
+        return f"Last reviewed {days} days ago."
+    return ""
 
 
 def _lang(lang: str) -> str:
