@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from checks.models import (
     Check,
+    DateSource,
     Finding,
     LinkRef,
     LinkResult,
@@ -91,7 +92,7 @@ def _pages() -> tuple[Page, ...]:
             html,
             depth=1,
             review_date=dt.date(2024, 11, 20),
-            review_date_source="text:Sidan granskades",
+            review_date_source=DateSource.TEXT,
         ),
         Page(
             EU_URL,
@@ -111,7 +112,7 @@ def _pages() -> tuple[Page, ...]:
             html,
             depth=2,
             review_date=STALE_REVIEW_DATE,
-            review_date_source="text:Sidan granskades",
+            review_date_source=DateSource.TEXT,
         ),
         Page(TAXOR_URL, 200, TITLES[TAXOR_URL], TAXOR_URL, html, depth=2),
         Page(HOSTILE_URL, 200, HOSTILE_TITLE, HOSTILE_URL, html, depth=1),
