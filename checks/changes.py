@@ -12,13 +12,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from checks.models import Check, Finding, LinkResult, Severity
+from checks.models import Check, Detail, Finding, LinkResult, Severity
 
 #: A finding's stable identity: (check, page, target); see ``Finding.key``.
 Key = tuple[str, str, str]
 
 #: Broken-link details that may be transient (besides ``http_429`` and ``http_5xx``).
-TRANSIENT_DETAILS = frozenset({"timeout", "refused", "connection"})
+TRANSIENT_DETAILS = frozenset({Detail.TIMEOUT, Detail.REFUSED, Detail.CONNECTION})
 _HTTP_TRANSIENT = re.compile(r"http_(429|5\d\d)")
 #: Checks whose findings are about a link target that may fail transiently.
 LINK_CHECKS = frozenset({Check.BROKEN_LINK, Check.MISSING_PDF})

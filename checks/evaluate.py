@@ -1,18 +1,16 @@
-"""Findings from crawled pages and link results: the audit's judgement."""
+"""Findings from crawled pages and link results: the audit's judgement.
+
+Findings carry codes only (check, severity, detail); the words for them live in one catalog,
+``reports.messages``, which the renderers use."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable
 
-from checks.models import Check, Finding, LinkResult, Page, Severity, Verdict
+from checks.models import Check, Finding, LinkResult, Page, Severity, Verdict, stale_detail
 from checks.policy import Policy
 from checks.sitemap_checks import unlinked_findings
-
-_PDF_WORDS = {
-    "not_a_pdf": "the link promises a PDF but the server sends something else",
-    "redirected_to_html": "the PDF link now leads to a web page instead of a PDF",
-}
 
 
 def sort_key(f: Finding) -> tuple[int, int, str, str, str]:
@@ -37,7 +35,6 @@ def freshness_findings(pages: Iterable[Page], policy: Policy, as_of: dt.date) ->
                     Check.MISSING_REVIEW_DATE,
                     policy.severity(Check.MISSING_REVIEW_DATE),
                     page.url,
-                    message="No review date found on the page.",
                 )
             )
             continue
@@ -49,57 +46,23 @@ def freshness_findings(pages: Iterable[Page], policy: Policy, as_of: dt.date) ->
                     Check.STALE_PAGE,
                     policy.severity(Check.STALE_PAGE),
                     page.url,
-                    detail=f"{age}_days",
-                    message=(
-                        f"Last reviewed {page.review_date.isoformat()} ({age} days ago; "
-                        f"the limit is {limit} days)."
-                    ),
+                    detail=stale_detail(age),
                 )
             )
     return out
 
 
-def link_finding(link: LinkResult) -> tuple[Check, str, str] | None:
-    """The check, detail and message a link result calls for, if any."""
+def link_finding(link: LinkResult) -> tuple[Check, str] | None:
+    """The check and detail a link result calls for, if any."""
     if link.pdf_link and link.pdf_problem:
-        d = link.pdf_problem
-        words = _PDF_WORDS.get(d) or f"the PDF is gone (HTTP {d.removeprefix('http_')})"
-        return Check.MISSING_PDF, d, f"Missing PDF: {words}."
+        return Check.MISSING_PDF, link.pdf_problem
     if link.verdict is Verdict.BROKEN:
-        return Check.BROKEN_LINK, link.detail, f"Broken link ({describe_detail(link.detail)})."
+        return Check.BROKEN_LINK, link.detail
     if link.verdict is Verdict.REDIRECT:
-        moved = (
-            "leads to a page that refreshes to"
-            if link.detail == "meta_refresh"
-            else "has moved permanently; update it to"
-        )
-        return Check.REDIRECT, link.detail, f"The link {moved} {link.final_url}"
+        return Check.REDIRECT, link.detail
     if link.verdict is Verdict.UNVERIFIED:
-        return (
-            Check.UNVERIFIED_LINK,
-            link.detail,
-            f"Could not verify the link: the site refused the check ({link.detail}).",
-        )
+        return Check.UNVERIFIED_LINK, link.detail
     return None
-
-
-def describe_detail(detail: str) -> str:
-    """Plain English for a broken-link detail."""
-    if detail.startswith("http_"):
-        return f"the server answered HTTP {detail[5:]}"
-    return {
-        "dns": "the host name does not exist",
-        "refused": "the server refused the connection",
-        "timeout": "the server did not answer in time",
-        "tls": "the secure connection failed (certificate or TLS error)",
-        "connection": "the connection failed",
-        "redirect_loop": "the link redirects in a loop",
-        "too_many_redirects": "the link redirects too many times",
-        "soft_404": "the page says it cannot be found",
-        "missing_fragment": "the #anchor does not exist on the target page",
-        "malformed_url": "the address is malformed",
-        "redirect_to_home": "the link now leads to the site's front page; the page has moved",
-    }.get(detail, detail)
 
 
 def link_findings(links: Iterable[LinkResult], policy: Policy) -> list[Finding]:
@@ -108,7 +71,7 @@ def link_findings(links: Iterable[LinkResult], policy: Policy) -> list[Finding]:
         judged = link_finding(link)
         if judged is None:
             continue
-        check, detail, message = judged
+        check, detail = judged
         severity = Severity.ERROR if link.watched else policy.severity(check)
         seen: set[str] = set()
         for ref in link.found_on:
@@ -122,7 +85,6 @@ def link_findings(links: Iterable[LinkResult], policy: Policy) -> list[Finding]:
                     ref.page,
                     target=link.url,
                     detail=detail,
-                    message=message,
                     link_text=ref.text,
                     watched=link.watched,
                     new_url=link.final_url if check is Check.REDIRECT else "",

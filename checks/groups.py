@@ -16,14 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from checks.models import Check, Finding, Severity
+from checks.models import Check, Detail, Finding, Severity
 
 #: Checks whose findings point at a link target (grouped by target).
 LINK_CHECKS = frozenset(
     {Check.BROKEN_LINK, Check.MISSING_PDF, Check.REDIRECT, Check.UNVERIFIED_LINK}
 )
 #: Details that stay one group per full target (``#fragment`` included).
-PER_FRAGMENT_DETAILS = frozenset({"missing_fragment"})
+PER_FRAGMENT_DETAILS = frozenset({Detail.MISSING_FRAGMENT})
 
 
 def target_key(url: str) -> str:

@@ -46,30 +46,115 @@ class Check(StrEnum):
     UNLINKED_PAGE = "unlinked_page"
 
 
+class Detail(StrEnum):
+    """The closed set of detail codes of a link verdict or finding (besides the pattern
+    ``http_<status>``: see :func:`http_detail` and :func:`http_status`). A StrEnum, so a
+    member equals (and serialises as) its string: report.json values stay plain strings."""
+
+    # broken
+    DNS = "dns"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    TLS = "tls"
+    CONNECTION = "connection"
+    REDIRECT_LOOP = "redirect_loop"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    SOFT_404 = "soft_404"
+    MISSING_FRAGMENT = "missing_fragment"
+    MALFORMED_URL = "malformed_url"
+    REDIRECT_TO_HOME = "redirect_to_home"
+    # skipped
+    MAILTO = "mailto"
+    TEL = "tel"
+    JAVASCRIPT = "javascript"
+    DATA = "data"
+    SCHEME = "scheme"
+    EXCLUDED = "excluded"
+    ROBOTS = "robots"
+    LIMIT = "limit"
+    # redirect
+    META_REFRESH = "meta_refresh"
+    # missing_pdf
+    NOT_A_PDF = "not_a_pdf"
+    REDIRECTED_TO_HTML = "redirected_to_html"
+
+
+#: The prefix of the one open-ended detail pattern, ``http_<status>`` (``http_404``).
+HTTP_PREFIX = "http_"
+
+
+def http_detail(status: int) -> str:
+    """The detail code for an HTTP status: ``http_404``."""
+    return f"{HTTP_PREFIX}{status}"
+
+
+def http_status(detail: str) -> int | None:
+    """The status in an ``http_<status>`` detail (three digits), else None."""
+    rest = detail.removeprefix(HTTP_PREFIX)
+    if rest is detail or len(rest) != 3 or not rest.isdigit():
+        return None
+    return int(rest)
+
+
+def stale_detail(age_days: int) -> str:
+    """The detail code of a ``stale_page`` finding: ``<age>_days``."""
+    return f"{age_days}_days"
+
+
+def stale_age(detail: str) -> int | None:
+    """The age in a ``<age>_days`` detail, else None."""
+    age = detail.removesuffix("_days")
+    return int(age) if age != detail and age.isdigit() else None
+
+
 #: Details a ``broken`` verdict can carry, besides ``http_<status>``.
 BROKEN_DETAILS = frozenset(
     {
-        "dns",
-        "refused",
-        "timeout",
-        "tls",
-        "connection",
-        "redirect_loop",
-        "too_many_redirects",
-        "soft_404",
-        "missing_fragment",
-        "malformed_url",
-        "redirect_to_home",
+        Detail.DNS,
+        Detail.REFUSED,
+        Detail.TIMEOUT,
+        Detail.TLS,
+        Detail.CONNECTION,
+        Detail.REDIRECT_LOOP,
+        Detail.TOO_MANY_REDIRECTS,
+        Detail.SOFT_404,
+        Detail.MISSING_FRAGMENT,
+        Detail.MALFORMED_URL,
+        Detail.REDIRECT_TO_HOME,
     }
 )
 #: Details a ``skipped`` verdict can carry.
 SKIPPED_DETAILS = frozenset(
-    {"mailto", "tel", "javascript", "data", "scheme", "excluded", "robots", "limit"}
+    {
+        Detail.MAILTO,
+        Detail.TEL,
+        Detail.JAVASCRIPT,
+        Detail.DATA,
+        Detail.SCHEME,
+        Detail.EXCLUDED,
+        Detail.ROBOTS,
+        Detail.LIMIT,
+    }
 )
 #: Details a ``redirect`` verdict can carry, besides ``http_<status>`` of the first hop.
-REDIRECT_DETAILS = frozenset({"meta_refresh"})
+REDIRECT_DETAILS = frozenset({Detail.META_REFRESH})
 #: Details of the ``missing_pdf`` check, besides ``http_<status>``.
-PDF_DETAILS = frozenset({"not_a_pdf", "redirected_to_html"})
+PDF_DETAILS = frozenset({Detail.NOT_A_PDF, Detail.REDIRECTED_TO_HTML})
+
+
+class DateSource(StrEnum):
+    """Where a page's review date was read from, strongest first (``checks.freshness``,
+    ``checks.sitemap_checks``); the ``review_date_source`` of report.json."""
+
+    TEXT = "text"
+    TIME = "time"
+    JSON_LD = "json-ld"
+    META_ARTICLE_MODIFIED = "meta:article:modified_time"
+    META_OG_UPDATED = "meta:og:updated_time"
+    META_DCTERMS_MODIFIED = "meta:dcterms.modified"
+    META_GOVUK_UPDATED = "meta:govuk:updated-at"
+    SITEMAP_LASTMOD = "sitemap:lastmod"
+    HTTP_LAST_MODIFIED = "http:last-modified"
 
 
 @dataclass(frozen=True, slots=True)

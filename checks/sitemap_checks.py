@@ -14,12 +14,12 @@ import datetime as dt
 from collections.abc import Iterable
 
 from checks.freshness import ReviewDate
-from checks.models import Check, Finding, Page
+from checks.models import Check, DateSource, Detail, Finding, Page, http_detail
 from checks.policy import Policy
 
-SITEMAP_LASTMOD = "sitemap:lastmod"
+SITEMAP_LASTMOD = DateSource.SITEMAP_LASTMOD
 #: The one source a sitemap date outranks.
-WEAKER_SOURCES = frozenset({"http:last-modified"})
+WEAKER_SOURCES = frozenset({DateSource.HTTP_LAST_MODIFIED})
 
 
 def with_lastmod(review: ReviewDate | None, lastmod: dt.date | None) -> ReviewDate | None:
@@ -43,21 +43,10 @@ def unlinked_findings(urls: Iterable[str], pages: Iterable[Page], policy: Policy
         if page.url not in wanted:
             continue
         wanted.discard(page.url)
-        detail, problem = "", ""
-        if page.error and page.error != "soft_404":
-            detail, problem = page.error, f" ({page.error})"
+        detail = ""
+        if page.error and page.error != Detail.SOFT_404:
+            detail = page.error
         elif page.status is not None and page.status >= 400:
-            detail, problem = f"http_{page.status}", f" (HTTP {page.status})"
-        out.append(
-            Finding(
-                Check.UNLINKED_PAGE,
-                severity,
-                page.url,
-                detail=detail,
-                message=(
-                    "The page is listed in the sitemap, but no page of the section links "
-                    f"to it{problem}."
-                ),
-            )
-        )
+            detail = http_detail(page.status)
+        out.append(Finding(Check.UNLINKED_PAGE, severity, page.url, detail=detail))
     return out

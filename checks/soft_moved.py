@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from checks.models import RedirectHop, Verdict
+from checks.models import Detail, RedirectHop, Verdict
 from checks.policy import Policy
 
-DETAIL = "redirect_to_home"
+DETAIL = Detail.REDIRECT_TO_HOME
 #: A last path segment that names a directory's default page, not a page of its own.
 _INDEX_NAMES = ("index.", "default.", "start.")
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from checks.fragments import fragment_found
-from checks.models import RedirectHop, Verdict
+from checks.models import Detail, RedirectHop, Verdict, http_detail
 from checks.policy import Policy
 
 PERMANENT_REDIRECTS = frozenset({301, 308})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Failures worth retrying before a verdict (and treated as flaky by history).
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 522, 524})
-TRANSIENT_ERRORS = frozenset({"timeout", "refused", "connection"})
+TRANSIENT_ERRORS = frozenset({Detail.TIMEOUT, Detail.REFUSED, Detail.CONNECTION})
 
 PDF_MAGIC = b"%PDF-"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -60,28 +60,28 @@ def judge(probe: Probe, fragment: str | None, policy: Policy) -> tuple[Verdict, 
         return Verdict.BROKEN, probe.error
     status = probe.status
     if status is None:
-        return Verdict.BROKEN, "connection"
+        return Verdict.BROKEN, Detail.CONNECTION
     if status in policy.unverified_statuses:
-        return Verdict.UNVERIFIED, f"http_{status}"
+        return Verdict.UNVERIFIED, http_detail(status)
     if status >= 400:
-        return Verdict.BROKEN, f"http_{status}"
+        return Verdict.BROKEN, http_detail(status)
     if status in REDIRECT_STATUSES:
         # A redirect without a usable Location, left unfollowed.
-        return Verdict.BROKEN, f"http_{status}"
+        return Verdict.BROKEN, http_detail(status)
     if probe.soft_404:
-        return Verdict.BROKEN, "soft_404"
+        return Verdict.BROKEN, Detail.SOFT_404
     if (
         fragment
         and probe.ids is not None
         and is_html_type(probe.content_type)
         and not fragment_found(fragment, probe.ids)
     ):
-        return Verdict.BROKEN, "missing_fragment"
+        return Verdict.BROKEN, Detail.MISSING_FRAGMENT
     new_url = permanent_target(probe.chain, probe.final_url)
     if new_url:
-        return Verdict.REDIRECT, f"http_{probe.chain[0].status}"
+        return Verdict.REDIRECT, http_detail(probe.chain[0].status)
     if probe.refresh_to:
-        return Verdict.REDIRECT, "meta_refresh"
+        return Verdict.REDIRECT, Detail.META_REFRESH
     return Verdict.OK, ""
 
 
@@ -104,14 +104,14 @@ def pdf_problem(probe: Probe) -> str | None:
     if probe.error or probe.status is None:
         return None  # reported as a broken link instead
     if probe.status >= 400:
-        return f"http_{probe.status}"
+        return http_detail(probe.status)
     if probe.head_bytes is not None:
         if probe.head_bytes.startswith(PDF_MAGIC):
             return None
         if probe.chain and is_html_type(probe.content_type):
-            return "redirected_to_html"
-        return "not_a_pdf"
+            return Detail.REDIRECTED_TO_HTML
+        return Detail.NOT_A_PDF
     # Not sniffed (e.g. HEAD only): judge by type.
     if is_html_type(probe.content_type):
-        return "redirected_to_html" if probe.chain else "not_a_pdf"
+        return Detail.REDIRECTED_TO_HTML if probe.chain else Detail.NOT_A_PDF
     return None

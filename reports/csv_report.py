@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from checks.models import Report
 from reports.json_report import clean_unicode, ordered_findings
+from reports.messages import finding_message
 
 COLUMNS = (
     "severity",
@@ -66,7 +67,7 @@ def iter_csv(report: Report, rows_per_chunk: int = 500) -> Iterator[str]:
                 safe_cell(f.target),
                 safe_cell(f.link_text),
                 safe_cell(f.detail),
-                safe_cell(f.message),
+                safe_cell(finding_message(f)),
                 "yes" if f.watched else "no",
             ]
         )

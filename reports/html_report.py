@@ -7,7 +7,6 @@ by problem (grouped by check), by page.
 
 from __future__ import annotations
 
-import http
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -15,6 +14,7 @@ from checks.groups import LINK_CHECKS, Group, group_findings, target_key
 from checks.models import Check, Finding, LinkResult, Page, Report, Severity
 from reports.jinja_env import get_env
 from reports.json_report import age_days, ordered_findings, stale_pages
+from reports.messages import explain_detail, finding_message
 
 #: "By problem" section order and wording (plain English for non-technical editors).
 CHECK_SECTIONS: dict[Check, tuple[str, str]] = {
@@ -61,50 +61,6 @@ CHECK_LABELS: dict[Check, str] = {
     Check.MISSING_REVIEW_DATE: "Missing review date",
     Check.UNLINKED_PAGE: "Not linked from the section",
 }
-
-DETAIL_TEXTS: dict[str, str] = {
-    "dns": "The domain name does not exist (DNS lookup failed).",
-    "refused": "The server refused the connection.",
-    "timeout": "The server did not answer in time.",
-    "tls": "The secure connection failed (HTTPS certificate problem).",
-    "connection": "The connection to the server failed.",
-    "redirect_loop": "The link redirects in a loop.",
-    "too_many_redirects": "The link goes through too many redirects.",
-    "soft_404": "The page says it does not exist, although the server reports success.",
-    "missing_fragment": "The page exists, but the anchor (#…) the link points to is missing.",
-    "malformed_url": "The address is malformed.",
-    "redirect_to_home": (
-        "The link is redirected to the site's front page: the page it pointed to has moved "
-        "or is gone."
-    ),
-    "not_a_pdf": "The server does not send a PDF file.",
-    "redirected_to_html": "The PDF link redirects to an ordinary web page.",
-}
-
-
-def _http_phrase(code: int) -> str:
-    try:
-        return http.HTTPStatus(code).phrase
-    except ValueError:
-        return "unexpected answer"
-
-
-def explain_detail(detail: str, check: Check | None = None) -> str:
-    """A plain-English sentence for a detail code ("" when there is nothing to say)."""
-    if detail in DETAIL_TEXTS:
-        return DETAIL_TEXTS[detail]
-    if detail.startswith("http_") and detail[5:].isdigit():
-        code = int(detail[5:])
-        if check is Check.REDIRECT:
-            return f"The address has moved permanently (HTTP {code})."
-        if check is Check.UNVERIFIED_LINK:
-            return f"The website refused our automatic check ({code} {_http_phrase(code)})."
-        if check is Check.MISSING_PDF:
-            return f"The PDF is gone: the server answered {code} ({_http_phrase(code)})."
-        return f"The server answered {code} ({_http_phrase(code)})."
-    if check is Check.STALE_PAGE and detail.endswith("_days") and detail[:-5].isdigit():
-        return f"Last reviewed {int(detail[:-5])} days ago."
-    return ""
 
 
 @dataclass(slots=True)
@@ -169,8 +125,8 @@ def _new_url(link: LinkResult | None) -> str:
 def _row(f: Finding, pages: dict[str, Page], links: dict[str, LinkResult], report: Report) -> Row:
     page = pages.get(f.page)
     explanation = explain_detail(f.detail, f.check)
-    # The checks' own sentence when there is one; the generic explanation otherwise.
-    message = f.message or explanation
+    # The catalog's sentence (reports.messages); the checks give codes only.
+    message = finding_message(f) or explanation
     return Row(
         check=f.check.value,
         label=CHECK_LABELS[f.check],
@@ -264,7 +220,7 @@ def _group_view(
         targets=g.targets,
         detail=g.detail,
         explanation=explanation,
-        message=first.message or explanation,
+        message=finding_message(first) or explanation,
         new_url=new_url,
         links=g.links,
         pages=g.pages,

@@ -17,6 +17,7 @@ from typing import Any
 
 from checks.groups import LINK_CHECKS, Group, group_findings, group_key
 from checks.models import Check, Finding, LinkRef, LinkResult, Page, Report, RunInfo
+from reports.messages import finding_message
 
 SCHEMA_ID = "sitewatch/report@2"
 
@@ -168,7 +169,7 @@ def finding_to_dict(f: Finding, group: int | None = None) -> dict[str, object]:
         "page": s(f.page),
         "target": s(f.target),
         "detail": s(f.detail),
-        "message": s(f.message),
+        "message": s(finding_message(f)),
         "link_text": s(f.link_text),
         "watched": bool(f.watched),
         "group": group,

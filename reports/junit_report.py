@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from checks.models import Check, Finding, Report, Severity
 from reports.json_report import aware, ordered_findings
+from reports.messages import finding_message
 
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 #: Attribute values (failure messages) are cut to this many characters.
@@ -40,8 +41,9 @@ def _describe(f: Finding) -> str:
         parts.append(f.target)
     if f.detail:
         parts.append(f"({f.detail})")
-    if f.message:
-        parts.append(f"– {f.message}")
+    message = finding_message(f)
+    if message:
+        parts.append(f"– {message}")
     if f.link_text:
         parts.append(f"– link text: {f.link_text}")
     return " ".join(parts)
@@ -95,7 +97,7 @@ def _case(classname: str, check: Check, found: list[Finding] | None) -> str:
     if not found:
         return f'<testcase classname="{classname}" name="{name}" />'
     first = found[0]
-    message = first.message or _describe(first)
+    message = finding_message(first) or _describe(first)
     if len(found) > 1:
         message = f"{len(found)} problems: {message}"
     attrs = (

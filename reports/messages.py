@@ -9,12 +9,13 @@ Verdict lookup: (check, detail) exactly, then (check, "http_4xx"/"http_5xx"), th
 from __future__ import annotations
 
 import datetime as dt
+import http
 import re
 from collections.abc import Mapping
 
 from babel.dates import format_date
 
-from checks.models import Check, Finding, Severity
+from checks.models import Check, Finding, Severity, http_status, stale_age
 
 LANGUAGES = ("sv", "en")
 LOCALES = {"sv": "sv_SE", "en": "en_GB"}
@@ -248,11 +249,161 @@ VERDICTS: Mapping[str, Mapping[tuple[str, str], str]] = {
     },
 }
 
+# (check, detail) -> the one-sentence ``message`` of a finding in report.json, CSV, JUnit,
+# Markdown and HTML (the checks give codes only). Same lookup as VERDICTS; values:
+# {status} (from http_NNN), {days} (from a stale_page's NNN_days), {detail}, {new_url}.
+MESSAGES: Mapping[str, Mapping[tuple[str, str], str]] = {
+    "sv": {
+        ("missing_review_date", ""): "Inget granskningsdatum hittades på sidan.",
+        ("stale_page", ""): "Senast granskad för {days} dagar sedan; det är över gränsen.",
+        ("broken_link", "http"): "Trasig länk (servern svarade HTTP {status}).",
+        ("broken_link", "dns"): "Trasig länk (värdnamnet finns inte).",
+        ("broken_link", "refused"): "Trasig länk (servern vägrade ta emot anslutningen).",
+        ("broken_link", "timeout"): "Trasig länk (servern svarade inte i tid).",
+        ("broken_link", "tls"): (
+            "Trasig länk (den säkra anslutningen misslyckades: certifikat- eller TLS-fel)."
+        ),
+        ("broken_link", "connection"): "Trasig länk (anslutningen misslyckades).",
+        ("broken_link", "redirect_loop"): "Trasig länk (länken skickas vidare i en loop).",
+        ("broken_link", "too_many_redirects"): (
+            "Trasig länk (länken skickas vidare för många gånger)."
+        ),
+        ("broken_link", "soft_404"): "Trasig länk (sidan säger att den inte finns).",
+        ("broken_link", "missing_fragment"): (
+            "Trasig länk (#ankaret finns inte på sidan som länken går till)."
+        ),
+        ("broken_link", "malformed_url"): "Trasig länk (adressen är felskriven).",
+        ("broken_link", "redirect_to_home"): (
+            "Trasig länk (länken leder nu till webbplatsens startsida; sidan har flyttats)."
+        ),
+        ("broken_link", "*"): "Trasig länk ({detail}).",
+        ("redirect", ""): "Länken har flyttats permanent; byt till {new_url}",
+        ("redirect", "meta_refresh"): (
+            "Länken leder till en sida som skickar vidare till {new_url}"
+        ),
+        ("missing_pdf", "http"): "PDF saknas: PDF-filen är borta (HTTP {status}).",
+        ("missing_pdf", "not_a_pdf"): (
+            "PDF saknas: länken utlovar en PDF men servern skickar något annat."
+        ),
+        ("missing_pdf", "redirected_to_html"): (
+            "PDF saknas: PDF-länken leder nu till en webbsida i stället för en PDF."
+        ),
+        ("missing_pdf", "*"): "PDF saknas ({detail}).",
+        ("unverified_link", "*"): (
+            "Länken kunde inte kontrolleras: webbplatsen stoppade kontrollen ({detail})."
+        ),
+        ("unverified_link", ""): "Länken kunde inte kontrolleras: webbplatsen stoppade kontrollen.",
+        ("unlinked_page", ""): (
+            "Sidan finns i webbplatskartan, men ingen sida i avsnittet länkar till den."
+        ),
+        ("unlinked_page", "http"): (
+            "Sidan finns i webbplatskartan, men ingen sida i avsnittet länkar till den "
+            "(HTTP {status})."
+        ),
+        ("unlinked_page", "*"): (
+            "Sidan finns i webbplatskartan, men ingen sida i avsnittet länkar till den ({detail})."
+        ),
+    },
+    "en": {
+        ("missing_review_date", ""): "No review date found on the page.",
+        ("stale_page", ""): "Last reviewed {days} days ago; that is over the limit.",
+        ("broken_link", "http"): "Broken link (the server answered HTTP {status}).",
+        ("broken_link", "dns"): "Broken link (the host name does not exist).",
+        ("broken_link", "refused"): "Broken link (the server refused the connection).",
+        ("broken_link", "timeout"): "Broken link (the server did not answer in time).",
+        ("broken_link", "tls"): (
+            "Broken link (the secure connection failed (certificate or TLS error))."
+        ),
+        ("broken_link", "connection"): "Broken link (the connection failed).",
+        ("broken_link", "redirect_loop"): "Broken link (the link redirects in a loop).",
+        ("broken_link", "too_many_redirects"): ("Broken link (the link redirects too many times)."),
+        ("broken_link", "soft_404"): "Broken link (the page says it cannot be found).",
+        ("broken_link", "missing_fragment"): (
+            "Broken link (the #anchor does not exist on the target page)."
+        ),
+        ("broken_link", "malformed_url"): "Broken link (the address is malformed).",
+        ("broken_link", "redirect_to_home"): (
+            "Broken link (the link now leads to the site's front page; the page has moved)."
+        ),
+        ("broken_link", "*"): "Broken link ({detail}).",
+        ("redirect", ""): "The link has moved permanently; update it to {new_url}",
+        ("redirect", "meta_refresh"): "The link leads to a page that refreshes to {new_url}",
+        ("missing_pdf", "http"): "Missing PDF: the PDF is gone (HTTP {status}).",
+        ("missing_pdf", "not_a_pdf"): (
+            "Missing PDF: the link promises a PDF but the server sends something else."
+        ),
+        ("missing_pdf", "redirected_to_html"): (
+            "Missing PDF: the PDF link now leads to a web page instead of a PDF."
+        ),
+        ("missing_pdf", "*"): "Missing PDF ({detail}).",
+        ("unverified_link", "*"): (
+            "Could not verify the link: the site refused the check ({detail})."
+        ),
+        ("unverified_link", ""): "Could not verify the link: the site refused the check.",
+        ("unlinked_page", ""): (
+            "The page is listed in the sitemap, but no page of the section links to it."
+        ),
+        ("unlinked_page", "http"): (
+            "The page is listed in the sitemap, but no page of the section links to it "
+            "(HTTP {status})."
+        ),
+        ("unlinked_page", "*"): (
+            "The page is listed in the sitemap, but no page of the section links to it ({detail})."
+        ),
+    },
+}
+
 #: Added to transient failures that are still warnings (see checks.changes.apply_flakiness).
 TRANSIENT_NOTE = {
     "sv": "Det kan vara tillfälligt – vi kontrollerar igen innan det räknas som fel.",
     "en": "This may be temporary – we check again before counting it as an error.",
 }
+
+
+#: English sentences for detail codes, shown beside a finding in report.html (the watched
+#: links' cards); :func:`explain_detail`.
+DETAIL_TEXTS: dict[str, str] = {
+    "dns": "The domain name does not exist (DNS lookup failed).",
+    "refused": "The server refused the connection.",
+    "timeout": "The server did not answer in time.",
+    "tls": "The secure connection failed (HTTPS certificate problem).",
+    "connection": "The connection to the server failed.",
+    "redirect_loop": "The link redirects in a loop.",
+    "too_many_redirects": "The link goes through too many redirects.",
+    "soft_404": "The page says it does not exist, although the server reports success.",
+    "missing_fragment": "The page exists, but the anchor (#…) the link points to is missing.",
+    "malformed_url": "The address is malformed.",
+    "redirect_to_home": (
+        "The link is redirected to the site's front page: the page it pointed to has moved "
+        "or is gone."
+    ),
+    "not_a_pdf": "The server does not send a PDF file.",
+    "redirected_to_html": "The PDF link redirects to an ordinary web page.",
+}
+
+
+def _http_phrase(code: int) -> str:
+    try:
+        return http.HTTPStatus(code).phrase
+    except ValueError:
+        return "unexpected answer"
+
+
+def explain_detail(detail: str, check: Check | None = None) -> str:
+    """A plain-English sentence for a detail code ("" when there is nothing to say)."""
+    if detail in DETAIL_TEXTS:
+        return DETAIL_TEXTS[detail]
+    if (code := http_status(detail)) is not None:
+        if check is Check.REDIRECT:
+            return f"The address has moved permanently (HTTP {code})."
+        if check is Check.UNVERIFIED_LINK:
+            return f"The website refused our automatic check ({code} {_http_phrase(code)})."
+        if check is Check.MISSING_PDF:
+            return f"The PDF is gone: the server answered {code} ({_http_phrase(code)})."
+        return f"The server answered {code} ({_http_phrase(code)})."
+    if check is Check.STALE_PAGE and (days := stale_age(detail)) is not None:
+        return f"Last reviewed {days} days ago."
+    return ""
 
 
 def _lang(lang: str) -> str:
@@ -301,6 +452,42 @@ def verdict(lang: str, finding: Finding, *, transient: bool = False) -> str:
     if transient and finding.severity is Severity.WARNING:
         out = f"{out}. {TRANSIENT_NOTE[lang]}"
     return out
+
+
+def _candidates(check: str, detail: str, status: str) -> list[tuple[str, str]]:
+    """Catalog keys to try, most specific first: the exact detail, ``http_4xx``,
+    ``http``, any other detail (``*``), then the check alone."""
+    out = [(check, detail)]
+    if status:
+        out += [(check, f"http_{status[0]}xx"), (check, "http")]
+    if detail:
+        out.append((check, "*"))
+    out.append((check, ""))
+    return out
+
+
+def catalog_message(lang: str, finding: Finding) -> str | None:
+    """The catalog's sentence for a finding's (check, detail), or None when it has none."""
+    table = MESSAGES[_lang(lang)]
+    status = http_status(finding.detail)
+    code = "" if status is None else str(status)
+    days = stale_age(finding.detail) if finding.check is Check.STALE_PAGE else None
+    for key in _candidates(finding.check.value, finding.detail, code):
+        if key in table:
+            return table[key].format(
+                status=code,
+                days="?" if days is None else days,
+                detail=finding.detail,
+                new_url=finding.new_url or finding.target,
+            )
+    return None
+
+
+def finding_message(finding: Finding, lang: str = "en") -> str:
+    """The ``message`` of a finding in the reports: the finding's own (a finding read from
+    an old history or built by hand may carry one), else the catalog's sentence in ``lang``
+    (English for the machine formats: reports have no language of their own)."""
+    return finding.message or catalog_message(lang, finding) or finding.detail
 
 
 def covered_checks() -> set[Check]:

@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from checks.models import (
     Check,
+    DateSource,
     Finding,
     LinkRef,
     LinkResult,
@@ -91,7 +92,7 @@ def _pages() -> tuple[Page, ...]:
             html,
             depth=1,
             review_date=dt.date(2024, 11, 20),
-            review_date_source="text:Sidan granskades",
+            review_date_source=DateSource.TEXT,
         ),
         Page(
             EU_URL,
@@ -111,7 +112,7 @@ def _pages() -> tuple[Page, ...]:
             html,
             depth=2,
             review_date=STALE_REVIEW_DATE,
-            review_date_source="text:Sidan granskades",
+            review_date_source=DateSource.TEXT,
         ),
         Page(TAXOR_URL, 200, TITLES[TAXOR_URL], TAXOR_URL, html, depth=2),
         Page(HOSTILE_URL, 200, HOSTILE_TITLE, HOSTILE_URL, html, depth=1),
@@ -199,13 +200,14 @@ def _links() -> tuple[LinkResult, ...]:
 
 def _findings() -> tuple[Finding, ...]:
     # Deliberately shuffled: renderers must order them (watched, severity, page).
+    # Codes only, as the checks give them (the words come from reports.messages); the
+    # one message here stands for a hostile one read back from an old history.
     return (
         Finding(
             Check.MISSING_REVIEW_DATE,
             Severity.WARNING,
             TAXOR_URL,
             detail="",
-            message="No review date found on the page.",
         ),
         Finding(
             Check.BROKEN_LINK,
@@ -213,7 +215,6 @@ def _findings() -> tuple[Finding, ...]:
             EU_URL,
             target=BRUSSELS_URL,
             detail="http_404",
-            message="Broken link (the server answered HTTP 404).",
             link_text="North Sweden European Office i Bryssel",
         ),
         Finding(
@@ -222,7 +223,6 @@ def _findings() -> tuple[Finding, ...]:
             HOME_URL,
             target=FORBIDDEN_URL,
             detail="http_403",
-            message="Could not verify the link: the site refused the check (http_403).",
             link_text="Umeå kommun på Facebook",
         ),
         Finding(
@@ -231,8 +231,8 @@ def _findings() -> tuple[Finding, ...]:
             POLITIK_URL,
             target=SKL_URL,
             detail="http_301",
-            message=f"The link has moved permanently; update it to {SKR_URL}",
             link_text="Kommungruppsindelning (SKL)",
+            new_url=SKR_URL,
             watched=True,
         ),
         Finding(
@@ -240,7 +240,6 @@ def _findings() -> tuple[Finding, ...]:
             Severity.ERROR,
             STALE_URL,
             detail="2543_days",
-            message="Last reviewed 2018-03-28 (2543 days ago; the limit is 365 days).",
         ),
         Finding(
             Check.MISSING_PDF,
@@ -248,14 +247,12 @@ def _findings() -> tuple[Finding, ...]:
             TAXOR_URL,
             target=FAKE_PDF_URL,
             detail="not_a_pdf",
-            message="Missing PDF: the link promises a PDF but the server sends something else.",
             link_text="Taxa för bygglov 2024 (pdf, 212 kB)",
         ),
         Finding(
             Check.MISSING_REVIEW_DATE,
             Severity.WARNING,
             HOSTILE_URL,
-            message="No review date found on the page.",
         ),
         Finding(
             Check.BROKEN_LINK,
@@ -272,8 +269,8 @@ def _findings() -> tuple[Finding, ...]:
             EU_URL,
             target=SKL_URL,
             detail="http_301",
-            message=f"The link has moved permanently; update it to {SKR_URL}",
             link_text="Sveriges Kommuner och Landsting",
+            new_url=SKR_URL,
             watched=True,
         ),
         Finding(
@@ -282,7 +279,6 @@ def _findings() -> tuple[Finding, ...]:
             HOSTILE_URL,
             target="https://www.umea.se/uppleva/evenemang/anmal.html",
             detail="http_429",
-            message="Could not verify the link: the site refused the check (http_429).",
             link_text=RTL_TEXT,
         ),
     )

@@ -42,6 +42,7 @@ from reports.jinja_env import display_text, safe_href
 from reports.json_report import finding_sort_key, ordered_findings, render_json, report_to_dict
 from reports.junit_report import render_junit
 from reports.markdown_report import MAX_BYTES, MAX_ROWS, md_cell, render_markdown
+from reports.messages import finding_message
 from reports.render import CHUNKED, FORMATS, render_bytes
 
 try:
@@ -302,7 +303,7 @@ def test_json_round_trips_values():
     assert dt.date.fromisoformat(stale["review_date"]) == samples.STALE_REVIEW_DATE
     assert stale["age_days"] == (samples.AS_OF - samples.STALE_REVIEW_DATE).days == 2543
     assert stale["stale"] is True
-    assert stale["review_date_source"] == "text:Sidan granskades"
+    assert stale["review_date_source"] == "text"
     assert [p["url"] for p in data["pages"] if p["stale"]] == [samples.STALE_URL]
     assert pages[samples.TAXOR_URL]["review_date"] is None
     assert pages[samples.TAXOR_URL]["age_days"] is None
@@ -629,19 +630,24 @@ def test_html_sections_in_order_and_content():
     # by page: the stale page with review date, source and age
     page_part = html[page:]
     assert "2018-03-28" in page_part and "2543 days ago" in page_part
-    assert "text:Sidan granskades" in page_part
+    assert "source: <bdi>text</bdi>" in page_part
     assert "The address has moved permanently (HTTP 301)." in watched_part
     assert "Broken link (the server answered HTTP 404)." in html  # the checks' message
 
 
-def test_html_explains_details_when_there_is_no_message():
+def test_html_messages_come_from_the_catalog_when_findings_carry_none():
+    # The checks give codes only: the words are reports.messages' (one catalog).
     report = samples.sample_report()
     bare = tuple(replace(f, message="") for f in report.findings)
     html = render_html(replace(report, findings=bare))
-    assert "The server answered 404 (Not Found)." in html
-    assert "The server does not send a PDF file." in html
-    assert "The website refused our automatic check (403 Forbidden)." in html
-    assert "Last reviewed 2543 days ago." in html
+    assert "Broken link (the server answered HTTP 404)." in html
+    assert "Missing PDF: the link promises a PDF but the server sends something else." in html
+    assert "Could not verify the link: the site refused the check (http_403)." in html
+    assert "Last reviewed 2543 days ago; that is over the limit." in html
+    assert "No review date found on the page." in html
+    assert f"The link has moved permanently; update it to {samples.SKR_URL}" in html
+    # the watched links' cards explain the detail code too
+    assert "The address has moved permanently (HTTP 301)." in html
     # counts in the header
     assert '<div class="count error"><b>6</b>' in html
 
@@ -777,7 +783,7 @@ def whole_tree_junit(report):
                 continue
             failures += 1
             first = found[0]
-            message = first.message or j._describe(first)
+            message = finding_message(first) or j._describe(first)
             if len(found) > 1:
                 message = f"{len(found)} problems: {message}"
             failure = ET.SubElement(
