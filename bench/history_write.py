@@ -4,6 +4,10 @@ pages, 40,000 links (three references each) and 400 findings, three times.
     .venv/bin/python bench/history_write.py                 # SQLite, a temporary file
     .venv/bin/python bench/history_write.py postgresql://user@127.0.0.1/db   # password:
                                                             # SITEWATCH_DB_PASSWORD
+    .venv/bin/python bench/history_write.py --both    # SQLite, then a PostgreSQL of its own
+                                                      # (tests/pg.py, on 127.0.0.1): the ratio
+
+``make bench`` runs ``--both`` (``BENCH_HISTORY=0`` skips it).
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ def big_report(pages: int = 2000, links: int = 40_000, findings: int = 400) -> R
     return Report(info, ps, ls, fs)
 
 
-def main(where: str | None) -> None:
+def main(where: str | None) -> float:
+    """The median write in seconds (and its line printed)."""
     report = big_report()
     times = []
     for k in range(3):
@@ -68,7 +73,31 @@ def main(where: str | None) -> None:
     backend = "postgresql" if where and where.startswith("postgres") else "sqlite"
     shown = " ".join(f"{s * 1000:.0f}" for s in times)
     print(f"history write, {backend}: 2,000 pages / 40,000 links / 400 findings: {shown} ms")
+    return sorted(times)[1]
+
+
+def both() -> None:
+    """SQLite, then PostgreSQL started for the purpose: the two medians and their ratio."""
+    import os
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pg import pg_server
+
+    lite = main(None)
+    try:
+        with pg_server() as server:
+            os.environ["SITEWATCH_DB_PASSWORD"] = server.password
+            pg = main(server.url(server.new_database()))
+    except BaseException as e:  # pytest's skip (no PostgreSQL binaries) included
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        print(f"history write, postgresql: not measured ({e})")
+        return
+    print(f"history write, postgresql vs sqlite (medians): {pg / lite:.2f}x the time")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    if sys.argv[1:] == ["--both"]:
+        both()
+    else:
+        main(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -310,6 +310,13 @@ log "writing $RESULTS_MD"
     --work "$WORK" --elapsed "$(($(date +%s) - T0))" --polite "$POLITE"
 log "done in $(($(date +%s) - T0)) s: $RESULTS_MD"
 
+# ---------------------------------------------------------------------------- history write
+# The history write of a big run on SQLite and on a PostgreSQL started for it (tests/pg.py).
+if [ "${BENCH_HISTORY:-1}" = 1 ]; then
+    log "history write: SQLite vs PostgreSQL"
+    "$PY" "$BENCH/history_write.py" --both | tee "$WORK/history_write.txt"
+fi
+
 # ---------------------------------------------------------------------------- scale-out
 # BENCH_SCALEOUT=1: 20 generated sites of 500 pages, Dramatiq workers, 1 vs 2 (a few
 # minutes; bench/scaleout.sh, its own nginx and redis-server). Not in RESULTS.md: it prints
