@@ -48,7 +48,7 @@ def test_no_scrapy_name_shadowed() -> None:
     assert not (ROOT / "scrapy.cfg").exists()
 
 
-#: Process management: only crawler/processes.py forks, spawns, signals, reaps or ends the
+#: Process management: only crawler/app/processes.py forks, spawns, signals, reaps or ends the
 #: process; ``os.kill(pid, 0)`` (does it still run?) is allowed anywhere.
 PROCESS_CALLS = {
     ("os", name)
@@ -116,7 +116,7 @@ def _liveness_probes(path: Path) -> set[int]:
 
 
 def test_only_the_process_helper_manages_processes() -> None:
-    helper = ROOT / "crawler" / "processes.py"
+    helper = ROOT / "crawler" / "app" / "processes.py"
     assert process_management(helper)  # the check sees what it is looking for
     bad = {}
     for package in ("crawler", "reports", "checks"):
