@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from crawler import config as config_module
 from crawler.config import Config, OwnerConfig, load_config
+from crawler.config import model as config_module
 from crawler.config.defaults import DEFAULTS
 
 DEFAULT_TOML = Path(__file__).resolve().parents[1] / "config" / "default.toml"
