@@ -249,11 +249,11 @@ def _audit(
 
 
 #: Audits that must give the same report as the default one: a frontier of 1 and 3 pages
-#: (crawler.engine.spider.FRONTIER), and the references written 2 at a time and every target's
+#: (crawler.engine.frontier.FRONTIER), and the references written 2 at a time and every target's
 #: ``found_on`` read back from the spill file as it is iterated (crawler.state.spill).
 SMALL = {
-    "frontier1": "import crawler.engine.spider as s; s.FRONTIER = 1",
-    "frontier3": "import crawler.engine.spider as s; s.FRONTIER = 3",
+    "frontier1": "import crawler.engine.frontier as s; s.FRONTIER = 1",
+    "frontier3": "import crawler.engine.frontier as s; s.FRONTIER = 3",
     "spilled": (
         "import crawler.state.crawl_state as c, crawler.state.spill as p\n"
         "c.INLINE_REFS, c.HOLD_REFS, p.BATCH, p.MEMORY_REFS = 1, 0, 2, 0"

@@ -8,7 +8,7 @@ Tuning knobs an operator may change are settings here too (``crawl.parse_workers
 constant is either a protocol or safety limit (``crawler.http.http1.MAX_HEAD``,
 ``crawler.pages.sitemap_parse.MAX_ENTRIES``, ``crawler.pages.pdf_links.CHILD_MEMORY``) or an
 internal trade-off measured against the benchmark bars, whose value does not change what an audit
-finds (``crawler.state.spill.MEMORY_REFS``/``BATCH``, ``crawler.engine.spider.FRONTIER``,
+finds (``crawler.state.spill.MEMORY_REFS``/``BATCH``, ``crawler.engine.frontier.FRONTIER``,
 ``crawler.state.crawl_state.INLINE_REFS``; tests vary them to prove that).
 """
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-#: Characters of a stylesheet read (the spider fetches at most ``spider.FULL_BYTES``).
+#: Characters of a stylesheet read (the spider fetches at most ``engine.modes.FULL_BYTES``).
 MAX_CHARS = 2_000_000
 #: References returned per stylesheet or ``<style>`` block.
 MAX_REFS = 10_000

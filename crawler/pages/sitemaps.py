@@ -221,7 +221,7 @@ def seed_sitemap_pages(
     """The page requests for the sitemap pages no link reached (the spider's idle hook,
     once the link crawl ran dry; once per crawl). They count as depth 1 and obey the
     crawl's limits (``refusal``: ``AuditSpider._crawl_refusal``)."""
-    from crawler.engine.spider import PAGE
+    from crawler.engine.modes import PAGE
 
     state.sitemap_due = False
     for url in state.sitemap.pages if state.sitemap is not None else ():

@@ -1,7 +1,7 @@
 """Reading an in-scope stylesheet for the files it refers to (``@import``, ``url(...)``).
 
 The spider fetches a stylesheet that a page links with ``<link rel=stylesheet>`` (or that
-another stylesheet ``@import``s) with a GET capped at ``spider.FULL_BYTES`` when it lies in
+another stylesheet ``@import``s) with a GET capped at ``engine.modes.FULL_BYTES`` when it lies in
 the crawl's scope; outside the scope it is only checked, as any other link. Each reference
 is then taken as a link *found on the stylesheet* (``LinkRef.page`` is the stylesheet's URL,
 ``LinkRef.tag`` ``@import`` or ``css``), resolved against the stylesheet's own URL as
