@@ -14,7 +14,7 @@ import socket
 import threading
 from types import TracebackType
 
-from crawler.rerun.fetch_cache import PassSettings, _revalidate
+from crawler.rerun.revalidate import PassSettings, _revalidate
 
 PAGES = 8
 CHANGED = {1, 4}

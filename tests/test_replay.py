@@ -19,8 +19,9 @@ from checks.models import LinkRef, LinkResult, Page, RedirectHop, Verdict
 from checks.policy import Policy
 from crawler.history import Store
 from crawler.http.client import Answer, Client, pipelined
-from crawler.rerun.fetch_cache import Confirm, FetchCache
+from crawler.rerun.fetch_cache import FetchCache
 from crawler.rerun.replay import NotReplayable, Plan, holds, plan
+from crawler.rerun.revalidate import Confirm
 from demo.server import Route, SiteServer
 from tests.cli_runner import sitewatch, write_config
 from tests.raw_http import RawServer
@@ -404,7 +405,7 @@ def test_a_pipelined_304_for_another_entity_tag_is_asked_again_on_its_own() -> N
     """A 304 whose ETag is not the one asked about may be an answer out of step with its
     request: the pass asks that URL once more on its own before taking it as unchanged."""
     from crawler.http.client import same_etag
-    from crawler.rerun.fetch_cache import PassSettings, _revalidate
+    from crawler.rerun.revalidate import PassSettings, _revalidate
 
     assert same_etag('"a"', '"a"') and same_etag('W/"a"', '"a"') and same_etag('"a"', 'W/"a"')
     assert not same_etag('"a"', None) and not same_etag('"a"', '"b"')

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from crawler.rerun.fetch_cache import PassSettings
+from crawler.rerun.revalidate import PassSettings
 from demo.server import Route, SiteServer
 from tests.cli_runner import CliResult, sitewatch, write_config
 

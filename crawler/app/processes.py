@@ -1,7 +1,7 @@
 """Child processes: the one module that forks, spawns, signals and reaps.
 
 An audit uses child processes for four jobs: parse workers (``crawler.pages.parse_worker``), the
-re-run's revalidation pass (``crawler.rerun.fetch_cache``), the report child
+re-run's revalidation pass (``crawler.rerun.revalidate``), the report child
 (``crawler.app.report_writer``), the PDF reader (``crawler.pages.pdf_links``);
 ``sitewatch schedule`` runs each audit as a command of its own (``crawler.app.schedule``).
 They all start here:

@@ -18,7 +18,8 @@ from crawler.config import Config
 from crawler.engine.scrapy_settings import ROBOTS_AGENT
 from crawler.pages.refresh import dead_end_note
 from crawler.pages.urls import resolve
-from crawler.rerun.fetch_cache import FetchCache, PassSettings, profile_key
+from crawler.rerun.fetch_cache import FetchCache, profile_key
+from crawler.rerun.revalidate import PassSettings
 from crawler.state.crawl_state import CrawlParams, CrawlState, Links
 from crawler.state.memory import trim
 

@@ -42,7 +42,7 @@ from crawler.pages.refresh import (
 )
 from crawler.pages.stylesheets import stylesheet_refs
 from crawler.pages.urls import Resolved, path_trap, resolve, trap_shape
-from crawler.rerun.fetch_cache import conditional_headers
+from crawler.rerun.revalidate import conditional_headers
 from crawler.state.crawl_state import Target
 
 #: Page requests handed to Scrapy at a time (issued, not yet answered). Further pages wait

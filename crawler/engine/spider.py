@@ -44,7 +44,8 @@ from crawler.pages.parse_worker import (
 )
 from crawler.pages.pdf_fetch import PdfLinks
 from crawler.pages.urls import ResolveCache, resolve
-from crawler.rerun.fetch_cache import FetchCache, PendingRevalidation
+from crawler.rerun.fetch_cache import FetchCache
+from crawler.rerun.revalidate import PendingRevalidation
 from crawler.state.crawl_state import CrawlState, Target
 
 

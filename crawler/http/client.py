@@ -3,7 +3,7 @@
 ``_request_head`` and read by ``crawler.http.http1``, the audit's own response reader (one HTTP
 stack; docs/decisions/0001-http-stack.md).
 
-The pass before a re-run (``crawler.rerun.fetch_cache``) asks one question per stored URL
+The pass before a re-run (``crawler.rerun.revalidate``) asks one question per stored URL
 ("changed since?") and reads no body but robots.txt. aiohttp costs ~0.4 s to import and
 ~0.3 ms a request here; this client imports in ~0.05 s and keeps one connection per
 origin and worker (keep-alive; a short body it does not read, such as an error page, is

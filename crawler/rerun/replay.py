@@ -5,7 +5,7 @@ The weekly re-run of a site that did not change costs mostly what surrounds the 
 previous run was complete and made with the same settings, this module asks the server
 whether anything changed, with one pass of bare requests (the small client of
 ``crawler.http.client``; the stored rows in a forked ``PendingRevalidation``, the targets to
-confirm here with ``fetch_cache.confirm_targets``):
+confirm here with ``revalidate.confirm_targets``):
 
 * every stored in-scope URL conditionally (``If-None-Match``/``If-Modified-Since``): it
   must answer 304;
@@ -35,7 +35,8 @@ from checks.policy import Policy
 from checks.refresh import REFRESH_STATUS
 from checks.soft_moved import DETAIL as SOFT_MOVED
 from crawler.config import Config
-from crawler.rerun.fetch_cache import Confirm, FetchCache, PassSettings, confirm_targets
+from crawler.rerun.fetch_cache import FetchCache
+from crawler.rerun.revalidate import Confirm, PassSettings, confirm_targets
 
 #: Bump when what a run stores for replay changes meaning.
 #: 3: fragments matched as browsers do, meta refresh followed, stylesheet references,
