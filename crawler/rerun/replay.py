@@ -83,77 +83,21 @@ def plan(
     policy: Policy,
 ) -> Plan:
     """What to ask the server before reusing run ``source``; raises NotReplayable."""
-    scopes = tuple(in_scope)
-
-    def scoped(url: str) -> bool:
-        return any(url.startswith(s) for s in scopes)
-
-    fresh: set[str] = set()
-    confirms: dict[str, Confirm] = {}
+    planner = _Planner(tuple(in_scope), cache, policy)
     fragmented = {link.url.partition("#")[0] for link in links if "#" in link.url}
-
-    def confirm(url: str, status: int, location: str = "", **kw: Any) -> None:
-        c = Confirm(url, status, location, page=scoped(url), **kw)
-        if confirms.setdefault(url, c) != c:
-            raise NotReplayable(f"{url} answered two ways")
-
-    def final_answer(url: str, status: int | None, detail: str, head_type: str | None) -> None:
-        """``url`` answered ``status`` at the end of its chain (or directly); with
-        ``head_type`` the crawl would ask it with HEAD and see that content type."""
-        if status is None:
-            raise NotReplayable(f"{url}: {detail or 'no answer'}")
-        if status >= 400:
-            if detail and detail != f"http_{status}":
-                raise NotReplayable(f"{url}: {detail}")
-            confirm(url, status)
-        elif scoped(url):
-            fresh.add(url)
-        elif not policy.is_watched(url) and cache.cached_link(url, 0) is not None:
-            pass  # the crawl would reuse the cached outside verdict too
-        elif head_type is not None:
-            confirm(url, status, method="HEAD", content_type=head_type)
-        else:
-            raise NotReplayable(f"{url}: an outside answer with a body to read")
-
     seen: set[str] = set()
     for link in links:
         base = link.url.partition("#")[0]
         if base in seen or link.verdict is Verdict.SKIPPED:
             continue
         seen.add(base)
-        live = not link.internal and (policy.is_watched(base) or cache.cached_link(base, 0) is None)
-        if not link.internal and not live:
-            continue  # the crawl would reuse the cached outside verdict too
-        # An outside target the crawl asks live with HEAD (no #fragment to look up, no
-        # PDF to sniff) and found working: its status and content type are all that
-        # verdict rests on. (A verdict read from a body, such as soft_404, is not; a
-        # redirect onto a front page, checks.soft_moved, rests on the chain alone.)
-        head = (
-            live
-            and not link.pdf_link
-            and base not in fragmented
-            and (link.verdict in (Verdict.OK, Verdict.REDIRECT) or link.detail == SOFT_MOVED)
-        )
-        head_type = link.content_type if head else None
-        chain = link.redirect_chain
-        if link.detail == "meta_refresh" or any(h.status == REFRESH_STATUS for h in chain):
-            raise NotReplayable(f"{base}: a meta refresh (read from the body)")
-        if not chain:
-            detail = link.detail if link.verdict is not Verdict.OK else ""
-            final_answer(base, link.status, detail, head_type)
-            continue
-        if link.verdict is Verdict.REDIRECT and any(h.status not in _PERMANENT for h in chain):
-            raise NotReplayable(f"{base}: mixed redirect chain")
-        final = link.final_url
-        for hop, nxt in zip(chain, [*(h.url for h in chain[1:]), final], strict=True):
-            confirm(hop.url, hop.status, nxt, method="HEAD" if head else "GET")
-        detail = link.detail if link.verdict not in (Verdict.OK, Verdict.REDIRECT) else ""
-        final_answer(final, link.status, detail, head_type)
+        planner.link(link, base, base in fragmented)
+    fresh, confirms = planner.fresh, planner.confirms
     for page in pages:
         if page.status is None:
             raise NotReplayable(f"{page.url}: {page.error or 'no answer'}")
         if page.url not in seen and page.url not in fresh and page.url not in confirms:
-            final_answer(page.url, page.status, "", None)
+            planner.final_answer(page.url, page.status, "", None)
     return Plan(
         source=source,
         pages=pages,
@@ -162,6 +106,77 @@ def plan(
         fresh=frozenset(fresh),
         confirms=tuple(confirms.values()),
     )
+
+
+class _Planner:
+    """The plan being made: the URLs that must answer 304, the targets to confirm."""
+
+    def __init__(self, scopes: tuple[str, ...], cache: FetchCache, policy: Policy) -> None:
+        self.scopes = scopes
+        self.cache = cache
+        self.policy = policy
+        self.fresh: set[str] = set()
+        self.confirms: dict[str, Confirm] = {}
+
+    def scoped(self, url: str) -> bool:
+        return any(url.startswith(s) for s in self.scopes)
+
+    def confirm(self, url: str, status: int, location: str = "", **kw: Any) -> None:
+        c = Confirm(url, status, location, page=self.scoped(url), **kw)
+        if self.confirms.setdefault(url, c) != c:
+            raise NotReplayable(f"{url} answered two ways")
+
+    def final_answer(
+        self, url: str, status: int | None, detail: str, head_type: str | None
+    ) -> None:
+        """``url`` answered ``status`` at the end of its chain (or directly); with
+        ``head_type`` the crawl would ask it with HEAD and see that content type."""
+        if status is None:
+            raise NotReplayable(f"{url}: {detail or 'no answer'}")
+        if status >= 400:
+            if detail and detail != f"http_{status}":
+                raise NotReplayable(f"{url}: {detail}")
+            self.confirm(url, status)
+        elif self.scoped(url):
+            self.fresh.add(url)
+        elif not self.policy.is_watched(url) and self.cache.cached_link(url, 0) is not None:
+            pass  # the crawl would reuse the cached outside verdict too
+        elif head_type is not None:
+            self.confirm(url, status, method="HEAD", content_type=head_type)
+        else:
+            raise NotReplayable(f"{url}: an outside answer with a body to read")
+
+    def link(self, link: LinkResult, base: str, fragmented: bool) -> None:
+        """What ``link`` (first seen at ``base``) needs to answer again."""
+        policy, cache = self.policy, self.cache
+        live = not link.internal and (policy.is_watched(base) or cache.cached_link(base, 0) is None)
+        if not link.internal and not live:
+            return  # the crawl would reuse the cached outside verdict too
+        # An outside target the crawl asks live with HEAD (no #fragment to look up, no
+        # PDF to sniff) and found working: its status and content type are all that
+        # verdict rests on. (A verdict read from a body, such as soft_404, is not; a
+        # redirect onto a front page, checks.soft_moved, rests on the chain alone.)
+        head = (
+            live
+            and not link.pdf_link
+            and not fragmented
+            and (link.verdict in (Verdict.OK, Verdict.REDIRECT) or link.detail == SOFT_MOVED)
+        )
+        head_type = link.content_type if head else None
+        chain = link.redirect_chain
+        if link.detail == "meta_refresh" or any(h.status == REFRESH_STATUS for h in chain):
+            raise NotReplayable(f"{base}: a meta refresh (read from the body)")
+        if not chain:
+            detail = link.detail if link.verdict is not Verdict.OK else ""
+            self.final_answer(base, link.status, detail, head_type)
+            return
+        if link.verdict is Verdict.REDIRECT and any(h.status not in _PERMANENT for h in chain):
+            raise NotReplayable(f"{base}: mixed redirect chain")
+        final = link.final_url
+        for hop, nxt in zip(chain, [*(h.url for h in chain[1:]), final], strict=True):
+            self.confirm(hop.url, hop.status, nxt, method="HEAD" if head else "GET")
+        detail = link.detail if link.verdict not in (Verdict.OK, Verdict.REDIRECT) else ""
+        self.final_answer(final, link.status, detail, head_type)
 
 
 def holds(
