@@ -361,6 +361,7 @@ def test_revalidation_pass_in_a_child(
     import os
 
     import crawler.rerun.fetch_cache as fc
+    import crawler.rerun.revalidate as rv
     from crawler.history import Store
     from crawler.rerun.fetch_cache import FetchCache, Fetched
 
@@ -387,13 +388,13 @@ def test_revalidation_pass_in_a_child(
         if how == "no_fork":
             monkeypatch.setattr(fc, "FORK_REVALIDATE", False)
         elif how == "child_dies":
-            monkeypatch.setattr(fc, "_revalidate_child", lambda rows, args, sock: os._exit(3))
+            monkeypatch.setattr(rv, "_revalidate_child", lambda rows, args, sock: os._exit(3))
         elif how == "child_garbles":
 
             def garble(rows: object, args: object, sock: socket.socket) -> None:
                 sock.sendall(b"not a pickle")
 
-            monkeypatch.setattr(fc, "_revalidate_child", garble)
+            monkeypatch.setattr(rv, "_revalidate_child", garble)
         inline = FetchCache(db, "p", 2, max_age_days=7)
         inline.revalidate(SETTINGS)
         inline.close()
