@@ -3,7 +3,7 @@ page, redirects followed, retries (the ``Frontier`` part of ``AuditSpider``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -40,10 +40,11 @@ from crawler.pages.parse_worker import (
 from crawler.pages.refresh import (
     widen_scope,
 )
+from crawler.pages.sitemaps import same_page
 from crawler.pages.stylesheets import stylesheet_refs
 from crawler.pages.urls import Resolved, path_trap, resolve, trap_shape
 from crawler.rerun.revalidate import conditional_headers
-from crawler.state.crawl_state import Target
+from crawler.state.crawl_state import CrawlState, Target
 
 #: Page requests handed to Scrapy at a time (issued, not yet answered). Further pages wait
 #: in the spider's own frontier as their targets (with ``Target.depth``), instead of a ~2 KB
@@ -404,3 +405,28 @@ class Frontier:
             head_bytes=f.head_bytes,
             method=f.method,
         )
+
+
+def seed_sitemap_pages(
+    state: CrawlState,
+    refusal: Callable[[Target, int], str | None],
+    ensure: Callable[[Target, int, int], Request | None],
+) -> Iterator[Request]:
+    """The page requests for the sitemap pages no link reached (the spider's idle hook,
+    once the link crawl ran dry; once per crawl). They count as depth 1 and obey the
+    crawl's limits (``refusal``: ``AuditSpider._crawl_refusal``)."""
+    state.sitemap_due = False
+    for url in state.sitemap.pages if state.sitemap is not None else ():
+        if any(u in state.targets or u in state.parsed for u in same_page(url)):
+            continue  # reached by a link (or a redirect) from the section
+        t = state.target(url, internal=True)
+        reason = refusal(t, 1)
+        if reason is not None:
+            state.not_crawled[reason] += 1
+            state.stats["sitemap_pages_not_crawled"] += 1
+            continue
+        state.unlinked.append(url)
+        state.stats["sitemap_pages_seeded"] += 1
+        req = ensure(t, PAGE, 1)
+        if req is not None:
+            yield req

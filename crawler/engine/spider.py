@@ -189,7 +189,7 @@ class AuditSpider(Frontier, Answers, Spider):
                 submit(req)
                 issued += 1
         elif self.state.sitemap_due:
-            from crawler.pages.sitemaps import seed_sitemap_pages
+            from crawler.engine.frontier import seed_sitemap_pages
 
             for req in seed_sitemap_pages(self.state, self._crawl_refusal, self._ensure):
                 submit(req)

@@ -14,7 +14,7 @@ import datetime as dt
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -29,10 +29,7 @@ from crawler.pages.sitemap_parse import (
 from crawler.pages.urls import resolve
 
 if TYPE_CHECKING:
-    from scrapy import Request
-
     from crawler.config import Config
-    from crawler.state.crawl_state import CrawlState, Target
 
 #: Sitemaps read at most per audit (index files included).
 MAX_SITEMAPS = 100
@@ -211,33 +208,6 @@ def same_page(url: str) -> tuple[str, ...]:
     if name in INDEX_NAMES and "://" in head:
         return (url, head + "/")
     return (url,)
-
-
-def seed_sitemap_pages(
-    state: CrawlState,
-    refusal: Callable[[Target, int], str | None],
-    ensure: Callable[[Target, int, int], Request | None],
-) -> Iterator[Request]:
-    """The page requests for the sitemap pages no link reached (the spider's idle hook,
-    once the link crawl ran dry; once per crawl). They count as depth 1 and obey the
-    crawl's limits (``refusal``: ``AuditSpider._crawl_refusal``)."""
-    from crawler.engine.modes import PAGE
-
-    state.sitemap_due = False
-    for url in state.sitemap.pages if state.sitemap is not None else ():
-        if any(u in state.targets or u in state.parsed for u in same_page(url)):
-            continue  # reached by a link (or a redirect) from the section
-        t = state.target(url, internal=True)
-        reason = refusal(t, 1)
-        if reason is not None:
-            state.not_crawled[reason] += 1
-            state.stats["sitemap_pages_not_crawled"] += 1
-            continue
-        state.unlinked.append(url)
-        state.stats["sitemap_pages_seeded"] += 1
-        req = ensure(t, PAGE, 1)
-        if req is not None:
-            yield req
 
 
 def gather(

@@ -215,7 +215,8 @@ class CrawlState:
         self.sitemap: SitemapSeeds | None = None
         #: The sitemap pages no link had reached when they were seeded (``unlinked_page``).
         self.unlinked: list[str] = []
-        #: The sitemap pages are still to be seeded (``crawler.pages.sitemaps.seed_sitemap_pages``).
+        #: The sitemap pages are still to be seeded
+        #: (``crawler.engine.frontier.seed_sitemap_pages``).
         self.sitemap_due = False
 
     @property
