@@ -115,7 +115,7 @@ class LinkResult:
     redirect_chain: tuple[RedirectHop, ...] = ()
     content_type: str = ""
     #: Every place the link is found; a tuple, or a lazy sequence from the crawler
-    #: (``crawler.state.crawl_state.SpilledRefs``, equal to the tuple of the same items).
+    #: (``crawler.crawl_state.SpilledRefs``, equal to the tuple of the same items).
     found_on: Sequence[LinkRef] = ()
     #: True when the link is a PDF link (by URL, link text or served type).
     pdf_link: bool = False
@@ -173,7 +173,7 @@ class Report:
     run: RunInfo
     pages: tuple[Page, ...]
     #: A tuple, or (from an audit) a lazy sequence made again from the crawl's temporary
-    #: reference file each time it is iterated (``crawler.state.crawl_state.Links``, equal to
+    #: reference file each time it is iterated (``crawler.crawl_state.Links``, equal to
     #: the tuple of the same results): iterate it, rather than index it.
     links: Sequence[LinkResult]
     findings: tuple[Finding, ...]
