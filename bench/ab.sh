@@ -53,8 +53,11 @@ audit() {  # tree tag site-args... : one audit, its wall time in ms on stdout
     shift 2
     local start end
     start=$(date +%s%N)
+    # The command line moved to crawler/app/ (issue 17); an older base tree has crawler/cli.py.
+    local cli=crawler.app.cli
+    [ -f "$t/crawler/app/cli.py" ] || cli=crawler.cli
     # From $TMP: `python -m` puts the working directory first on sys.path.
-    (cd "$TMP" && PYTHONPATH=$t "$PY" -m crawler.cli audit "$@" --config "$TMP/$tag.toml" \
+    (cd "$TMP" && PYTHONPATH=$t "$PY" -m "$cli" audit "$@" --config "$TMP/$tag.toml" \
         --out "$TMP/out-$tag" --as-of 2026-11-26 -q >/dev/null 2>&1) || true
     end=$(date +%s%N)
     echo $(((end - start) / 1000000))

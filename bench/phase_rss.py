@@ -14,11 +14,11 @@ from typing import Any
 
 import psutil
 
-import crawler.audit as audit
+import crawler.app.report_writer as report_writer
+import crawler.engine.audit as audit
 import crawler.history as history
-import crawler.report_writer as report_writer
 import reports.render as render
-from crawler.cli import main
+from crawler.app.cli import main
 
 _PROC = psutil.Process()
 

@@ -330,7 +330,7 @@ def main() -> None:
         "Each pair starts from an empty history database; the re-run reuses it. An "
         "unchanged site is replayed from the previous run without a crawl "
         "(`replayed_from_run`: every stored URL answered 304 to a conditional request, "
-        "every target the crawl would ask again answered as before, crawler/replay.py); a "
+        "every target the crawl would ask again answered as before, crawler/rerun/replay.py); a "
         "changed one is crawled, with 304s replaying stored page facts and outside "
         "verdicts younger than links.cache_max_age reused.",
         "",

@@ -73,9 +73,9 @@ outbox = "{run_dir / "outbox"}"
 
 
 def finished(config: Path) -> list:  # RunRow
+    from crawler.app.sites import load_sites
     from crawler.config import load_config
     from crawler.history.runs import open_store
-    from crawler.sites import load_sites
 
     with open_store(load_config(config)) as store:
         rows = [r for site in load_sites(config) for r in store.runs(site, limit=5)]
@@ -101,7 +101,7 @@ def measure(args: argparse.Namespace, work: Path, w: int) -> dict:
         [
             sys.executable,
             "-m",
-            "crawler.cli",
+            "crawler.app.cli",
             "worker",
             "--config",
             str(config),

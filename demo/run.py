@@ -38,7 +38,7 @@ SITE = "umea.se/internationellt (demo)"
 
 
 def sitewatch(*args: str) -> int:
-    return subprocess.call([sys.executable, "-m", "crawler.cli", *args])
+    return subprocess.call([sys.executable, "-m", "crawler.app.cli", *args])
 
 
 def weeks_done(db: Path = HISTORY) -> set[str]:
@@ -96,7 +96,7 @@ def print_workspace(config: Path, key: str, made_here: bool) -> None:
     token = Signing(key).owner_token("Karin Nyström", SITE)
     base = f"http://127.0.0.1:{WEB_PORT}"
     print("\nsitewatch demo: the editors' workspace (acknowledge, dismiss, snooze):")
-    command = f"{sys.executable} -m crawler.cli web --config {config} --admin-open"
+    command = f"{sys.executable} -m crawler.app.cli web --config {config} --admin-open"
     if made_here:  # a throwaway key of this demo run (a real one is never printed)
         print(f"  start it:  {SECRET_ENV}={key} \\")
         print(f"             {command}")

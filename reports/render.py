@@ -5,7 +5,7 @@ Each format has its own module; every renderer consumes only :class:`checks.mode
 The renderer modules are imported when first used (the formats that need Jinja2, HTML and
 Markdown, cost ~0.12 s to import and compile). Writing the files of an audit (temporary
 names, renaming, sharing the formats with a forked child) is the crawler's:
-``crawler.report_writer``.
+``crawler.app.report_writer``.
 """
 
 from __future__ import annotations

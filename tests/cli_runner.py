@@ -50,7 +50,7 @@ def sitewatch(
     """``sitewatch ARGS`` run from ``cwd``; reports land in ``cwd/out`` unless --out is given."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-m", "crawler.cli", *args],
+        [sys.executable, "-m", "crawler.app.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

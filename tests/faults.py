@@ -287,7 +287,7 @@ def run_measured(*args: str, cwd: Path, timeout: float = 180) -> Measured:
     out_path, err_path = cwd / "stdout.txt", cwd / "stderr.txt"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "crawler.cli", *args],
+            [sys.executable, "-m", "crawler.app.cli", *args],
             cwd=cwd,
             stdout=out,
             stderr=err,

@@ -504,6 +504,6 @@ def test_fail_on_check_names(sites, tmp_path: Path) -> None:
     ],
 )
 def test_link_text_that_promises_a_pdf(text: str, promised: bool) -> None:
-    from crawler.spider import says_pdf
+    from crawler.engine.modes import says_pdf
 
     assert says_pdf(text) is promised

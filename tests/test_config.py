@@ -12,7 +12,7 @@ import pytest
 from checks.models import Check, Severity
 from checks.policy import Policy
 from crawler.config import COMMAND_LINE, Config, ConfigError, load_config
-from crawler.defaults import DEFAULTS
+from crawler.config.defaults import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "example-umea.toml"
@@ -623,7 +623,7 @@ def test_only_config_errors_escape(overrides):
 
 
 def test_parse_workers_auto_or_a_count(tmp_path):
-    from crawler.audit import crawl_params
+    from crawler.engine.audit import crawl_params
 
     assert load_config().crawl.parse_workers == "auto"
     assert crawl_params(load_config()).parse_workers is None
@@ -637,7 +637,7 @@ def test_parse_workers_auto_or_a_count(tmp_path):
 
 
 def test_replay_switch(tmp_path):
-    from crawler.replay import replay_key
+    from crawler.rerun.replay import replay_key
 
     assert load_config().history.replay is True
     off = load_config(write(tmp_path, "[history]\nreplay = false\n"))

@@ -1,4 +1,4 @@
-"""config/default.toml, crawler/defaults.py and the Config dataclasses stay in step."""
+"""config/default.toml, crawler/config/defaults.py and the Config dataclasses stay in step."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from crawler import config as config_module
 from crawler.config import Config, OwnerConfig, load_config
-from crawler.defaults import DEFAULTS
+from crawler.config import model as config_module
+from crawler.config.defaults import DEFAULTS
 
 DEFAULT_TOML = Path(__file__).resolve().parents[1] / "config" / "default.toml"
 

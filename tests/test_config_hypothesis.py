@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crawler.config import COMMAND_LINE, Config, ConfigError, load_config
-from crawler.defaults import DEFAULTS
+from crawler.config.defaults import DEFAULTS
 
 # --------------------------------------------------------------------------- TOML emitter
 

@@ -1,4 +1,4 @@
-"""Cookies: the audit's front (crawler.cookies_middleware) sends exactly the cookies
+"""Cookies: the audit's front (crawler.engine.cookies_middleware) sends exactly the cookies
 Scrapy's CookiesMiddleware alone sends, loads it (and tldextract) only when the first
 cookie arrives, and a site that needs its session cookie back is audited fine."""
 
@@ -13,7 +13,7 @@ import pytest
 from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.http import Request, Response
 
-from crawler.cookies_middleware import LazyCookiesMiddleware
+from crawler.engine.cookies_middleware import LazyCookiesMiddleware
 from demo.server import Route, SiteServer
 from tests.cli_runner import sitewatch, write_config
 from tests.faults import html_doc
@@ -110,7 +110,7 @@ def test_tldextract_loads_only_with_the_first_cookie() -> None:
     code = """
 import sys
 from scrapy.http import Request, Response
-from crawler.cookies_middleware import LazyCookiesMiddleware
+from crawler.engine.cookies_middleware import LazyCookiesMiddleware
 mw = LazyCookiesMiddleware()
 r = Request("https://www.umea.se/")
 mw.process_request(r)

@@ -331,7 +331,7 @@ def test_failed_scheduled_audit_does_not_crash_a_running_adhoc_audit(
     audit of the same site fires (its start URL is unreachable: the child exits 2), and the
     scheduler marks the failed run crashed. The ad-hoc audit then finishes and is stored.
     """
-    import crawler.schedule as schedule
+    import crawler.app.schedule as schedule
 
     ua = "sw-adhoc"
     adhoc = config(tmp_path, site, ua)

@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import pytest
 
-from crawler.pdf_links import extract_links
+from crawler.pages.pdf_links import extract_links
 from demo.make_flyer import BROKEN_LINK, GOOD_LINK
 from demo.routes import (
     AS_OF,

@@ -58,7 +58,7 @@ def test_two_weeks_of_the_demo(tmp_path: Path) -> None:
     who = Signing(SECRET).read_owner_token(m.group(2), 28)
     assert who is not None and who.owner == "Karin Nyström"
     assert "admin:                  http://127.0.0.1:8150/admin" in week1.stdout
-    assert "-m crawler.cli web --config out/demo-config.toml --admin-open" in week1.stdout
+    assert "-m crawler.app.cli web --config out/demo-config.toml --admin-open" in week1.stdout
     assert SECRET not in week1.stdout  # a key from the environment is never printed
 
     week2 = demo(tmp_path, "--port", str(port))  # week 1 is in the history: week 2
@@ -77,7 +77,15 @@ def test_two_weeks_of_the_demo(tmp_path: Path) -> None:
     assert m, week2.stdout
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SITEWATCH_WEB_SECRET": SECRET}
     web = subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", "web", "--config", "out/demo-config.toml", *WEB_ARGS],
+        [
+            sys.executable,
+            "-m",
+            "crawler.app.cli",
+            "web",
+            "--config",
+            "out/demo-config.toml",
+            *WEB_ARGS,
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

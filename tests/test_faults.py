@@ -169,7 +169,7 @@ def test_decode_capped_every_encoding() -> None:
     import brotli
     from backports import zstd
 
-    from crawler.compression import decode_capped
+    from crawler.engine.compression import decode_capped
 
     data = b"<p>Hej</p>" * 50_000
     raw = zlib.compressobj(wbits=-15)
@@ -187,7 +187,7 @@ def test_decode_capped_every_encoding() -> None:
 
 
 def test_decode_capped_bomb_and_damage() -> None:
-    from crawler.compression import decode_capped
+    from crawler.engine.compression import decode_capped
     from tests.faults import gzip_bomb_parts
 
     first, block, _, _ = gzip_bomb_parts()

@@ -1,4 +1,4 @@
-"""``crawler.extract.first_descendant`` finds what ``find(".//tag")`` finds, in any tree."""
+"""``crawler.pages.extract.first_descendant`` finds what ``find(".//tag")`` finds, in any tree."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from crawler.extract import first_descendant, parse_html
+from crawler.pages.extract import first_descendant, parse_html
 
 TAGS = ("title", "head", "body", "div", "p", "noscript", "svg")
 

@@ -13,7 +13,7 @@ from checks.fragments import decoded_fragment, fragment_found, url_fragment
 from checks.models import Verdict
 from checks.policy import Policy
 from checks.verdicts import Probe, judge
-from crawler.urls import resolve
+from crawler.pages.urls import resolve
 
 JAVADOC_IDS = frozenset({"<init>(byte)", "wrap(byte[])", "compareTo(java.lang.Byte)"})
 SWEDISH_IDS = frozenset({"kontakt-och-öppettider", "Åtgärder", "a b", "a+b", "c%20d"})
@@ -151,7 +151,7 @@ def test_judge_uses_browser_matching(fragment: str, expected: tuple[Verdict, str
     ],
 )
 def test_fragments_as_the_crawl_joins_them(href: str) -> None:
-    """The fragment ``crawler.urls.resolve`` keeps (raw, as written) is what is matched."""
+    """The fragment ``crawler.pages.urls.resolve`` keeps (raw, as written) is what is matched."""
     r = resolve("http://127.0.0.1/api/index.html", href)
     assert r.base == "http://127.0.0.1/api/Byte.html"
     assert r.fragment is not None

@@ -22,11 +22,11 @@ from sqlalchemy import text
 from checks.models import Check, Finding, LinkResult, Page, Report, RunInfo, Severity, Verdict
 from checks.policy import Policy
 from checks.verdicts import Probe
-from crawler.fetch_cache import FetchCache, Fetched
 from crawler.history import SiteBusy, Store, StoreError
 from crawler.history.engine import HistoryURLError, resolve
 from crawler.history.migrate import HEAD, SCRIPTS, script_head
 from crawler.history.schema import metadata
+from crawler.rerun.fetch_cache import FetchCache, Fetched
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "history_v1.sql"

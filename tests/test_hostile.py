@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.report_writer import write_reports
+from crawler.app.report_writer import write_reports
 from demo.server import Route, SiteServer
 from tests.browser import BROWSER, assert_inert, open_in_chromium
 from tests.cli_runner import CliResult, sitewatch, write_config

@@ -1,4 +1,4 @@
-"""crawler/http1.py read against h11 as the oracle (h11 is in the ``dev`` extra only).
+"""crawler/http/http1.py read against h11 as the oracle (h11 is in the ``dev`` extra only).
 
 Hypothesis builds valid and invalid response heads (status lines, header names and values,
 bare LF line ends, obsolete folding, 1xx answers first, Content-Length variants, transfer
@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crawler import http1
+from crawler.http import http1
 
 
 class _Pieces:

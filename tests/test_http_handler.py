@@ -1,4 +1,4 @@
-"""The audit's download handler (crawler/http_handler.py) against real loopback servers.
+"""The audit's download handler (crawler/http/handler.py) against real loopback servers.
 
 The crawl tests run every audit through it (faults, TLS, timeouts, truncated bodies in
 tests/test_faults.py and tests/test_audit_e2e.py); these check what only a client sees:
@@ -30,9 +30,9 @@ from scrapy.exceptions import (
 from scrapy.http import Headers
 from scrapy.utils.test import get_crawler
 
-from crawler.http_handler import HttpDownloadHandler, headers_from
-from crawler.request_defaults import RequestDefaultsMiddleware
-from crawler.scrapy_settings import audit_settings
+from crawler.engine.request_defaults import RequestDefaultsMiddleware
+from crawler.engine.scrapy_settings import audit_settings
+from crawler.http.handler import HttpDownloadHandler, headers_from
 from tests.cli_runner import sitewatch, write_config
 from tests.raw_http import RawServer
 
@@ -67,8 +67,8 @@ def _with_handler(go: Callable[[HttpDownloadHandler], Awaitable[Any]], **setting
 def test_the_audit_downloads_with_this_handler() -> None:
     handlers = _settings()["DOWNLOAD_HANDLERS"]
     assert handlers == {
-        "http": "crawler.http_handler.HttpDownloadHandler",
-        "https": "crawler.http_handler.HttpDownloadHandler",
+        "http": "crawler.http.handler.HttpDownloadHandler",
+        "https": "crawler.http.handler.HttpDownloadHandler",
     }
 
 
@@ -294,7 +294,7 @@ def test_a_header_value_with_a_line_break_is_never_sent() -> None:
 def test_every_request_carries_the_configured_defaults(tmp_path: Path) -> None:
     """User-Agent, Accept and Accept-Language reach the server on the audit's own requests
     and on robots.txt (asked before the linked page; start pages are not held to it)
-    (crawler/request_defaults.py, in place of Scrapy's three middlewares)."""
+    (crawler/engine/request_defaults.py, in place of Scrapy's three middlewares)."""
     page = b'<html><body><a href="/other.html">Mer</a><p>Granskad 2026-10-01</p></body></html>'
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (
         len(page),

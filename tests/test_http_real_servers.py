@@ -1,5 +1,5 @@
-"""The one HTTP stack (crawler/http1.py read by both clients: the audit's Scrapy download
-handler crawler/http_handler.py and the re-run pass's crawler/quick_http.py) against real
+"""The one HTTP stack (crawler/http/http1.py read by both clients: the audit's Scrapy download
+handler crawler/http/handler.py and the re-run pass's crawler/http/client.py) against real
 servers on loopback: nginx (HTTP/1.1, Content-Length, chunked SSI output, 304s, keep-alive),
 Python's http.server (HTTP/1.0, no Content-Length, the body ended by the close), a chunked
 server, a raw server that closes in the middle of a body (always an error, never a short
@@ -29,8 +29,8 @@ from scrapy.exceptions import (
     ResponseDataLossError,
 )
 
-from crawler import http1
-from crawler.quick_http import Answer, Client
+from crawler.http import http1
+from crawler.http.client import Answer, Client
 from tests.raw_http import RawServer
 from tests.test_http_handler import _with_handler
 

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawler.css_refs import IMPORT, MAX_REFS, URL, css_refs
-from crawler.extract import facts_from_body
-from crawler.srcset import srcset_urls
-from crawler.stylesheets import is_stylesheet, stylesheet_refs, stylesheet_text
-from crawler.url_syntax import keeps_authority, whatwg_valid
-from crawler.urls import MAX_SKIPPED_URL, resolve
+from crawler.pages.css_refs import IMPORT, MAX_REFS, URL, css_refs
+from crawler.pages.extract import facts_from_body
+from crawler.pages.srcset import srcset_urls
+from crawler.pages.stylesheets import is_stylesheet, stylesheet_refs, stylesheet_text
+from crawler.pages.url_syntax import keeps_authority, whatwg_valid
+from crawler.pages.urls import MAX_SKIPPED_URL, resolve
 
 PAGE = "http://h.test/d/a.html"
 

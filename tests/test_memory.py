@@ -19,8 +19,8 @@ import pytest
 
 from checks.models import LinkRef
 from checks.policy import Policy
-from crawler import crawl_state, spill
-from crawler.crawl_state import CrawlParams, CrawlState, Links, SpilledRefs
+from crawler.state import crawl_state, spill
+from crawler.state.crawl_state import CrawlParams, CrawlState, Links, SpilledRefs
 from demo.server import Route, SiteServer
 from tests.cli_runner import ROOT, resolve_found_on, write_config
 
@@ -105,9 +105,9 @@ def test_spill_is_removed_at_exit_and_read_in_forked_children(tmp_path: Path) ->
     code = f"""
 import os, tempfile
 tempfile.tempdir = {str(tmp_path)!r}
-import crawler.spill
-from crawler.spill import RefSpill
-crawler.spill.MEMORY_REFS = 3
+import crawler.state.spill
+from crawler.state.spill import RefSpill
+crawler.state.spill.MEMORY_REFS = 3
 s = RefSpill()
 for n in range(7):
     s.add(n % 3, "http://h/", str(n), "a", None)
@@ -141,7 +141,7 @@ print(os.path.exists(s.path))
 #: before and after ``trim``.
 TRIM_CHILD = """
 import os
-from crawler.memory import trim
+from crawler.state.memory import trim
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -222,7 +222,7 @@ max_pages_per_pattern = 1000
     out = tmp_path / name
     temp = tmp_path / f"tmp-{name}"
     temp.mkdir()
-    code = patch + "\nfrom crawler.cli import main\nmain()\n"
+    code = patch + "\nfrom crawler.app.cli import main\nmain()\n"
     args = ["audit", "--config", str(cfg), "--as-of", "2026-11-26", "-q", "--out", str(out)]
     proc = subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -233,7 +233,7 @@ max_pages_per_pattern = 1000
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TMPDIR": str(temp)},
         stdin=subprocess.DEVNULL,
     )
-    # The reference spill (crawler.spill) is gone however the audit ended (the directory
+    # The reference spill (crawler.state.spill) is gone however the audit ended (the directory
     # also holds Jinja2's bytecode cache).
     assert list(temp.glob("sitewatch-refs-*")) == []
     return proc
@@ -249,13 +249,13 @@ def _audit(
 
 
 #: Audits that must give the same report as the default one: a frontier of 1 and 3 pages
-#: (crawler.spider.FRONTIER), and the references written 2 at a time and every target's
-#: ``found_on`` read back from the spill file as it is iterated (crawler.spill).
+#: (crawler.engine.frontier.FRONTIER), and the references written 2 at a time and every target's
+#: ``found_on`` read back from the spill file as it is iterated (crawler.state.spill).
 SMALL = {
-    "frontier1": "import crawler.spider as s; s.FRONTIER = 1",
-    "frontier3": "import crawler.spider as s; s.FRONTIER = 3",
+    "frontier1": "import crawler.engine.frontier as s; s.FRONTIER = 1",
+    "frontier3": "import crawler.engine.frontier as s; s.FRONTIER = 3",
     "spilled": (
-        "import crawler.crawl_state as c, crawler.spill as p\n"
+        "import crawler.state.crawl_state as c, crawler.state.spill as p\n"
         "c.INLINE_REFS, c.HOLD_REFS, p.BATCH, p.MEMORY_REFS = 1, 0, 2, 0"
     ),
 }
@@ -267,7 +267,7 @@ def test_small_frontier_or_spill_gives_the_same_report(tmp_path: Path, small: st
     _assert_same_report(whole, fed, server)
 
 
-#: Audits whose pages are read elsewhere (crawler.parse_worker): in the audit process, by
+#: Audits whose pages are read elsewhere (crawler.pages.parse_worker): in the audit process, by
 #: three workers, by two of which one stops after its first page (the spider then sends
 #: every page to the other). (crawl.parse_workers, a patch run before the audit)
 WORKERS = {
@@ -277,7 +277,7 @@ WORKERS = {
         "parse_workers = 2",
         """
 import os
-import crawler.parse_worker as w
+import crawler.pages.parse_worker as w
 start, serve, made = w.ParseWorker.start.__func__, w._serve, []
 def started(cls, phrases):
     w.DIES = len(made) == 1  # the second worker, in its forked child
@@ -355,7 +355,7 @@ def test_spill_removed_when_the_audit_fails(tmp_path: Path, error: str) -> None:
     www.mkdir()
     _site(www)
     crash = (
-        "import crawler.audit as a\n"
+        "import crawler.engine.audit as a\n"
         "def boom(*args, **kwargs):\n"
         f"    raise {error}\n"
         "a.build_report = boom\n"

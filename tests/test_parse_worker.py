@@ -8,11 +8,11 @@ import signal
 
 import pytest
 
-from crawler.extract import facts_from_body
-from crawler.fetch_cache import Fetched, decode_fetched, encode_fetched
-from crawler.parse_worker import ParseWorker, WorkerGone, read_page, worker_count
-from crawler.processes import HELPER_NICENESS
-from crawler.urls import ResolveCache, resolve
+from crawler.app.processes import HELPER_NICENESS
+from crawler.pages.extract import facts_from_body
+from crawler.pages.parse_worker import ParseWorker, WorkerGone, read_page, worker_count
+from crawler.pages.urls import ResolveCache, resolve
+from crawler.rerun.fetch_cache import Fetched, decode_fetched, encode_fetched
 
 PHRASES = ("sidan finns inte",)
 ANSWER = (200, "text/html", "GET", True, True, False)

@@ -18,8 +18,8 @@ from pypdf.generic import (
     TextStringObject,
 )
 
-from crawler import pdf_links
-from crawler.pdf_links import PdfLink, PdfReader, extract_links, read_pdf
+from crawler.pages import pdf_links
+from crawler.pages.pdf_links import PdfLink, PdfReader, extract_links, read_pdf
 from demo.server import Route, SiteServer
 from tests.cli_runner import CliResult, sitewatch, write_config
 from tests.pdf_fixtures import corrupt_pdf, pdf_with_links

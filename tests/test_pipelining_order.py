@@ -4,7 +4,7 @@ HTTP/1.1 pairs answers with requests by their order only. A server (or a middleb
 breaks that order would pair a 304 with the wrong request, and a changed page would be
 taken as unchanged. The pass therefore pipelines only questions that carry
 ``If-None-Match`` and takes a 304 only when it names the entity tag its request asked
-about (crawler/quick_http.py ``pipelined``); the rest is asked one at a time.
+about (crawler/http/client.py ``pipelined``); the rest is asked one at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import socket
 import threading
 from types import TracebackType
 
-from crawler.fetch_cache import PassSettings, _revalidate
+from crawler.rerun.revalidate import PassSettings, _revalidate
 
 PAGES = 8
 CHANGED = {1, 4}

@@ -90,7 +90,7 @@ def test_per_host_concurrency(tmp_path: Path) -> None:
 
 def test_total_concurrency_across_hosts(tmp_path: Path) -> None:
     """``concurrency`` bounds the requests in flight over all hosts together (the spider's
-    dispatch, crawler/dispatch.py), while each host keeps its own limit; a slow host does
+    dispatch, crawler/engine/dispatch.py), while each host keeps its own limit; a slow host does
     not hold back the others' checks."""
     hosts = [SiteServer(f"127.0.0.{n}", name=f"ext{n}") for n in (2, 3, 4)]
     for h in hosts:
@@ -133,7 +133,7 @@ def test_delay_between_requests_to_one_host(tmp_path: Path) -> None:
 def test_every_request_waiting_for_robots_txt_obeys_it(tmp_path: Path) -> None:
     """Requests that arrive while a host's robots.txt is still on its way all wait for it
     and all obey it (Scrapy 2.19 let every waiter but the first through as if there were
-    no robots.txt; crawler/robots_middleware.py). The start page (asked whatever robots.txt
+    no robots.txt; crawler/engine/robots_middleware.py). The start page (asked whatever robots.txt
     says) links six pages, asked at once; robots.txt takes 0.3 s to answer."""
     private = [f"/site/private/p{i}.html" for i in range(6)]
     routes = {

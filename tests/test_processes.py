@@ -1,4 +1,4 @@
-"""crawler.processes: how forked children and commands end, and that nothing is left over."""
+"""crawler.app.processes: how forked children and commands end, and that nothing is left over."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler import processes
+from crawler.app import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 HANG = "import os, threading; print(os.getpid(), flush=True); threading.Event().wait()"
@@ -187,7 +187,7 @@ def test_children_end_with_a_killed_parent() -> None:
     """SIGKILL to the audit process: its forked child and its command end too."""
     parent_script = (
         "import sys, threading\n"
-        "from crawler import processes\n"
+        "from crawler.app import processes\n"
         "child = processes.fork(lambda sock: threading.Event().wait())\n"
         "print(child.pid, flush=True)\n"
         f"cmd = [sys.executable, '-c', {HANG!r}]\n"
@@ -222,7 +222,7 @@ def test_children_are_killed_and_reaped_when_the_parent_exits() -> None:
         "    except ChildProcessError:\n"
         "        print('reaped', flush=True)\n"
         "atexit.register(check)\n"
-        "from crawler import processes\n"
+        "from crawler.app import processes\n"
         "child = processes.fork(lambda sock: threading.Event().wait())\n"
         "print(child.pid, flush=True)\n"
     )

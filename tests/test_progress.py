@@ -30,7 +30,7 @@ def test_progress_line_on_a_terminal(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "crawler.cli",
+                "crawler.app.cli",
                 "audit",
                 site.url("/s/index.html"),
                 "--no-history",

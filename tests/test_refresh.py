@@ -1,6 +1,6 @@
 """``<meta http-equiv=refresh>``: the content parsed as the HTML standard's shared
 declarative refresh steps (``checks.refresh``), found in a page's parse
-(``crawler.extract``, also in the parse worker) and judged (``checks.verdicts``)."""
+(``crawler.pages.extract``, also in the parse worker) and judged (``checks.verdicts``)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from checks.models import RedirectHop, Verdict
 from checks.policy import Policy
 from checks.refresh import REFRESH_STATUS, parse_refresh
 from checks.verdicts import Probe, judge
-from crawler.extract import ParsedPage, facts_from_body
-from crawler.fetch_cache import Fetched, decode_fetched, encode_fetched
-from crawler.parse_worker import read_page
-from crawler.refresh import is_redirect, refresh_target
-from crawler.urls import ResolveCache
+from crawler.pages.extract import ParsedPage, facts_from_body
+from crawler.pages.parse_worker import read_page
+from crawler.pages.refresh import is_redirect, refresh_target
+from crawler.pages.urls import ResolveCache
+from crawler.rerun.fetch_cache import Fetched, decode_fetched, encode_fetched
 
 
 @pytest.mark.parametrize(

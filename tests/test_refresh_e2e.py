@@ -173,7 +173,7 @@ def test_fragments_as_browsers_resolve_them(first: CliResult, site, href: str, e
 
 
 def resolve_href(main: SiteServer, href: str) -> str:
-    from crawler.urls import resolve
+    from crawler.pages.urls import resolve
 
     r = resolve(main.url("/docs/api/index.html"), href)
     return r.base if r.fragment is None else f"{r.base}#{r.fragment}"

@@ -1,4 +1,4 @@
-"""The unchanged-site replay (crawler/replay.py) and its HTTP client (crawler/quick_http.py).
+"""The unchanged-site replay (crawler/rerun/replay.py) and its HTTP client (crawler/http/client.py).
 
 What the plan asks before a previous run may stand for this one (real SQLite cache), and
 the client against real servers on 127.0.0.1. The end-to-end replay (real audits in a
@@ -17,10 +17,11 @@ import pytest
 
 from checks.models import LinkRef, LinkResult, Page, RedirectHop, Verdict
 from checks.policy import Policy
-from crawler.fetch_cache import Confirm, FetchCache
 from crawler.history import Store
-from crawler.quick_http import Answer, Client, pipelined
-from crawler.replay import NotReplayable, Plan, holds, plan
+from crawler.http.client import Answer, Client, pipelined
+from crawler.rerun.fetch_cache import FetchCache
+from crawler.rerun.replay import NotReplayable, Plan, holds, plan
+from crawler.rerun.revalidate import Confirm
 from demo.server import Route, SiteServer
 from tests.cli_runner import sitewatch, write_config
 from tests.raw_http import RawServer
@@ -403,8 +404,8 @@ def test_pipelined_on_odd_servers(case: str) -> None:
 def test_a_pipelined_304_for_another_entity_tag_is_asked_again_on_its_own() -> None:
     """A 304 whose ETag is not the one asked about may be an answer out of step with its
     request: the pass asks that URL once more on its own before taking it as unchanged."""
-    from crawler.fetch_cache import PassSettings, _revalidate
-    from crawler.quick_http import same_etag
+    from crawler.http.client import same_etag
+    from crawler.rerun.revalidate import PassSettings, _revalidate
 
     assert same_etag('"a"', '"a"') and same_etag('W/"a"', '"a"') and same_etag('"a"', 'W/"a"')
     assert not same_etag('"a"', None) and not same_etag('"a"', '"b"')

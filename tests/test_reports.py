@@ -33,8 +33,8 @@ from checks.models import (
     Verdict,
 )
 from checks.policy import DEFAULT_SEVERITIES
-from crawler import report_writer as writer
-from crawler.report_writer import write_reports
+from crawler.app import report_writer as writer
+from crawler.app.report_writer import write_reports
 from reports import junit_report
 from reports.csv_report import COLUMNS, iter_csv, render_csv, safe_cell
 from reports.html_report import render_html

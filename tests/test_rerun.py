@@ -1,11 +1,11 @@
-"""The weekly re-run (crawler/fetch_cache.py): conditional requests and cached outside verdicts.
+"""The weekly re-run (crawler/rerun/fetch_cache.py): conditional requests, cached verdicts.
 
 A site on 127.0.0.1 served with ETag/Last-Modified (answering 304 like nginx) and an
 outside site on 127.0.0.2. One history database; the real ``sitewatch audit`` runs five
 times in a row, the sites changing in between:
 
 1. first run (full);
-2. nothing changed: replayed from run 1 without a crawl (crawler/replay.py); then again
+2. nothing changed: replayed from run 1 without a crawl (crawler/rerun/replay.py); then again
    with that switched off: every page is answered 304 and replayed by the spider;
 3. a page gained a broken link, an image went missing, an outside link broke (still
    reused: its cache entry is young) and a previously broken outside link was fixed;
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from crawler.fetch_cache import PassSettings
+from crawler.rerun.revalidate import PassSettings
 from demo.server import Route, SiteServer
 from tests.cli_runner import CliResult, sitewatch, write_config
 
@@ -145,7 +145,7 @@ cache_max_age = 7
         out[1] = audit(1)
         out["304_after_1"] = main.not_modified
         out["ext_hits_1"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
-        # Nothing changed: replayed from run 1 (crawler/replay.py) ...
+        # Nothing changed: replayed from run 1 (crawler/rerun/replay.py) ...
         out["replay"] = audit("replay")
         out["304_after_replay"] = main.not_modified
         out["ext_hits_replay"] = {p: ext.hits(p) for p in ("/ok", "/later-broken", "/bad")}
@@ -292,7 +292,7 @@ def test_no_cache_is_a_full_run(runs: dict[str, Any]) -> None:
 
 def test_cache_rows_only_for_the_site_profile(runs: dict[str, Any], tmp_path: Path) -> None:
     # Same database, another scope: nothing is reused (a different profile).
-    from crawler.fetch_cache import profile_key
+    from crawler.rerun.fetch_cache import profile_key
 
     a = profile_key("rerun", {"scopes": ["http://127.0.0.1/"]})
     b = profile_key("rerun", {"scopes": ["http://127.0.0.1/a/"]})
@@ -315,7 +315,7 @@ def test_revalidation_pass_obeys_robots(
 ) -> None:
     """The pass before the crawl asks nothing robots.txt disallows, and leaves a host that
     asks for a Crawl-delay to the crawl's polite slots."""
-    from crawler.fetch_cache import FetchCache
+    from crawler.rerun.fetch_cache import FetchCache
 
     www = tmp_path / "www"
     (www / "private").mkdir(parents=True)
@@ -326,8 +326,8 @@ def test_revalidation_pass_obeys_robots(
     with SiteServer("127.0.0.1", root=www, validators=True) as site:
         urls = [site.url("/a.html"), site.url("/private/b.html")]
         # An earlier run (1) stored the validators the server really sends.
-        from crawler.fetch_cache import Fetched
         from crawler.history import Store
+        from crawler.rerun.fetch_cache import Fetched
 
         db = tmp_path / "h.db"
         Store(db).close()
@@ -360,9 +360,10 @@ def test_revalidation_pass_in_a_child(
     nothing readable means the pass runs again in-process (same answer)."""
     import os
 
-    import crawler.fetch_cache as fc
-    from crawler.fetch_cache import FetchCache, Fetched
+    import crawler.rerun.fetch_cache as fc
+    import crawler.rerun.revalidate as rv
     from crawler.history import Store
+    from crawler.rerun.fetch_cache import FetchCache, Fetched
 
     www = tmp_path / "www"
     www.mkdir()
@@ -387,13 +388,13 @@ def test_revalidation_pass_in_a_child(
         if how == "no_fork":
             monkeypatch.setattr(fc, "FORK_REVALIDATE", False)
         elif how == "child_dies":
-            monkeypatch.setattr(fc, "_revalidate_child", lambda rows, args, sock: os._exit(3))
+            monkeypatch.setattr(rv, "_revalidate_child", lambda rows, args, sock: os._exit(3))
         elif how == "child_garbles":
 
             def garble(rows: object, args: object, sock: socket.socket) -> None:
                 sock.sendall(b"not a pickle")
 
-            monkeypatch.setattr(fc, "_revalidate_child", garble)
+            monkeypatch.setattr(rv, "_revalidate_child", garble)
         inline = FetchCache(db, "p", 2, max_age_days=7)
         inline.revalidate(SETTINGS)
         inline.close()
@@ -423,8 +424,8 @@ def test_revalidation_pass_aborted(tmp_path: Path) -> None:
     """An audit that fails while the pass runs stops and reaps its child."""
     import os
 
-    from crawler.fetch_cache import FetchCache, Fetched
     from crawler.history import Store
+    from crawler.rerun.fetch_cache import FetchCache, Fetched
 
     db = tmp_path / "h.db"
     Store(db).close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawler.urls import ResolveCache, join_key, resolve
+from crawler.pages.urls import ResolveCache, join_key, resolve
 
 DIRS = [
     "http://h/",
@@ -75,7 +75,7 @@ URL_CHARS = st.sampled_from([*"/.?#:;%@ ab~!$&'()*+,=-_AZ09[]{}|\\^\"<>`é", "%2
 def test_verbatim_urls_are_what_scrapy_would_send(h: str) -> None:
     from w3lib.url import safe_url_string
 
-    from crawler.spider import _VERBATIM_URL
+    from crawler.engine.modes import _VERBATIM_URL
 
     r = resolve("http://127.0.0.1:8080/a/b.html", h)
     if not r.skip and _VERBATIM_URL.fullmatch(r.base):

@@ -152,7 +152,7 @@ class Worker:
         self.log_path = tmp / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "crawler.cli", "worker", "--config", str(config)],
+            [sys.executable, "-m", "crawler.app.cli", "worker", "--config", str(config)],
             cwd=tmp,
             env=cli_env(),
             stdin=subprocess.DEVNULL,
@@ -179,8 +179,8 @@ class Worker:
 
 
 def store_for(config: Path, site: str | None = None):  # -> Store
+    from crawler.app.sites import load_site
     from crawler.history.runs import open_store
-    from crawler.sites import load_site
 
     cfg = load_site(str(config), site) if site else load_config(config)
     return open_store(cfg)
@@ -232,7 +232,16 @@ def baseline(tmp: Path, sites: dict[str, GatedSite], redis: RedisServer) -> dict
     keys = {}
     for sid in sites:
         done = subprocess.run(
-            [sys.executable, "-m", "crawler.cli", "audit", "--config", str(single), "--site", sid],
+            [
+                sys.executable,
+                "-m",
+                "crawler.app.cli",
+                "audit",
+                "--config",
+                str(single),
+                "--site",
+                sid,
+            ],
             cwd=tmp,
             env=cli_env(),
             capture_output=True,
@@ -375,7 +384,7 @@ def test_one_scheduler_enqueues_each_site_once_per_period(
         log = tmp_path / f"{name}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "crawler.cli", "schedule", "--config", str(config)],
+                [sys.executable, "-m", "crawler.app.cli", "schedule", "--config", str(config)],
                 cwd=tmp_path,
                 env=cli_env(),
                 stdin=subprocess.DEVNULL,
@@ -499,7 +508,7 @@ def test_worker_processes_are_supervised_and_stop_on_sigterm(
     config = write_deployment(tmp_path, {}, history=history, redis=redis, smtp=None)
     (tmp_path / "sites" / "x.toml").write_text('[site]\nstart_urls = ["http://127.0.0.9/"]\n')
     log = tmp_path / "workers.log"
-    cmd = [sys.executable, "-m", "crawler.cli", "worker", "--config", str(config)]
+    cmd = [sys.executable, "-m", "crawler.app.cli", "worker", "--config", str(config)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*cmd, "--processes", "2"],
@@ -535,7 +544,7 @@ def test_history_copied_from_sqlite_to_postgresql(tmp_path: Path, pg_url: str) -
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "crawler.cli", *args],
+            [sys.executable, "-m", "crawler.app.cli", *args],
             cwd=tmp_path,
             env=cli_env(),
             capture_output=True,

@@ -17,8 +17,8 @@ import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.triggers.cron import CronTrigger
 
+from crawler.app.schedule import build_scheduler, previous_fire, scheduled_audit
 from crawler.history import Store
-from crawler.schedule import build_scheduler, previous_fire, scheduled_audit
 from demo.server import Route, SiteServer
 from tests.cli_runner import ROOT
 from tests.smtp_server import SmtpTestServer
@@ -124,7 +124,7 @@ def runs(tmp_path: Path) -> list:
 
 @pytest.fixture
 def in_root(monkeypatch):
-    """Children run ``python -m crawler.cli``: make the project importable for them."""
+    """Children run ``python -m crawler.app.cli``: make the project importable for them."""
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.chdir(ROOT)
 
@@ -227,7 +227,7 @@ def test_schedule_command_stops_cleanly_on_sigterm(tmp_path, site, smtp) -> None
         rid = store.begin_run("schematest", dt.datetime.now(dt.UTC))
         store.mark_crashed(rid, "test")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", "schedule", "--config", str(cfg)],
+        [sys.executable, "-m", "crawler.app.cli", "schedule", "--config", str(cfg)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

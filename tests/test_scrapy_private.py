@@ -1,4 +1,4 @@
-"""The private Scrapy names the audit relies on (crawler/scrapy_private.py), checked against
+"""The private Scrapy names the audit relies on (crawler/engine/scrapy_private.py), checked against
 the installed Scrapy. A Scrapy upgrade that moves, renames or changes one fails here with
 a message naming the item, before any crawl would break in a stranger way.
 
@@ -19,11 +19,12 @@ import pytest
 import scrapy
 from scrapy.utils.test import get_crawler
 
-from crawler import scrapy_private
+from crawler.engine import scrapy_private
 
 UPGRADE = (
-    "Scrapy {version}: crawler/scrapy_private.py item {item!r} ({where}) {problem}. Read the "
-    "item's docstring there and Scrapy's changelog, then adapt the wrapper (or replace the "
+    "Scrapy {version}: crawler/engine/scrapy_private.py item {item!r} ({where}) {problem}. "
+    "Read the item's docstring there and Scrapy's changelog, then adapt the wrapper "
+    "(or replace the "
     "item by public API) before changing the scrapy pin in pyproject.toml."
 )
 
@@ -82,7 +83,7 @@ def test_streaming_handler_hooks_are_unchanged() -> None:
         if got != names:
             fail("BaseStreamingDownloadHandler", f"hook {name} takes {got}, not {names}")
     # The audit's handler defines every hook (it would not be instantiable otherwise).
-    from crawler.http_handler import HttpDownloadHandler
+    from crawler.http.handler import HttpDownloadHandler
 
     assert not getattr(HttpDownloadHandler, "__abstractmethods__", set())
     assert issubclass(HttpDownloadHandler, base)
@@ -126,7 +127,7 @@ def test_ssl_context_follows_scrapys_settings() -> None:
 
 
 def test_downloader_attributes_for_crawl_delay() -> None:
-    """crawler.robots_middleware sets a host's delay through these (not underscored, but
+    """crawler.engine.robots_middleware sets a host's delay through these (not underscored, but
     undocumented): ``Downloader.get_slot_key``, ``.slots``, ``.per_slot_settings`` and
     ``Slot.delay``."""
     from scrapy import Request
@@ -147,12 +148,12 @@ def test_downloader_attributes_for_crawl_delay() -> None:
 
 
 def test_public_replacements_match_scrapy() -> None:
-    """crawler.compression splits Content-Encoding as Scrapy's middleware does; the
+    """crawler.engine.compression splits Content-Encoding as Scrapy's middleware does; the
     robots.txt middleware's public hook is still the coroutine ``robot_parser``."""
     from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
     from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 
-    from crawler.compression import split_encodings
+    from crawler.engine.compression import split_encodings
 
     cases = [
         [b"gzip"],

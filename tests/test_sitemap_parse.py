@@ -1,4 +1,4 @@
-"""Sitemap XML reading (crawler.sitemap_parse) and the review-date fallback."""
+"""Sitemap XML reading (crawler.pages.sitemap_parse) and the review-date fallback."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from checks.freshness import ReviewDate
 from checks.models import Check, Page, Severity
 from checks.policy import Policy
 from checks.sitemap_checks import SITEMAP_LASTMOD, unlinked_findings, with_lastmod
-from crawler.sitemap_parse import (
+from crawler.pages.sitemap_parse import (
     SitemapEntry,
     SitemapError,
     gunzip,
@@ -187,7 +187,7 @@ def test_config_keys_are_validated() -> None:
 
 
 def test_collect_follows_indexes_and_notes_failures() -> None:
-    from crawler.sitemaps import collect, from_robots
+    from crawler.pages.sitemaps import collect, from_robots
 
     docs = {
         "https://x.se/robots.txt": b"Sitemap: https://x.se/index.xml\n",
@@ -232,7 +232,7 @@ def test_collect_follows_indexes_and_notes_failures() -> None:
 
 
 def test_a_directory_and_its_index_file_are_one_page() -> None:
-    from crawler.sitemaps import same_page
+    from crawler.pages.sitemaps import same_page
 
     assert same_page("https://x.se/s/") == (
         "https://x.se/s/",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from crawler.app.sites import load_site, load_sites
 from crawler.config import ConfigError, load_config
-from crawler.sites import load_site, load_sites
 from crawler.worker.broker import MAINTENANCE_SCALE, broker_options, maintenance_chance
 from tests.watch_site import cli_env
 
@@ -77,7 +77,7 @@ def test_bad_site_lists_are_clear_config_errors(
 def test_unknown_site_on_the_command_line(deployment: Path, tmp_path: Path) -> None:
     for cmd in (["audit", "--site", "nope"], ["send", "--site", "nope"]):
         done = subprocess.run(
-            [sys.executable, "-m", "crawler.cli", *cmd, "--config", str(deployment)],
+            [sys.executable, "-m", "crawler.app.cli", *cmd, "--config", str(deployment)],
             cwd=tmp_path,
             env=cli_env(),
             capture_output=True,
@@ -110,7 +110,7 @@ def test_bad_worker_settings(tmp_path: Path, table: str, message: str) -> None:
 def test_several_sites_need_the_dramatiq_backend(deployment: Path, tmp_path: Path) -> None:
     local = _write(tmp_path / "local.toml", '[schedule]\nsites = ["sites/*.toml"]\n')
     done = subprocess.run(
-        [sys.executable, "-m", "crawler.cli", "schedule", "--config", str(local)],
+        [sys.executable, "-m", "crawler.app.cli", "schedule", "--config", str(local)],
         cwd=tmp_path,
         env=cli_env(),
         capture_output=True,
@@ -145,7 +145,7 @@ def test_bad_site_file_stops_worker_and_scheduler_with_a_message(tmp_path: Path)
     )
     for cmd in ("worker", "schedule"):
         done = subprocess.run(
-            [sys.executable, "-m", "crawler.cli", cmd, "--config", str(deploy)],
+            [sys.executable, "-m", "crawler.app.cli", cmd, "--config", str(deploy)],
             cwd=tmp_path,
             env=cli_env(),
             capture_output=True,

@@ -1,4 +1,4 @@
-"""The soft-404 test (``crawler.extract.is_soft_404``) with its cheap whole-document
+"""The soft-404 test (``crawler.pages.extract.is_soft_404``) with its cheap whole-document
 precheck gives the same answer as checking each title/h1/h2 on its own
 (the precheck may only skip pages with no hit)."""
 
@@ -8,7 +8,7 @@ import lxml.html
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawler.extract import XPATH_HEADINGS, is_soft_404
+from crawler.pages.extract import XPATH_HEADINGS, is_soft_404
 
 PHRASES = ("sidan kunde inte hittas", "page not found", "404 not found")
 WORDS = st.sampled_from(

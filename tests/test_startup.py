@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from crawler.defaults import DEFAULTS
+from crawler.config.defaults import DEFAULTS
 from demo.server import Route, SiteServer
 from tests.cli_runner import ROOT, write_config
 from tests.faults import html_doc
@@ -31,15 +31,15 @@ NOT_ON_THE_AUDIT_PATH = (
     "babel",
     "css_inline",
     "smtplib",
-    "crawler.commands",
-    "crawler.schedule",
+    "crawler.app.commands",
+    "crawler.app.schedule",
     "crawler.worker",
     "dramatiq",
     "redis",
     "reports.delivery",
     "reports.email_build",
     "reports.html_report",
-    "aiohttp",  # crawler/http_handler.py downloads; aiohttp only for proxied requests
+    "aiohttp",  # crawler/http/handler.py downloads; aiohttp only for proxied requests
 )
 
 #: Runs the real entry point and writes the modules loaded by then (from an atexit
@@ -49,7 +49,7 @@ import atexit, json, sys
 out = sys.argv.pop(1)
 atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
 sys.argv[0] = "sitewatch"
-from crawler.cli import entry
+from crawler.app.cli import entry
 entry()
 """
 

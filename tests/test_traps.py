@@ -274,6 +274,6 @@ def test_fifty_thousand_links_on_one_page(server: SiteServer, tmp_path: Path) ->
     ],
 )
 def test_session_ids_stripped_when_normalising(href: str, expected: str) -> None:
-    from crawler.urls import resolve
+    from crawler.pages.urls import resolve
 
     assert resolve("http://h/s/index.html", href).base == expected

@@ -103,7 +103,7 @@ class Web:
             [
                 sys.executable,
                 "-m",
-                "crawler.cli",
+                "crawler.app.cli",
                 "web",
                 "--config",
                 str(config),

@@ -188,7 +188,7 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """``sitewatch ARGS`` as a child process that keeps running (stdout/stderr piped)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", *args],
+        [sys.executable, "-m", "crawler.app.cli", *args],
         cwd=cwd,
         env=cli_env(env),
         stdin=subprocess.DEVNULL,

@@ -1,5 +1,5 @@
 """The re-run cache's rows (``fetch_cache``, ``link_cache``; what they mean:
-:mod:`crawler.fetch_cache`) in the history database, SQLite or PostgreSQL.
+:mod:`crawler.rerun.fetch_cache`) in the history database, SQLite or PostgreSQL.
 
 Every method may raise :class:`sqlalchemy.exc.SQLAlchemyError`; the cache swallows it and
 the audit simply fetches. Hot paths: ``validators`` is asked for every in-scope request, so

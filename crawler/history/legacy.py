@@ -146,7 +146,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN owner_token TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE runs ADD COLUMN crashed_by TEXT NOT NULL DEFAULT ''",
     ),
-    # 4: the re-run cache (crawler/fetch_cache.py). ``fetch_cache``: per in-scope URL and
+    # 4: the re-run cache (crawler/rerun/fetch_cache.py). ``fetch_cache``: per in-scope URL and
     # probe mode, the validators of the last 2xx answer and what was learnt from its body
     # (zlib JSON), for conditional requests. ``link_cache``: per outside target, the last
     # good probe and when it was made. ``profile`` = site + the settings the facts depend on.
@@ -172,7 +172,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (profile, url)
         )""",
     ),
-    # 5: what an unchanged site's re-run is replayed from (crawler/replay.py): the
+    # 5: what an unchanged site's re-run is replayed from (crawler/rerun/replay.py): the
     # settings the run's results depend on (``replay_key``), the order pages and links
     # were reported in, and each link's ``missing_pdf`` detail.
     (

@@ -21,7 +21,7 @@ from checks.models import (
     Verdict,
 )
 from crawler.history.owners import _row_owner
-from crawler.lazy_tuple import LazyTuple
+from crawler.state.lazy_tuple import LazyTuple
 
 UTC = dt.UTC
 FINISHED = ("complete", "incomplete")

@@ -20,11 +20,11 @@ from checks.changes import Changes, FlakyPolicy, apply_flakiness
 from checks.evaluate import sort_key
 from checks.models import Report
 from checks.suppress import Key, Suppression, newest_by_key, split
-from crawler.audit import site_name
 from crawler.config import Config
+from crawler.engine.audit import site_name
 from crawler.history.rows import StoreError
 from crawler.history.store import Store
-from crawler.replay import replay_key
+from crawler.rerun.replay import replay_key
 
 #: Set by a worker, in its audit child's environment, to the site whose lock it holds.
 SITE_LOCKED_ENV = "SITEWATCH_SITE_LOCKED"

@@ -202,7 +202,7 @@ delivery_log = Table(
     sqlite_autoincrement=True,
 )
 
-#: The re-run cache (``crawler.fetch_cache``): per in-scope URL and probe mode, the
+#: The re-run cache (``crawler.rerun.fetch_cache``): per in-scope URL and probe mode, the
 #: validators of the last 2xx answer and what was learnt from its body (zlib JSON).
 fetch_cache = Table(
     "fetch_cache",

@@ -23,7 +23,7 @@ neither mark fixed what the newer run still saw nor reopen what it found fixed.
 
 Each finished run keeps its own comparison (``run_findings.change`` = new / open / fixed /
 unchecked), so ``changes_for(run_id)`` gives the same answer however many runs came later.
-A run replayed from an earlier one (``crawler/replay.py``: the site had not changed) has the
+A run replayed from an earlier one (``crawler/rerun/replay.py``: the site had not changed) has the
 same pages and links: it names the run that holds those rows (``runs.rows_run``) instead of
 storing them again, and ``pages``/``snapshot`` read them from there. (sitewatch never
 deletes a run; deleting one by hand would also take away the pages and links of the runs
@@ -310,7 +310,7 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
             from_run = db.execute(select(runs).where(runs.c.id == source)).mappings().first()
         rows = None if from_run is None else _rows_of(from_run)
         if rows is not None and self._same_rows(db, rows, report):
-            # Replayed (crawler/replay.py): the pages and links are that run's own,
+            # Replayed (crawler/rerun/replay.py): the pages and links are that run's own,
             # stored once (a copy of s2000's took ~50 ms and 10 MB of the database).
             db.execute(update(runs).where(runs.c.id == run_id).values(rows_run=rows))
             return
@@ -506,7 +506,7 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
 
     def snapshot(self, run_id: int) -> tuple[tuple[Page, ...], tuple[LinkResult, ...], int]:
         """A finished run's pages and links, in the order it reported them, and its
-        number of checked links (for :mod:`crawler.replay`)."""
+        number of checked links (for :mod:`crawler.rerun.replay`)."""
         run = self._run_row(run_id)
         links_checked = int(run["links_checked"])
         own = _rows_of(run)

@@ -10,8 +10,8 @@ import os
 from collections.abc import Callable, Mapping
 
 from checks.owners import Owner
-from crawler.audit import site_name
 from crawler.config import Config
+from crawler.engine.audit import site_name
 from crawler.web.state import FALLBACK
 from crawler.web.tokens import Signing, read_secret
 

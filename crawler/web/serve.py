@@ -83,7 +83,7 @@ def web(
     if hash_password:
         globals()["hash_password"]()
         return
-    from crawler.commands import _config
+    from crawler.app.commands import _config
 
     cfg = _config(config_path)
     server = make_server(cfg, host, port, admin_open)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from checks.models import Finding
 from checks.owners import Owner, owner_for, owners_from_config
 from checks.suppress import Key, Suppression, newest_by_key
-from crawler.audit import site_name
 from crawler.config import Config
+from crawler.engine.audit import site_name
 from crawler.history.decisions import OpenFinding
 from crawler.history.runs import open_store
 from crawler.history.store import Store

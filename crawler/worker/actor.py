@@ -16,7 +16,7 @@ log = logging.getLogger("sitewatch.worker")
 
 ACTOR_NAME = "audit_site"
 #: Dramatiq's own time limit is a backstop above ``worker.time_limit`` (the child is
-#: stopped at that limit by ``crawler.processes.run_command``).
+#: stopped at that limit by ``crawler.app.processes.run_command``).
 TIME_LIMIT_MARGIN_S = 900
 
 

@@ -1,7 +1,7 @@
 """``sitewatch schedule`` with ``schedule.backend = "dramatiq"``: enqueue, never audit.
 
 - One message per site and period: the period is the cron trigger's latest fire time
-  (``crawler.schedule.previous_fire``); ``Store.claim_period(site, period)`` is true only
+  (``crawler.app.schedule.previous_fire``); ``Store.claim_period(site, period)`` is true only
   for the first claim ever of that pair, so a restart, a catch-up and the weekly fire never
   enqueue a period twice. A claim whose message could not be sent (Redis down) is
   released and tried again at the next start or fire.
@@ -22,9 +22,9 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from crawler.app.schedule import make_trigger, previous_fire
+from crawler.app.sites import load_sites
 from crawler.config import Config, load_config
-from crawler.schedule import make_trigger, previous_fire
-from crawler.sites import load_sites
 
 log = logging.getLogger("sitewatch.schedule")
 

@@ -9,7 +9,7 @@
   audited again; a crashed run (a worker killed mid-crawl) does not count, so the
   redelivered message audits the site.
 - The audit is ``sitewatch audit --config MAIN --site ID`` in a child process
-  (``crawler.processes``: one audit per process, stopped after ``worker.time_limit``, killed
+  (``crawler.app.processes``: one audit per process, stopped after ``worker.time_limit``, killed
   with its worker).
 - Then ``sitewatch send`` for the site, whatever happened: deliveries are claimed once per
   (run, recipient) in the history, so a send repeated by a duplicate or a redelivered
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from crawler import processes
+from crawler.app import processes
+from crawler.app.sites import load_site, site_args
 from crawler.config import Config, ConfigError
-from crawler.sites import load_site, site_args
 
 if TYPE_CHECKING:
     from crawler.history.store import Store
@@ -124,7 +124,7 @@ def _audit_once(
     why = "stopped after worker.time_limit" if code == -9 else f"exit code {code}"
     log.error("%s %s: audit failed (%s)", site_id, period, why)
     store.reap_runs(site_id, f"audit process {why}")
-    from crawler.schedule import _report_failure
+    from crawler.app.schedule import _report_failure
 
     _report_failure(cfg, why)
     return JobOutcome("failed", audit_code=code, reason=why, retry=code != -9)

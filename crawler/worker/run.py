@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 
-from crawler import processes as child_processes
+from crawler.app import processes as child_processes
 from crawler.config import load_config
 
 log = logging.getLogger("sitewatch.worker")
@@ -61,7 +61,7 @@ def serve(config_path: str, threads: int) -> int:
 
 
 def _supervise(config_path: str, processes: int, threads: int) -> int:
-    cmd = [sys.executable, "-m", "crawler.cli", "worker", "--config", config_path]
+    cmd = [sys.executable, "-m", "crawler.app.cli", "worker", "--config", config_path]
     cmd += ["--processes", "1", "--threads", str(threads)]
 
     def restarted(pid: int, status: int) -> None:

@@ -1,0 +1,1 @@
+"""The crawl: the Scrapy spider, its dispatch, settings and middlewares."""

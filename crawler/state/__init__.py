@@ -1,0 +1,1 @@
+"""What a crawl keeps in memory and what it spills to disk."""
