@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from checks.models import Check, Finding, Page, Report, RunInfo, Severity
+from crawler.app.email_setup import setup_from_config
 from crawler.config import load_config
 from crawler.history import Store
 from reports.delivery import (
@@ -25,7 +26,6 @@ from reports.delivery import (
     deliver_run,
     make_transport,
     messages_for_run,
-    setup_from_config,
 )
 from tests.smtp_server import Handler, SmtpTestServer
 

@@ -11,10 +11,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from checks.suppress import Kind
+from crawler.app.email_setup import setup_from_config
 from crawler.history.store import Store
 from crawler.web.links import workspace_links
 from crawler.web.tokens import Signing
-from reports.delivery import messages_for_run, setup_from_config
+from reports.delivery import messages_for_run
 from reports.email_workspace import finding_id
 from reports.web_messages import trend_line
 from tests.workspace_data import SECRET, SITE, WEEK1, WEEK2, config, findings, record

@@ -86,7 +86,8 @@ def _store(cfg: Config) -> Store:
 @click.option("--dry-run", is_flag=True, help="Show who would get what; send nothing.")
 def send(config_path: str | None, site_id: str | None, run_id: int | None, dry_run: bool) -> None:
     """Email each page owner the problems on their pages (once per run and recipient)."""
-    from reports.delivery import deliver_run, make_transport, messages_for_run, setup_from_config
+    from crawler.app.email_setup import setup_from_config
+    from reports.delivery import deliver_run, make_transport, messages_for_run
 
     cfg = _config(config_path, site_id)
     try:
@@ -240,7 +241,8 @@ def worker(config_path: str | None, processes: int, threads: int) -> None:
 
 def send_failure_notice(cfg: Config, text: str) -> None:
     """Email the site's fallback address that a scheduled audit failed (once per run)."""
-    from reports.delivery import deliver_run, make_transport, setup_from_config
+    from crawler.app.email_setup import setup_from_config
+    from reports.delivery import deliver_run, make_transport
     from reports.email_build import header_safe
 
     if not cfg.email.fallback_to:
