@@ -13,8 +13,6 @@ import http
 import re
 from collections.abc import Mapping
 
-from babel.dates import format_date
-
 from checks.models import Check, Finding, Severity, http_status, stale_age
 
 LANGUAGES = ("sv", "en")
@@ -424,6 +422,8 @@ def plural(lang: str, key: str, n: int) -> str:
 
 def format_day(lang: str, day: dt.date | dt.datetime, fmt: str = "long") -> str:
     """A date in the language's own style ("28 november 2024" / "28 November 2024")."""
+    from babel.dates import format_date  # emails only: the audit's reports never load Babel
+
     if isinstance(day, dt.datetime):
         day = day.date()
     return format_date(day, format=fmt, locale=LOCALES[_lang(lang)])

@@ -29,6 +29,7 @@ NOT_ON_THE_AUDIT_PATH = (
     "requests",
     "jinja2",
     "babel",
+    "alembic",  # a new history's migrations run in a child (crawler.app.run._schema_ahead)
     "css_inline",
     "smtplib",
     "crawler.app.commands",

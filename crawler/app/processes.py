@@ -1,8 +1,9 @@
 """Child processes: the one module that forks, spawns, signals and reaps.
 
-An audit uses child processes for four jobs: parse workers (``crawler.pages.parse_worker``), the
+An audit uses child processes for five jobs: parse workers (``crawler.pages.parse_worker``), the
 re-run's revalidation pass (``crawler.rerun.revalidate``), the report child
-(``crawler.app.report_writer``), the PDF reader (``crawler.pages.pdf_links``);
+(``crawler.app.report_writer``), the PDF reader (``crawler.pages.pdf_links``), the history's
+schema check while Scrapy loads (``crawler.app.run``);
 ``sitewatch schedule`` runs each audit as a command of its own (``crawler.app.schedule``).
 They all start here:
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checks.evaluate import at_or_above
 from checks.models import Report
 from crawler.config import Config, ConfigError, load_config
-from crawler.engine.audit import AuditError, AuditOptions, run_audit
-from crawler.history.runs import History, HistoryError
+
+if TYPE_CHECKING:
+    from crawler.app.processes import Forked
+    from crawler.history.runs import History
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -81,8 +83,15 @@ def audit_command(
     except ConfigError as e:
         err(str(e))
         return EXIT_ERROR
+    schema = _schema_ahead(cfg) if record else None
+    from crawler.engine.audit import AuditError, AuditOptions, load_scrapy, run_audit
+    from crawler.history.runs import History, HistoryError
+
     history = None
     if record:
+        if schema is not None:
+            load_scrapy()  # while the child checks the schema (two cores busy, not one)
+            schema.wait()  # its outcome does not matter: History.open says what is wrong
         try:
             history = History.open(cfg)
         except HistoryError as e:
@@ -117,6 +126,23 @@ def audit_command(
             close()  # the crawl's reference spill (crawler.state.crawl_state.Links)
 
 
+def _schema_ahead(cfg: Config) -> Forked | None:
+    """Bring the history database to the current schema in a forked child while this
+    process imports Scrapy (``load_scrapy``, ~0.25 s). A new database's migrations need
+    Alembic (~0.15 s of imports and statements), which then never loads in the audit
+    process. The child does what ``History.open`` does first (``migrate.ensure``:
+    idempotent, and locked against a concurrent migration); should it fail,
+    ``History.open`` fails the same way and says why. None: no child (no fork here)."""
+    from crawler.app import processes
+    from crawler.history.store import Store  # SQLAlchemy: both processes need it
+
+    def migrate(_sock: object) -> int:
+        Store.for_config(cfg).close()
+        return 0
+
+    return processes.fork(migrate)
+
+
 def _finish(
     cfg: Config,
     report: Report,
@@ -126,6 +152,7 @@ def _finish(
 ) -> int:
     """Store the run and write the reports."""
     from crawler.app.report_writer import start_reports
+    from crawler.history.runs import HistoryError
 
     changes_line = ""
     history_failed = False

@@ -19,13 +19,14 @@ SQLite migrations run with ``foreign_keys`` off (batch mode copies tables: dropp
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
 from crawler.history import legacy
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 #: The newest revision (a test keeps it equal to the scripts' head).
 HEAD = "0003"
@@ -40,6 +41,10 @@ class SchemaError(RuntimeError):
 
 
 def alembic_config(conn: Connection | None = None) -> Config:
+    # Alembic (~0.12 s to import) loads only when a database needs a migration: an audit
+    # on a database already at HEAD never imports it (tests/test_startup.py).
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(SCRIPTS))
     cfg.set_main_option("path_separator", "os")
@@ -49,6 +54,8 @@ def alembic_config(conn: Connection | None = None) -> Config:
 
 
 def script_head() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
@@ -101,6 +108,8 @@ def _upgrade(conn: Connection, shown: str) -> None:
         old = legacy.version(conn)
         if old is not None:
             _from_legacy(conn, old, shown)
+    from alembic import command
+
     command.upgrade(alembic_config(conn), "head")
 
 
@@ -115,10 +124,14 @@ def _from_legacy(conn: Connection, old: int, shown: str) -> None:
         return  # only an empty schema_version table: a new database
     legacy.upgrade(conn, old)
     legacy.mark_alembic(conn)
+    from alembic import command
+
     command.stamp(alembic_config(conn), BASELINE)
 
 
 def _known() -> set[str]:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     return {s.revision for s in script.walk_revisions()}
 
