@@ -16,7 +16,7 @@ import psutil
 
 import crawler.app.report_writer as report_writer
 import crawler.engine.audit as audit
-import crawler.history as history
+import crawler.history.runs as history
 import reports.render as render
 from crawler.app.cli import main
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -157,15 +157,14 @@ class _Base:
         )
 
     def _bulk_insert(
-        self, db: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+        self, db: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
     ) -> None:
         """Insert many rows (tuples in ``columns`` order; a row whose key is already there
         is skipped) inside ``db``'s transaction, through the driver: SQLite's
         ``executemany``; PostgreSQL ``COPY`` into a temporary table, then one INSERT from
         it (5x faster than ``executemany``). SQLAlchemy's per-row parameter handling would
-        double a big run's write time. Table and column names come from :mod:`schema`."""
-        if not rows:
-            return
+        double a big run's write time. ``rows`` is consumed once, as the driver goes (no list
+        of them all). Table and column names come from :mod:`schema`."""
         cols = ", ".join(columns)
         driver: Any = db.connection.driver_connection
         if self.dialect == "sqlite":

@@ -66,6 +66,7 @@ from crawler.history.schema import finding_state, links, pages, run_findings, ru
 from crawler.history.writes import (
     LINK_COLUMNS,
     PAGE_COLUMNS,
+    batches,
     finding_rows,
     link_rows,
     page_rows,
@@ -264,9 +265,8 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
             )
             self._update_run(db, run_id, report, changes, complete, reasons)
             self._store_rows(db, run_id, report)
-            found = finding_rows(run_id, changes)
-            if found:
-                db.execute(run_findings.insert(), found)
+            for batch in batches(finding_rows(run_id, changes)):
+                db.execute(run_findings.insert(), batch)
             if newer is None:
                 self._update_state(db, site, run_id, now, changes)
         return changes
@@ -321,24 +321,26 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
         self, db: Connection, site: str, run_id: int, now: dt.datetime, changes: Changes
     ) -> None:
         seen = state_rows(site, run_id, now, (*changes.new, *changes.still_open))
-        if seen:
-            db.execute(self._upsert(finding_state, ("site", "check_name", "page", "target")), seen)
-        if changes.fixed:
-            fs = finding_state.c
-            db.execute(
-                update(finding_state)
-                .where(
-                    fs.site == site,
-                    fs.check_name == bindparam("k_check"),
-                    fs.page == bindparam("k_page"),
-                    fs.target == bindparam("k_target"),
-                )
-                .values(open=0, closed_at=_ts(now), closed_run_id=run_id),
-                [
-                    {"k_check": c, "k_page": p, "k_target": t}
-                    for c, p, t in (item.key for item in changes.fixed)
-                ],
+        upsert = self._upsert(finding_state, ("site", "check_name", "page", "target"))
+        for batch in batches(seen):
+            db.execute(upsert, batch)
+        fs = finding_state.c
+        close = (
+            update(finding_state)
+            .where(
+                fs.site == site,
+                fs.check_name == bindparam("k_check"),
+                fs.page == bindparam("k_page"),
+                fs.target == bindparam("k_target"),
             )
+            .values(open=0, closed_at=_ts(now), closed_run_id=run_id)
+        )
+        fixed = (
+            {"k_check": c, "k_page": p, "k_target": t}
+            for c, p, t in (item.key for item in changes.fixed)
+        )
+        for batch in batches(fixed):
+            db.execute(close, batch)
 
     @staticmethod
     def _same_rows(db: Connection, source: int, report: Report) -> bool:
