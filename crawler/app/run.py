@@ -128,15 +128,17 @@ def audit_command(
 
 def _schema_ahead(cfg: Config) -> Forked | None:
     """Bring the history database to the current schema in a forked child while this
-    process imports Scrapy (``load_scrapy``, ~0.25 s). A new database's migrations need
-    Alembic (~0.15 s of imports and statements), which then never loads in the audit
-    process. The child does what ``History.open`` does first (``migrate.ensure``:
-    idempotent, and locked against a concurrent migration); should it fail,
-    ``History.open`` fails the same way and says why. None: no child (no fork here)."""
+    process imports SQLAlchemy and Scrapy (``load_scrapy``; ~0.4 s together). A new
+    database's migrations need Alembic (~0.15 s of imports and statements), which then
+    never loads in the audit process. The child does what ``History.open`` does first
+    (``migrate.ensure``: idempotent, and locked against a concurrent migration); should it
+    fail, ``History.open`` fails the same way and says why. None: no child (no fork here).
+    Forked before this process imports SQLAlchemy, so both imports run at once."""
     from crawler.app import processes
-    from crawler.history.store import Store  # SQLAlchemy: both processes need it
 
     def migrate(_sock: object) -> int:
+        from crawler.history.store import Store
+
         Store.for_config(cfg).close()
         return 0
 
