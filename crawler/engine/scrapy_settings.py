@@ -2,9 +2,11 @@
 
 Redirects, retries, offsite filtering, depth limits and duplicate filtering are done by
 the spider itself (Scrapy's versions drop checks silently); everything the audit does
-not use is switched off for speed (see docs/performance.md). The spider's requests go to
-the downloader through its own dispatch (crawler/engine/dispatch.py), not Scrapy's scheduler:
-``CONCURRENT_REQUESTS`` and ``CONCURRENT_REQUESTS_PER_DOMAIN`` are read there.
+not use is switched off for speed (docs/decisions/0004-scrapy-as-downloader-only.md; the
+measurements in docs/performance.md). The spider's requests go to the downloader through
+its own dispatch (crawler/engine/dispatch.py, docs/decisions/0005-own-dispatch.md), not
+Scrapy's scheduler: ``CONCURRENT_REQUESTS`` and ``CONCURRENT_REQUESTS_PER_DOMAIN`` are read
+there.
 """
 
 from __future__ import annotations
