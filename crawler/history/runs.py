@@ -8,10 +8,11 @@ fixed. Audits of the same site may run at the same time: neither is taken for a 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -110,17 +111,11 @@ class History:
         self.wait_closed()
         return report, changes
 
-    def prepare(self, report: Report) -> Report:
-        """The report with flaky-link grace from the history applied (nothing stored yet).
-
-        On failure the store is closed and :class:`HistoryError` raised.
-        """
+    @contextlib.contextmanager
+    def _or_closed(self) -> Iterator[None]:
+        """Close the store if the block fails; a database error becomes :class:`HistoryError`."""
         try:
-            state = self.store.previous_state(self.site)
-            findings = apply_flakiness(
-                report.findings, report.links, state, self.flaky, self.started
-            )
-            decided = self.store.decisions_for(self.site)
+            yield
         except (SQLAlchemyError, StoreError) as e:
             self.store.close()
             raise HistoryError(
@@ -129,22 +124,26 @@ class History:
         except BaseException:
             self.store.close()
             raise
+
+    def prepare(self, report: Report) -> Report:
+        """The report with flaky-link grace from the history applied (nothing stored yet).
+
+        On failure the store is closed and :class:`HistoryError` raised.
+        """
+        with self._or_closed():
+            state = self.store.previous_state(self.site)
+            findings = apply_flakiness(
+                report.findings, report.links, state, self.flaky, self.started
+            )
+            decided = self.store.decisions_for(self.site)
         report = replace(report, findings=tuple(sorted(findings, key=sort_key)))
         return with_decisions(report, newest_by_key(decided), self.started)
 
     def store_run(self, report: Report) -> Changes:
         """Store the run (``report`` from :meth:`prepare`) and close the store: in the
         background once the run is stored (:meth:`wait_closed`), at once on failure."""
-        try:
+        with self._or_closed():
             changes = self.store.finish_run(self.run_id, report)
-        except (SQLAlchemyError, StoreError) as e:
-            self.store.close()
-            raise HistoryError(
-                f"run {self.run_id} could not be stored in the history: {self.store.scrub(str(e))}"
-            ) from None
-        except BaseException:
-            self.store.close()
-            raise
         self._closing = self.store.close_in_background()
         return changes
 
