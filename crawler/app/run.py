@@ -133,7 +133,12 @@ def _schema_ahead(cfg: Config) -> Forked | None:
     never loads in the audit process. The child does what ``History.open`` does first
     (``migrate.ensure``: idempotent, and locked against a concurrent migration); should it
     fail, ``History.open`` fails the same way and says why. None: no child (no fork here).
-    Forked before this process imports SQLAlchemy, so both imports run at once."""
+    Forked before this process imports SQLAlchemy, so both imports run at once.
+
+    SQLite only: on PostgreSQL a server that does not answer would be waited for twice
+    (by the child, then by ``History.open``); there the audit process migrates itself."""
+    if cfg.history.url and not cfg.history.url.startswith("sqlite"):
+        return None
     from crawler.app import processes
 
     def migrate(_sock: object) -> int:

@@ -184,6 +184,7 @@ def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> C
     # against 0.58 s, medians of 4 alternating pairs).
     gc.disable()
     try:
+        load_scrapy()  # with the collector already off, it stays off
         from scrapy.crawler import AsyncCrawlerProcess
 
         from crawler.engine.spider import AuditSpider

@@ -27,6 +27,7 @@ from crawler.history import legacy
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 #: The newest revision (a test keeps it equal to the scripts' head).
 HEAD = "0003"
@@ -53,10 +54,14 @@ def alembic_config(conn: Connection | None = None) -> Config:
     return cfg
 
 
-def script_head() -> str | None:
+def _scripts() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def script_head() -> str | None:
+    return _scripts().get_current_head()
 
 
 def revision(conn: Connection) -> str | None:
@@ -130,10 +135,7 @@ def _from_legacy(conn: Connection, old: int, shown: str) -> None:
 
 
 def _known() -> set[str]:
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config())
-    return {s.revision for s in script.walk_revisions()}
+    return {s.revision for s in _scripts().walk_revisions()}
 
 
 def _check_foreign_keys(conn: Connection, shown: str) -> None:
