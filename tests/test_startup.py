@@ -71,12 +71,11 @@ def server():
 
 
 def _audit(
-    server: SiteServer, tmp_path: Path, *extra: str
+    server: SiteServer, tmp_path: Path, *extra: str, start: str = "/s/index.html"
 ) -> tuple[subprocess.CompletedProcess[str], set[str]]:
     cfg = write_config(
         tmp_path / "site.toml",
-        f'[site]\nstart_urls = ["{server.url("/s/index.html")}"]\n'
-        f'[history]\ndb = "{tmp_path / "h.db"}"\n',
+        f'[site]\nstart_urls = ["{server.url(start)}"]\n[history]\ndb = "{tmp_path / "h.db"}"\n',
     )
     modules = tmp_path / "modules.json"
     proc = subprocess.run(
@@ -124,6 +123,27 @@ def test_the_audit_path_loads_only_what_it_needs(server: SiteServer, tmp_path: P
         "summary.md",
     ]
     assert "B" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_an_unchanged_site_is_replayed_without_loading_scrapy(tmp_path: Path) -> None:
+    """The first run crawls (Scrapy); the re-run of the unchanged site is answered from
+    it (crawler.rerun.replay), so Scrapy is not imported ahead of it either."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_bytes(
+        html_doc("Start", '<p>Sidan har granskats 2026-10-01</p><a href="b.html">B</a>')
+    )
+    (www / "b.html").write_bytes(html_doc("B", "<p>B</p>"))
+    with SiteServer("127.0.0.1", root=www, validators=True) as srv:
+        first, first_modules = _audit(srv, tmp_path, "-q", start="/index.html")
+        again, again_modules = _audit(srv, tmp_path, "-q", start="/index.html")
+        asked_again = srv.not_modified
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert report["run"]["stats"]["replayed_from_run"] == 1
+    assert asked_again >= 2  # both pages answered 304 to the re-run's pass
+    assert "scrapy" in first_modules
+    assert "scrapy" not in again_modules
 
 
 def test_exit_codes_survive_the_fast_exit(server: SiteServer, tmp_path: Path) -> None:

@@ -83,14 +83,19 @@ def audit_command(
     except ConfigError as e:
         err(str(e))
         return EXIT_ERROR
+    new_db = record and _new_database(cfg)  # before the schema child creates it
     schema = _schema_ahead(cfg) if record else None
-    from crawler.engine.audit import AuditError, AuditOptions, load_scrapy, run_audit
+    from crawler.engine.audit import AuditError, AuditOptions, load_scrapy, may_replay, run_audit
     from crawler.history.runs import History, HistoryError
 
     history = None
     if record:
         if schema is not None:
-            load_scrapy()  # while the child checks the schema (two cores busy, not one)
+            if new_db or not (use_cache and may_replay(cfg)):
+                # The audit will crawl: import Scrapy while the child checks the schema
+                # (two cores busy, not one). Not when the previous run may be replayed
+                # (crawler.rerun.replay): an unchanged site needs no Scrapy at all.
+                load_scrapy()
             schema.wait()  # its outcome does not matter: History.open says what is wrong
         try:
             history = History.open(cfg)
@@ -124,6 +129,12 @@ def audit_command(
         close = getattr(report.links, "close", None)
         if close is not None:
             close()  # the crawl's reference spill (crawler.state.crawl_state.Links)
+
+
+def _new_database(cfg: Config) -> bool:
+    """Whether the history is a SQLite file that did not exist before this audit (it
+    holds no run to replay). False for a database URL: that may hold one."""
+    return not cfg.history.url and not Path(cfg.history.db).exists()
 
 
 def _schema_ahead(cfg: Config) -> Forked | None:

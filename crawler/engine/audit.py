@@ -346,6 +346,14 @@ def assemble_report(
     )
 
 
+def may_replay(cfg: Config) -> bool:
+    """Whether this audit's settings let ``replay_unchanged`` answer it from the previous
+    run (the history decides whether there is one)."""
+    c = cfg.crawl
+    # A sitemap may list new pages while every stored one is unchanged.
+    return cfg.history.replay and c.delay <= 0 and not (c.sitemaps or c.robots_sitemaps)
+
+
 def replay_unchanged(
     cfg: Config, opts: AuditOptions, cache: FetchCache, started: dt.datetime, t0: float
 ) -> Report | None:
@@ -356,11 +364,8 @@ def replay_unchanged(
     from crawler.history.store import Store, StoreError
     from crawler.rerun import replay
 
-    c = cfg.crawl
-    if not (cache.reuse and c.delay <= 0 and opts.cache_run is not None and cfg.history.replay):
+    if not (cache.reuse and opts.cache_run is not None and may_replay(cfg)):
         return None
-    if c.sitemaps or c.robots_sitemaps:
-        return None  # a sitemap may list new pages while every stored one is unchanged
     few_collections()
     try:
         with Store.for_config(cfg) as store:
