@@ -48,7 +48,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -431,6 +431,21 @@ def _kill_all() -> None:
 
 
 # -- this process -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The garbage collector off for a block of imports: they make tens of thousands of
+    objects and no garbage, and the collector's passes over them only cost time (Scrapy
+    and Twisted: 0.66 -> 0.58 s; SQLAlchemy and the audit's modules: ~13 ms, medians of
+    5 alternating runs). Left as it was found."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def few_collections() -> None:

@@ -85,8 +85,17 @@ def audit_command(
         return EXIT_ERROR
     new_db = record and _new_database(cfg)  # before the schema child creates it
     schema = _schema_ahead(cfg) if record else None
-    from crawler.engine.audit import AuditError, AuditOptions, load_scrapy, may_replay, run_audit
-    from crawler.history.runs import History, HistoryError
+    from crawler.app.processes import collector_paused
+
+    with collector_paused():
+        from crawler.engine.audit import (
+            AuditError,
+            AuditOptions,
+            load_scrapy,
+            may_replay,
+            run_audit,
+        )
+        from crawler.history.runs import History, HistoryError
 
     history = None
     if record:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from checks.evaluate import evaluate
 from checks.models import LinkResult, Page, Report, RunInfo
 from checks.policy import Policy
-from crawler.app.processes import few_collections
+from crawler.app.processes import collector_paused, few_collections
 from crawler.config import Config
 from crawler.engine.scrapy_settings import ROBOTS_AGENT
 from crawler.pages.refresh import dead_end_note
@@ -163,15 +163,10 @@ def load_scrapy() -> None:
     """Import Scrapy, Twisted and the spider (~0.25 s) with the collector off (see
     ``crawl``). ``crawl`` does it anyway; ``crawler.app.run`` calls this earlier, while a
     child migrates the history's schema."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         import scrapy.crawler  # noqa: F401
 
         import crawler.engine.spider  # noqa: F401
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def crawl(cfg: Config, opts: AuditOptions, cache: FetchCache | None = None) -> CrawlState:
