@@ -30,6 +30,7 @@ NOT_ON_THE_AUDIT_PATH = (
     "jinja2",
     "babel",
     "alembic",  # a new history's migrations run in a child (crawler.app.run._schema_ahead)
+    "sqlalchemy.dialects.postgresql",  # a history on SQLite never needs it
     "css_inline",
     "smtplib",
     "crawler.app.commands",
@@ -64,7 +65,14 @@ def server():
             body=html_doc("Start", '<p>Sidan har granskats 2026-10-01</p><a href="b.html">B</a>')
         ),
     )
-    s.add_route("/s/b.html", Route(body=html_doc("B", '<a href="gone.html">Borta</a>')))
+    # With a validator, as most servers send: the re-run cache stores its answer.
+    s.add_route(
+        "/s/b.html",
+        Route(
+            body=html_doc("B", '<a href="gone.html">Borta</a>'),
+            headers={"ETag": '"b-1"', "Last-Modified": "Mon, 02 Nov 2026 10:00:00 GMT"},
+        ),
+    )
     s.start()
     yield s
     s.stop()

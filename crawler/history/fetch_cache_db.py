@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, tuple_
 
 from crawler.history import engine as engines
+from crawler.history.connection import upsert
 from crawler.history.schema import fetch_cache as fc
 from crawler.history.schema import link_cache as lc
 
@@ -63,13 +64,7 @@ class FetchCacheDB:
             self._conn.rollback()
 
     def _upsert(self, table: Any, keys: tuple[str, ...]) -> Any:
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        stmt = (sqlite.insert if self._sqlite else postgresql.insert)(table)
-        return stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
-        )
+        return upsert("sqlite" if self._sqlite else "postgresql", table, keys)
 
     @contextmanager
     def _write(self) -> Iterator[None]:
