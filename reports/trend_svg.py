@@ -7,6 +7,7 @@ Pure: points in, markup out. Every label is escaped; the result is safe to inser
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -37,6 +38,26 @@ def _ticks(top: int) -> list[int]:
     return list(range(0, top + step, step)) if top else [0]
 
 
+#: The widest a character of the axis labels (11 px type) is taken to be, and the space
+#: kept between two labels.
+_CHAR_W, _LABEL_GAP = 7, 8
+
+
+def _axis_labels(n: int, plot_w: int, chars: int) -> list[tuple[int, str]]:
+    """(index, text-anchor) of the runs labelled under the axis, for labels of up to
+    ``chars`` characters: spread so they do not touch, the newest run always, right-aligned
+    so it stays inside the chart (a label that would touch it is left out)."""
+    if n == 1:
+        return [(0, "middle")]
+    width = _CHAR_W * chars
+    gap = plot_w / (n - 1)
+    every = max(1, math.ceil(n / 8), math.ceil((width + _LABEL_GAP) / gap))
+    last = n - 1
+    room = 1.5 * width + _LABEL_GAP  # half a centred label and a whole right-aligned one
+    shown = [i for i in range(0, last, every) if (last - i) * gap >= room]
+    return [(i, "middle") for i in shown] + [(last, "end")]
+
+
 def trend_svg(points: Sequence[Point], *, title: str, legend: Sequence[str]) -> str:
     """An SVG line chart of ``points`` (oldest first); ``legend``: names of the two series."""
     plot_w, plot_h = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
@@ -63,13 +84,12 @@ def trend_svg(points: Sequence[Point], *, title: str, legend: Sequence[str]) -> 
             f'<text x="{_LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end" font-size="11" '
             f'fill="#52606d">{t}</text>'
         )
-    every = max(1, -(-n // 8))  # at most ~8 labels under the axis
-    for i, p in enumerate(points):
-        if i % every == 0 or i == n - 1:
-            out.append(
-                f'<text x="{x(i):.1f}" y="{HEIGHT - _BOTTOM + 16}" text-anchor="middle" '
-                f'font-size="11" fill="#52606d">{escape(p.label[:12])}</text>'
-            )
+    chars = max(len(p.label[:12]) for p in points)
+    for i, anchor in _axis_labels(n, plot_w, chars):
+        out.append(
+            f'<text x="{x(i):.1f}" y="{HEIGHT - _BOTTOM + 16}" text-anchor="{anchor}" '
+            f'font-size="11" fill="#52606d">{escape(points[i].label[:12])}</text>'
+        )
     for (name, colour), label in zip(SERIES, legend, strict=True):
         values = [getattr(p, name) for p in points]
         if n > 1:

@@ -4,6 +4,7 @@ escaping, the admin view and the run view. (Browser tests: tests/test_web_browse
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -260,6 +261,26 @@ def test_trend_svg_has_a_point_per_run_and_escapes_labels() -> None:
     assert ys[0] < ys[1] == ys[2]
     one = trend_svg([Point("x", 0, 0)], title="t", legend=("e", "w"))
     assert one.count("<circle") == 2 and "<polyline" not in one
+
+
+@pytest.mark.parametrize("runs", [2, 5, 9, 26, 53])
+def test_trend_axis_labels_stay_inside_the_chart_and_apart(runs: int) -> None:
+    from reports.trend_svg import WIDTH, Point, trend_svg
+
+    pts = [Point(f"v.{i:02d} 2026", i % 7, i % 3) for i in range(runs)]
+    svg = trend_svg(pts, title="t", legend=("errors", "warnings"))
+    doc = lxml.etree.fromstring(svg.encode())
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    labels = [t for t in doc.xpath("//s:text", namespaces=ns) if t.text and t.text.startswith("v.")]
+    assert labels[-1].text == pts[-1].label[:12]  # the newest run is always labelled
+    assert 2 <= len(labels) <= 9
+    spans = []
+    for t in labels:  # 11 px type: a character is at most ~7 px wide
+        x, w = float(t.get("x")), 7 * len(t.text)
+        left = {"start": x, "middle": x - w / 2, "end": x - w}[t.get("text-anchor")]
+        assert left >= 0 and left + w <= WIDTH, (t.text, left, w)
+        spans.append((left, left + w))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
 
 
 def test_the_web_command_refuses_a_bad_setup(tmp_path: Path) -> None:
