@@ -45,6 +45,7 @@ from reports.email_workspace import (
     page_headings,
     trend_line,
 )
+from reports.jinja_env import display_url
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_HTML_BYTES = 100_000
@@ -77,7 +78,8 @@ def _href(url: str) -> str:
 
 
 def _short_url(url: str, limit: int = 80) -> str:
-    return _one_line(re.sub(r"^https?://", "", url), limit)
+    """The URL as shown beside its link: no scheme, non-ASCII characters decoded."""
+    return _one_line(re.sub(r"^https?://", "", display_url(url)), limit)
 
 
 @dataclass(frozen=True)

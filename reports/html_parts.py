@@ -15,7 +15,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from reports.jinja_env import display_text, remembered, safe_href
+from reports.jinja_env import display_text, display_url, remembered, safe_href
 
 _NOLINK = '<span class="url nolink" title="Not a web address; not clickable">'
 _WATCHED = Markup(' <span class="badge watched" title="Watched target">★ watched</span>')
@@ -25,7 +25,7 @@ _EMPTY = Markup("")
 @remembered
 def url(u: object) -> Markup:
     """A URL: a link for absolute http(s) addresses, plain text for anything else."""
-    shown = escape(display_text(u))
+    shown = escape(display_text(display_url(u)))
     h = safe_href(u)
     if h:
         return Markup(f'<a class="url" href="{escape(h)}">{shown}</a>')

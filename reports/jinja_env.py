@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,6 +57,35 @@ def display_text(value: object, limit: int = DISPLAY_LIMIT) -> str:
     if cut or len(text) > limit:
         text = text[: max(limit - 1, 0)].rstrip() + ELLIPSIS
     return text
+
+
+#: A run of percent-encoded bytes of which at least one is non-ASCII.
+_PCT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})*%[89A-Fa-f][0-9A-Fa-f](?:%[0-9A-Fa-f]{2})*")
+
+
+def _decode_run(m: re.Match[str]) -> str:
+    raw = m.group()
+    data = bytes.fromhex(raw.replace("%", ""))
+    try:
+        decoded = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    # Only what encodes a non-ASCII character is shown decoded: an encoded "/", "?", "#",
+    # "%" or space keeps its meaning, and an invisible character (a control, a bidi or
+    # zero-width format character, a space of any kind) stays visible as its code.
+    if decoded.isascii() or any(unicodedata.category(c)[0] in "CZ" for c in decoded):
+        return raw
+    return "".join(c if not c.isascii() else f"%{ord(c):02X}" for c in decoded)
+
+
+def display_url(url: object) -> str:
+    """``url`` as a browser's address bar shows it: UTF-8 percent-encodings of non-ASCII
+    characters decoded (``/kontakt-och-%C3%B6ppettider`` reads ``/kontakt-och-öppettider``),
+    everything else as it is. For display only; the ``href`` keeps the URL itself."""
+    text = "" if url is None else str(url)
+    if "%" not in text:
+        return text
+    return _PCT_RUN.sub(_decode_run, text[: DISPLAY_LIMIT * 4 + 64])
 
 
 def safe_href(url: object) -> str | None:
@@ -130,6 +160,7 @@ def get_env() -> Environment:
     )
     # A value shown again (a URL, a title) is cleaned once per process.
     env.filters["clip"] = remembered(display_text)
+    env.filters["display_url"] = display_url
     env.filters["datetime"] = format_datetime
     # report.html's repeated pieces, used as filters: a filter is called directly, where a
     # function call goes through Jinja2's Context.call. (Imported here: html_parts

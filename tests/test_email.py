@@ -321,3 +321,15 @@ def test_incomplete_run_never_says_all_clear() -> None:
         {ANNA: Changes()}, META, EmailSettings(from_addr="s@umea.se", send_all_clear=True)
     )
     assert "Inga fel hittades på dina sidor" in parts(done["anna@umea.se"])[0]
+
+
+def test_html_part_shows_swedish_urls_decoded_and_links_them_encoded() -> None:
+    page = f"{SITE}/internationellt/kontakt-och-%C3%B6ppettider"
+    target = "https://region.se/eu-kontoret/m%C3%B6ten"
+    changes = compute_changes([link(page, target)], {}, now=NOW)
+    msg = build_message(ANNA, changes, META, from_addr="sitewatch@umea.se", pages={}, now=NOW)
+    text, html = parts(msg)
+    assert "www.umea.se/internationellt/kontakt-och-öppettider" in html
+    assert "region.se/eu-kontoret/möten" in html
+    assert f'href="{page}"' in html and f'href="{target}"' in html
+    assert page in text  # the plain part keeps the address a mail client can follow

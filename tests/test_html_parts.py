@@ -10,14 +10,16 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from reports import html_parts
-from reports.jinja_env import get_env, safe_href
+from reports.jinja_env import display_url, get_env, safe_href
 
-#: The macros as report.html.j2 had them before reports/html_parts.py.
+#: The macros as report.html.j2 had them before reports/html_parts.py (URLs since shown
+#: through ``display_url``).
 MACROS = """\
 {% macro url(u) -%}
 {% set h = u|href %}
-{% if h %}<a class="url" href="{{ h }}">{{ u|clip }}</a>{% else %}<span class="url nolink" \
-title="Not a web address; not clickable">{{ u|clip }}</span>{% endif %}
+{% if h %}<a class="url" href="{{ h }}">{{ u|display_url|clip }}</a>{% else %}<span \
+class="url nolink" title="Not a web address; not clickable">{{ u|display_url|clip }}</span>\
+{% endif %}
 {%- endmacro %}
 {% macro text(t) -%}<bdi>{{ t|clip }}</bdi>{%- endmacro %}
 {% macro badge(sev) -%}<span class="badge {{ sev }}">{{ sev }}</span>{%- endmacro %}
@@ -43,6 +45,7 @@ No review date found</span>{% endif %}
 def _macros():  # the template module: its macros are attributes
     env = get_env().overlay()
     env.filters["href"] = safe_href  # as report.html.j2's macros used it
+    env.filters["display_url"] = display_url
     return env.from_string(MACROS).module
 
 
@@ -114,3 +117,14 @@ def test_hostile_url_is_text_and_escaped() -> None:
     assert "<script>" not in out and "&lt;script&gt;" in out
     link = html_parts.url('https://ex.se/a?b=1&c="2"')
     assert link.startswith('<a class="url" href="https://ex.se/a?b=1&amp;c=&#34;2&#34;">')
+
+
+def test_urls_are_shown_as_browsers_show_them_and_linked_as_they_are() -> None:
+    u = "https://kommun.se/kontakt-och-%C3%B6ppettider?q=a%20b%2Fc#%C3%A5r"
+    out = html_parts.url(u)
+    assert f'href="{u}"' in out  # the link is the URL itself
+    assert ">https://kommun.se/kontakt-och-öppettider?q=a%20b%2Fc#år</a>" in out
+    # Invisible or misleading characters, broken UTF-8 and ASCII stay encoded.
+    for kept in ("/%E2%80%AEgpj.exe", "/a%E2%80%8Bb", "/a%C2%A0b", "/%FF%C3", "/%3Cinit%3E"):
+        assert display_url("https://x.se" + kept) == "https://x.se" + kept
+    assert display_url(None) == "" and display_url("https://x.se/%c3%b6") == "https://x.se/ö"
