@@ -2,7 +2,7 @@
 
 Scrapy's engine passes every request through its scheduler (priority queues, signals) and
 every response through its scraper (spider middlewares, a queue of tasks per response)
-before the spider's callback: ~18 % of the audit process's CPU on the PostgreSQL manual,
+before the spider's callback: ~16 % of the audit process's CPU on the PostgreSQL manual,
 for nothing the audit uses (the spider deduplicates, orders and follows redirects itself).
 Here the spider hands each request to :meth:`ExecutionEngine.download_async`: downloader
 middlewares (robots.txt included), download slots with their per-host concurrency and
