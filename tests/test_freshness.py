@@ -792,3 +792,51 @@ def test_stem_precheck_equals_lower_cased_text_on_generated_text() -> None:
         assert _text_has_stem(text) == _has_stem(text.lower())
 
     check()
+
+
+def test_every_phrase_date_holds_what_the_year_precheck_looks_for() -> None:
+    """``find_review_date`` skips the visible text of a page whose text has no year-like
+    digits (``_may_hold_year``): sound only if every date ``find_phrase_date`` accepts has one."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from checks.freshness import _may_hold_year
+
+    pieces = st.sampled_from(
+        [
+            "Sidan har granskats ",
+            "Senast uppdaterad: ",
+            "Last reviewed on ",
+            "Published ",
+            "den ",
+            "måndag ",
+            "13 december ",
+            "15 March ",
+            "March 15, ",
+            "13.12.",
+            "24/10 ",
+            "24/10/",
+            "-12-13",
+            "1990",
+            "2013",
+            "2100",
+            "1989",
+            "٢٠١٣",
+            "١٢",
+            "5432",
+            " ",
+            "\n",
+        ]
+    )
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.lists(st.one_of(pieces, st.text(max_size=4)), max_size=10).map("".join))
+    def check(text: str) -> None:
+        if find_phrase_date(text) is not None:
+            assert _may_hold_year(text), text
+
+    check()
+    assert find_phrase_date("Uppdaterad ٢٠١٣-١٢-١٣") is not None  # other scripts' digits
+    assert _may_hold_year("Uppdaterad ٢٠١٣-١٢-١٣") and _may_hold_year("Ändrad 2013")
+    assert not _may_hold_year("Modified in release 15.4 (port 5432)")
+    assert not _may_hold_year("Ändrad i version 15.4 (port 5432)")
