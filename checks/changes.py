@@ -109,6 +109,24 @@ class Changes:
         )
 
 
+#: How far a run's as-of day may lie from the day it started and still be taken as the
+#: same day (time zones: a run at 00:30 in Stockholm starts on the previous UTC day).
+AS_OF_SLACK = dt.timedelta(days=1)
+
+
+def observed_at(started: dt.datetime, as_of: dt.date | None) -> dt.datetime:
+    """The time a run's findings are dated by (first seen, last seen, fixed): when it
+    started; or, for a run audited as of another day (``--as-of`` more than a day from its
+    start: a demo's second week, a back-dated audit), that day at the same time, so that
+    "since" and "for N days" agree with the dates the run reports."""
+    if as_of is None:
+        return started
+    day = started.date()
+    if abs(as_of - day) <= AS_OF_SLACK:
+        return started
+    return started + (as_of - day)
+
+
 def _days(start: dt.datetime, end: dt.datetime) -> int:
     return max(0, (end - start).days)
 

@@ -11,6 +11,7 @@ from checks.changes import (
     apply_flakiness,
     compute_changes,
     is_transient,
+    observed_at,
 )
 from checks.models import Check, Finding, LinkResult, Severity, Verdict
 
@@ -125,3 +126,23 @@ def test_flakiness_takes_detail_from_links() -> None:
     link = LinkResult("https://t/r", Verdict.BROKEN, "refused")
     (out,) = apply_flakiness([f], [link], {}, FlakyPolicy(), T0)
     assert out.severity is Severity.WARNING
+
+
+def test_a_run_audited_as_of_another_day_is_dated_by_that_day() -> None:
+    started = dt.datetime(2026, 12, 6, 2, 14, tzinfo=dt.UTC)
+    assert observed_at(started, None) == started
+    # Within a day (time zones: 00:30 in Stockholm is the previous UTC day): real time.
+    for day in (dt.date(2026, 12, 5), dt.date(2026, 12, 6), dt.date(2026, 12, 7)):
+        assert observed_at(started, day) == started
+    # A demo's week, a back-dated or a future audit: that day, same time of day.
+    assert observed_at(started, dt.date(2026, 11, 26)) == dt.datetime(
+        2026, 11, 26, 2, 14, tzinfo=dt.UTC
+    )
+    assert observed_at(started, dt.date(2026, 12, 17)).date() == dt.date(2026, 12, 17)
+    # Two weekly runs audited as of days a week apart are a week apart, whenever they ran.
+    week1 = observed_at(started, dt.date(2026, 11, 26))
+    week2 = observed_at(started + dt.timedelta(minutes=5), dt.date(2026, 12, 3))
+    prev = {("broken_link", "p", "t"): FindingState(week1, week1, 1, Severity.ERROR, None)}
+    f = Finding(Check.BROKEN_LINK, Severity.ERROR, "p", "t", "http_404")
+    changes = compute_changes([f], prev, now=week2)
+    assert changes.still_open[0].days == 7 and changes.still_open[0].since == week1

@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from checks.changes import observed_at
 from demo.server import Route, SiteServer
 from reports import messages as M
 from tests.cli_runner import CliResult, sitewatch, write_config
@@ -344,9 +345,16 @@ def run_started(s: Scenario, run_id: int) -> str:
 
 
 def since_line(s: Scenario, lang: str, key: str, run_id: int) -> str:
-    """The "Sedan <date> (<N> dagar)" line an item still open in ``run_id`` must carry."""
+    """The "Sedan <date> (<N> dagar)" line an item still open in ``run_id`` must carry:
+    the weeks are audited as of days a week apart (``AS_OF``) and dated by them
+    (``observed_at``), whatever day the test runs on."""
     since = dt.datetime.fromisoformat(first_seen(s, key))
-    days = max(0, (dt.datetime.fromisoformat(run_started(s, run_id)) - since).days)
+    week1 = dt.date.fromisoformat(AS_OF[1])
+    assert abs(since.date() - week1) <= dt.timedelta(days=1), since  # first seen in week 1
+    started = dt.datetime.fromisoformat(run_started(s, run_id))
+    now = observed_at(started, dt.date.fromisoformat(AS_OF[run_id]))
+    days = max(0, (now - since).days)
+    assert abs(days - 7 * (run_id - 1)) <= 2, days  # a week apart, not the real clock's gap
     return M.text(lang, "since", date=M.format_day(lang, since), days=M.plural(lang, "days", days))
 
 
@@ -556,8 +564,9 @@ def test_complete_run_after_incomplete_one(scenario: Scenario) -> None:
         s.url("/site/gammal.html"): 4,
     }
     # Seen since run 1, across the incomplete run 3.
-    first = db_rows(s, "SELECT started_at FROM runs WHERE id = 1")[0][0]
-    assert first_seen(s, s.url("/site/sv/saknas.html")) == first
+    first = dt.datetime.fromisoformat(db_rows(s, "SELECT started_at FROM runs WHERE id = 1")[0][0])
+    seen = observed_at(first, dt.date.fromisoformat(AS_OF[1]))
+    assert dt.datetime.fromisoformat(first_seen(s, s.url("/site/sv/saknas.html"))) == seen
     assert since_line(s, "sv", s.url("/site/sv/saknas.html"), 4) in item(sara, "saknas.html")
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from checks.changes import Changes, FlakyPolicy, apply_flakiness
+from checks.changes import Changes, FlakyPolicy, apply_flakiness, observed_at
 from checks.evaluate import sort_key
 from checks.models import Report
 from checks.suppress import Key, Suppression, newest_by_key, split
@@ -132,9 +132,10 @@ class History:
         """
         with self._or_closed():
             state = self.store.previous_state(self.site)
-            findings = apply_flakiness(
-                report.findings, report.links, state, self.flaky, self.started
-            )
+            # Dated as the store dates the findings (first seen: ``observed_at``); the
+            # editors' decisions below are made in real time.
+            now = observed_at(self.started, report.run.as_of)
+            findings = apply_flakiness(report.findings, report.links, state, self.flaky, now)
             decided = self.store.decisions_for(self.site)
         report = replace(report, findings=tuple(sorted(findings, key=sort_key)))
         return with_decisions(report, newest_by_key(decided), self.started)

@@ -42,7 +42,14 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from checks.changes import ChangeItem, Changes, FindingState, Key, compute_changes
+from checks.changes import (
+    ChangeItem,
+    Changes,
+    FindingState,
+    Key,
+    compute_changes,
+    observed_at,
+)
 from checks.models import Finding, LinkResult, Page, Report, RunInfo
 from crawler.history.connection import WAL_AUTOCHECKPOINT
 from crawler.history.decisions import DecisionsMixin
@@ -80,6 +87,12 @@ Row = Mapping[Any, Any]
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _observed(run: Mapping[str, Any]) -> dt.datetime:
+    """The time run row ``run``'s findings are dated by (``checks.changes.observed_at``)."""
+    as_of = run["as_of"]
+    return observed_at(_dt(run["started_at"]), dt.date.fromisoformat(as_of) if as_of else None)
 
 
 class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
@@ -236,7 +249,8 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
             if state_read is not None and self.dialect == "sqlite":
                 version = db.exec_driver_sql("PRAGMA data_version").scalar()
             run = self._run_row(run_id, db)
-            site, now = run["site"], _dt(run["started_at"])
+            # as_of is written when the run is finished (below): the report's is this run's.
+            site, now = run["site"], observed_at(_dt(run["started_at"]), info.as_of)
             self._lock_site(db, site)
             run = self._run_row(run_id, db)  # again, under the site's lock
             if run["status"] != "running" and not _wrongly_crashed(run):
@@ -423,7 +437,7 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
         r = self._run_row(run_id)
         if r["status"] not in FINISHED:
             raise StoreError(f"run {run_id} is {r['status']}: it has no findings")
-        now = _dt(r["started_at"])
+        now = _observed(r)
         sections: dict[str, list[ChangeItem]] = {
             "new": [],
             "open": [],
