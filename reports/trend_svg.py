@@ -47,8 +47,8 @@ def _axis_labels(n: int, plot_w: int, chars: int) -> list[tuple[int, str]]:
     """(index, text-anchor) of the runs labelled under the axis, for labels of up to
     ``chars`` characters: spread so they do not touch, the newest run always, right-aligned
     so it stays inside the chart (a label that would touch it is left out)."""
-    if n == 1:
-        return [(0, "middle")]
+    if n <= 1:
+        return [(0, "middle")] if n else []
     width = _CHAR_W * chars
     gap = plot_w / (n - 1)
     every = max(1, math.ceil(n / 8), math.ceil((width + _LABEL_GAP) / gap))
@@ -84,7 +84,7 @@ def trend_svg(points: Sequence[Point], *, title: str, legend: Sequence[str]) -> 
             f'<text x="{_LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end" font-size="11" '
             f'fill="#52606d">{t}</text>'
         )
-    chars = max(len(p.label[:12]) for p in points)
+    chars = max((len(p.label[:12]) for p in points), default=0)
     for i, anchor in _axis_labels(n, plot_w, chars):
         out.append(
             f'<text x="{x(i):.1f}" y="{HEIGHT - _BOTTOM + 16}" text-anchor="{anchor}" '

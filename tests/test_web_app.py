@@ -261,6 +261,8 @@ def test_trend_svg_has_a_point_per_run_and_escapes_labels() -> None:
     assert ys[0] < ys[1] == ys[2]
     one = trend_svg([Point("x", 0, 0)], title="t", legend=("e", "w"))
     assert one.count("<circle") == 2 and "<polyline" not in one
+    none = trend_svg([], title="t", legend=("e", "w"))  # a site with no finished run yet
+    assert none.startswith("<svg") and "<circle" not in none and "<polyline" not in none
 
 
 @pytest.mark.parametrize("runs", [2, 5, 9, 26, 53])
