@@ -759,35 +759,40 @@ def test_stem_precheck_on_bytes_equals_lower_cased_text(text: str) -> None:
     assert _text_has_stem(text) == _has_stem(text.lower())
 
 
-def test_stem_precheck_equals_lower_cased_text_on_generated_text() -> None:
-    from hypothesis import given, settings
+def _joined(pieces: list[str], most: int, text_size: int):  # -> SearchStrategy[str]
+    """Texts of up to ``most`` parts, each one of ``pieces`` or short random text."""
     from hypothesis import strategies as st
 
-    pieces = st.sampled_from(
-        [
-            "gransk",
-            "GRANSK",
-            "Ändra",
-            "ÄNDRA",
-            "ändra",
-            "andra",
-            "Updated",
-            "MODIFIED",
-            "é",
-            "Ä",
-            "\u212a",
-            "\u0130",
-            "ß",
-            "ﬁ",
-            " ",
-            "2018-03-28",
-            "publiceR",
-            "revideR",
-        ]
-    )
+    part = st.one_of(st.sampled_from(pieces), st.text(max_size=text_size))
+    return st.lists(part, max_size=most).map("".join)
+
+
+def test_stem_precheck_equals_lower_cased_text_on_generated_text() -> None:
+    from hypothesis import given, settings
+
+    pieces = [
+        "gransk",
+        "GRANSK",
+        "Ändra",
+        "ÄNDRA",
+        "ändra",
+        "andra",
+        "Updated",
+        "MODIFIED",
+        "é",
+        "Ä",
+        "\u212a",
+        "\u0130",
+        "ß",
+        "ﬁ",
+        " ",
+        "2018-03-28",
+        "publiceR",
+        "revideR",
+    ]
 
     @settings(max_examples=300, deadline=None)
-    @given(st.lists(st.one_of(pieces, st.text(max_size=3)), max_size=12).map("".join))
+    @given(_joined(pieces, 12, 3))
     def check(text: str) -> None:
         assert _text_has_stem(text) == _has_stem(text.lower())
 
@@ -802,40 +807,45 @@ def test_every_phrase_date_holds_what_the_year_precheck_looks_for() -> None:
 
     from checks.freshness import _may_hold_year
 
-    pieces = st.sampled_from(
-        [
-            "Sidan har granskats ",
-            "Senast uppdaterad: ",
-            "Last reviewed on ",
-            "Published ",
-            "den ",
-            "måndag ",
-            "13 december ",
-            "15 March ",
-            "March 15, ",
-            "13.12.",
-            "24/10 ",
-            "24/10/",
-            "-12-13",
-            "1990",
-            "2013",
-            "2100",
-            "1989",
-            "٢٠١٣",
-            "١٢",
-            "5432",
-            " ",
-            "\n",
-        ]
-    )
+    keywords = ["Sidan har granskats", "Senast uppdaterad:", "Last reviewed on", "Published"]
+    fillers = [" ", " den ", " måndag ", ": ", "\n"]
+    forms = [
+        "{y}-{m:02}-{d:02}",
+        "{d} december {y}",
+        "{d}.{m}.{y}",
+        "March {d}, {y}",
+        "{d}/{m} {y}",
+    ]
+    arabic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+    @st.composite
+    def dates(draw: st.DrawFn) -> str:
+        form = draw(st.sampled_from(forms))
+        y = draw(st.one_of(st.integers(1985, 2105), st.integers(0, 9999)))  # near the range
+        m, d = draw(st.integers(1, 12)), draw(st.integers(1, 28))
+        text = form.format(y=y, m=m, d=d)
+        return text.translate(arabic) if draw(st.booleans()) else text
+
+    texts = st.tuples(
+        st.text(max_size=4),
+        st.sampled_from(keywords),
+        st.sampled_from(fillers),
+        dates(),
+        st.text(max_size=4),
+    ).map("".join)
+    dated = []
 
     @settings(max_examples=500, deadline=None)
-    @given(st.lists(st.one_of(pieces, st.text(max_size=4)), max_size=10).map("".join))
+    @given(st.one_of(texts, _joined(keywords + fillers, 10, 4)))
     def check(text: str) -> None:
         if find_phrase_date(text) is not None:
+            dated.append(text)
             assert _may_hold_year(text), text
 
     check()
+    assert len(dated) >= 20  # the property was tested on texts that hold a phrase date
+    for edge in ("Published 1990-01-01", "Published 31 December 2100"):  # MIN/MAX_YEAR
+        assert find_phrase_date(edge) is not None and _may_hold_year(edge), edge
     assert find_phrase_date("Uppdaterad ٢٠١٣-١٢-١٣") is not None  # other scripts' digits
     assert _may_hold_year("Uppdaterad ٢٠١٣-١٢-١٣") and _may_hold_year("Ändrad 2013")
     assert not _may_hold_year("Modified in release 15.4 (port 5432)")

@@ -64,7 +64,7 @@ class FetchCacheDB:
             self._conn.rollback()
 
     def _upsert(self, table: Any, keys: tuple[str, ...]) -> Any:
-        return upsert("sqlite" if self._sqlite else "postgresql", table, keys)
+        return upsert(self.target.dialect, table, keys)
 
     @contextmanager
     def _write(self) -> Iterator[None]:

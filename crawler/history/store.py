@@ -42,14 +42,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from checks.changes import (
-    ChangeItem,
-    Changes,
-    FindingState,
-    Key,
-    compute_changes,
-    observed_at,
-)
+from checks.changes import ChangeItem, Changes, FindingState, Key, compute_changes, observed_at
 from checks.models import Finding, LinkResult, Page, Report, RunInfo
 from crawler.history.connection import WAL_AUTOCHECKPOINT
 from crawler.history.decisions import DecisionsMixin
@@ -89,10 +82,12 @@ def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]
         yield items[i : i + size]
 
 
-def _observed(run: Mapping[str, Any]) -> dt.datetime:
-    """The time run row ``run``'s findings are dated by (``checks.changes.observed_at``)."""
-    as_of = run["as_of"]
-    return observed_at(_dt(run["started_at"]), dt.date.fromisoformat(as_of) if as_of else None)
+def _observed(run: Mapping[str, Any], as_of: dt.date | None = None) -> dt.datetime:
+    """The time run row ``run``'s findings are dated by (``checks.changes.observed_at``):
+    by ``as_of`` if given, else by the row's own (written when the run is finished)."""
+    if as_of is None and run["as_of"]:
+        as_of = dt.date.fromisoformat(run["as_of"])
+    return observed_at(_dt(run["started_at"]), as_of)
 
 
 class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
@@ -249,8 +244,8 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
             if state_read is not None and self.dialect == "sqlite":
                 version = db.exec_driver_sql("PRAGMA data_version").scalar()
             run = self._run_row(run_id, db)
-            # as_of is written when the run is finished (below): the report's is this run's.
-            site, now = run["site"], observed_at(_dt(run["started_at"]), info.as_of)
+            # The row's as_of is written when the run is finished (below).
+            site, now = run["site"], _observed(run, info.as_of)
             self._lock_site(db, site)
             run = self._run_row(run_id, db)  # again, under the site's lock
             if run["status"] != "running" and not _wrongly_crashed(run):
