@@ -84,7 +84,6 @@ def audit_command(
         err(str(e))
         return EXIT_ERROR
     new_db = record and _new_database(cfg)  # before the schema child creates it
-    schema = _schema_ahead(cfg) if record else None
     from crawler.app.processes import collector_paused
 
     with collector_paused():
@@ -99,12 +98,14 @@ def audit_command(
 
     history = None
     if record:
+        # The audit will crawl: import Scrapy while a child brings the schema up to date
+        # (two cores busy, not one). Not when the previous run may be replayed
+        # (crawler.rerun.replay): an unchanged site needs no Scrapy at all, and
+        # History.open checks the schema itself.
+        crawls = new_db or not (use_cache and may_replay(cfg))
+        schema = _schema_ahead(cfg) if crawls else None
         if schema is not None:
-            if new_db or not (use_cache and may_replay(cfg)):
-                # The audit will crawl: import Scrapy while the child checks the schema
-                # (two cores busy, not one). Not when the previous run may be replayed
-                # (crawler.rerun.replay): an unchanged site needs no Scrapy at all.
-                load_scrapy()
+            load_scrapy()
             schema.wait()  # its outcome does not matter: History.open says what is wrong
         try:
             history = History.open(cfg)
@@ -148,12 +149,15 @@ def _new_database(cfg: Config) -> bool:
 
 def _schema_ahead(cfg: Config) -> Forked | None:
     """Bring the history database to the current schema in a forked child while this
-    process imports SQLAlchemy and Scrapy (``load_scrapy``; ~0.4 s together). A new
-    database's migrations need Alembic (~0.15 s of imports and statements), which then
-    never loads in the audit process. The child does what ``History.open`` does first
-    (``migrate.ensure``: idempotent, and locked against a concurrent migration); should it
-    fail, ``History.open`` fails the same way and says why. None: no child (no fork here).
-    Forked before this process imports SQLAlchemy, so both imports run at once.
+    process imports Scrapy (``load_scrapy``, ~0.25 s). A new database's migrations need
+    Alembic (~0.15 s of imports and statements), which then never loads in the audit
+    process. The child does what ``History.open`` does first (``migrate.ensure``:
+    idempotent, and locked against a concurrent migration); should it fail,
+    ``History.open`` fails the same way and says why. None: no child (no fork here).
+    Forked after this process has imported SQLAlchemy, which the child then has already:
+    forked before, both imported it at once, and on this project's 2-core machine the two
+    imports slowed each other (PG first run ~0.05-0.15 s slower, ~0.3 s more CPU;
+    docs/decisions/0009-schema-child.md).
 
     SQLite only: on PostgreSQL a server that does not answer would be waited for twice
     (by the child, then by ``History.open``); there the audit process migrates itself."""

@@ -102,6 +102,9 @@ def audit_settings(
         "STATS_DUMP": False,
         "LOG_ENABLED": verbose,
         "LOG_LEVEL": "INFO" if verbose else "CRITICAL",
+        # The versions Scrapy logs at start are looked up even when nothing is logged
+        # (package metadata and a `uname -p` child, ~10-20 ms before the first request).
+        **({} if verbose else {"LOG_VERSIONS": []}),
         # No per-response "Crawled" record built for nothing (crawler/engine/log_formatter.py).
         "LOG_FORMATTER": "crawler.engine.log_formatter.QuietLogFormatter",
         "REACTOR_THREADPOOL_MAXSIZE": 20,

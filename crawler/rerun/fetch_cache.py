@@ -125,7 +125,9 @@ def encode_fetched(f: Fetched) -> bytes:
     text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     if f.page is not None:
         text = f'{text[:-1]},"p":{page_json(f.page)}}}'
-    return zlib.compress(text.encode(), 6)
+    # Level 1: on the PostgreSQL manual's 1,169 pages 26 ms against 33 ms at level 6
+    # (parse workers' CPU, during the crawl) for 5 % more bytes stored.
+    return zlib.compress(text.encode(), 1)
 
 
 def decode_fetched(blob: bytes) -> Fetched:

@@ -9,7 +9,6 @@ the heap (measured: see docs/performance.md, "Memory"). A no-op where there is n
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable
 
 _trim: Callable[[int], int] | None = None
@@ -22,8 +21,9 @@ def trim() -> None:
     if not _loaded:
         _loaded = True
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _trim = libc.malloc_trim
+            # The process's own symbols, libc's among them: ``find_library("c")`` would run
+            # ``ldconfig -p`` in a child, at the end of the crawl.
+            _trim = ctypes.CDLL(None).malloc_trim
         except (OSError, AttributeError):
             _trim = None
     if _trim is not None:
