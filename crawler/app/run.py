@@ -156,8 +156,7 @@ def _schema_ahead(cfg: Config) -> Forked | None:
     ``History.open`` fails the same way and says why. None: no child (no fork here).
     Forked after this process has imported SQLAlchemy, which the child then has already:
     forked before, both imported it at once, and on this project's 2-core machine the two
-    imports slowed each other (PG first run ~0.05-0.15 s slower, ~0.3 s more CPU;
-    docs/decisions/0009-schema-child.md).
+    imports slowed each other (docs/decisions/0009-schema-child.md).
 
     SQLite only: on PostgreSQL a server that does not answer would be waited for twice
     (by the child, then by ``History.open``); there the audit process migrates itself."""

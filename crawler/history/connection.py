@@ -159,14 +159,6 @@ class _Base:
         rows = self._rows(stmt, params)
         return rows[0] if rows else None
 
-    def _insert(self, table: Table) -> Any:
-        """``INSERT`` with this dialect's ``ON CONFLICT`` clauses available."""
-        return insert(self.dialect, table)
-
-    def _upsert(self, table: Table, keys: Sequence[str]) -> Any:
-        """``INSERT ... ON CONFLICT (keys) DO UPDATE`` every other column."""
-        return upsert(self.dialect, table, keys)
-
     def _bulk_insert(
         self, db: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
     ) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, func, select, update
 
-from crawler.history.connection import _Base
+from crawler.history.connection import _Base, insert
 from crawler.history.rows import (
     _MAX_ERROR,
     Delivery,
@@ -46,7 +46,7 @@ class DeliveriesMixin(_Base):
     def _pending_row(self, db: Connection, run_id: int, recipient: str, now: str) -> bool:
         """Insert a ``pending`` row unless (run, recipient) has one; True if inserted."""
         result = db.execute(
-            self._insert(dtab)
+            insert(self.dialect, dtab)
             .values(
                 run_id=run_id, recipient=recipient, state="pending", created_at=now, updated_at=now
             )

@@ -63,9 +63,6 @@ class FetchCacheDB:
         finally:
             self._conn.rollback()
 
-    def _upsert(self, table: Any, keys: tuple[str, ...]) -> Any:
-        return upsert(self.target.dialect, table, keys)
-
     @contextmanager
     def _write(self) -> Iterator[None]:
         """One write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
@@ -146,7 +143,8 @@ class FetchCacheDB:
         """Insert or replace ``fetch_cache`` rows (one transaction)."""
         if rows:
             with self._write():
-                self._conn.execute(self._upsert(fc, ("profile", "url", "mode")), rows)
+                stmt = upsert(self.target.dialect, fc, ("profile", "url", "mode"))
+                self._conn.execute(stmt, rows)
 
     def finish_links(
         self,
@@ -168,7 +166,7 @@ class FetchCacheDB:
                     bad_urls,
                 )
             if good:
-                conn.execute(self._upsert(lc, ("profile", "url")), good)
+                conn.execute(upsert(self.target.dialect, lc, ("profile", "url")), good)
             if keep is not None:
                 self._prune(conn, keep)
 

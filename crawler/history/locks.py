@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import ColumnElement, Connection, delete, select, text, update
 
-from crawler.history.connection import _Base, lock_key
+from crawler.history.connection import _Base, insert, lock_key
 from crawler.history.owners import RunOwner
 from crawler.history.rows import StoreError, _dt, _now, _ts
 from crawler.history.schema import claims, site_leases
@@ -44,7 +44,7 @@ class LocksMixin(_Base):
         first claim ever made of that pair, by any process."""
         with self._tx() as db:
             result = db.execute(
-                self._insert(claims)
+                insert(self.dialect, claims)
                 .values(site=site, period=period, claimed_at=_ts(_now()), claimed_by=self.owner.key)
                 .on_conflict_do_nothing()
                 .execution_options(preserve_rowcount=True)

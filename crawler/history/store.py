@@ -44,7 +44,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 
 from checks.changes import ChangeItem, Changes, FindingState, Key, compute_changes, observed_at
 from checks.models import Finding, LinkResult, Page, Report, RunInfo
-from crawler.history.connection import WAL_AUTOCHECKPOINT
+from crawler.history.connection import WAL_AUTOCHECKPOINT, upsert
 from crawler.history.decisions import DecisionsMixin
 from crawler.history.deliveries import DeliveriesMixin
 from crawler.history.locks import LocksMixin
@@ -330,9 +330,9 @@ class Store(DeliveriesMixin, LocksMixin, DecisionsMixin):
         self, db: Connection, site: str, run_id: int, now: dt.datetime, changes: Changes
     ) -> None:
         seen = state_rows(site, run_id, now, (*changes.new, *changes.still_open))
-        upsert = self._upsert(finding_state, ("site", "check_name", "page", "target"))
+        stmt = upsert(self.dialect, finding_state, ("site", "check_name", "page", "target"))
         for batch in batches(seen):
-            db.execute(upsert, batch)
+            db.execute(stmt, batch)
         fs = finding_state.c
         close = (
             update(finding_state)

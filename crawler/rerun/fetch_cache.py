@@ -125,8 +125,9 @@ def encode_fetched(f: Fetched) -> bytes:
     text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     if f.page is not None:
         text = f'{text[:-1]},"p":{page_json(f.page)}}}'
-    # Level 1: on the PostgreSQL manual's 1,169 pages 26 ms against 33 ms at level 6
-    # (parse workers' CPU, during the crawl) for 5 % more bytes stored.
+    # Level 1: encoding the PostgreSQL manual's 1,169 records takes 58.9 ms against
+    # 67.7 ms at level 6 (parse workers' CPU, during the crawl) for 5 % more bytes
+    # (640,380 against 609,796).
     return zlib.compress(text.encode(), 1)
 
 
